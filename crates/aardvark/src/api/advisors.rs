@@ -1,0 +1,270 @@
+//! `/api/1/advisors`: Access Advisor data per principal, filtered and paginated, or combined
+//! per service namespace, in exactly upstream 0.3.5's JSON shape.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+
+use super::params::RequestParams;
+use super::{json_response, ApiError};
+use crate::db::read::{AdvisorFilter, StoredPrincipal, StoredService};
+use crate::db::Database;
+
+const DEFAULT_PAGE: i64 = 1;
+const DEFAULT_COUNT: i64 = 30;
+/// What "recently used" means in combined answers.
+const RECENT_USE_DAYS: i64 = 90;
+
+/// Parameters, when sent as a JSON body.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the body; the handler reads it field by field
+pub struct AdvisorsBody {
+    /// Page number, from 1 (default 1).
+    page: Option<i64>,
+    /// Principals per page (default 30).
+    count: Option<i64>,
+    /// Case-insensitive substring of the ARN, e.g. an account id.
+    phrase: Option<String>,
+    /// Regular expression matched at the start of the ARN.
+    regex: Option<String>,
+    /// Exact ARNs (case-insensitive), a list or one string.
+    arn: Option<Vec<String>>,
+    /// `true` to combine all matched principals per service namespace.
+    combine: Option<String>,
+}
+
+/// One service of one principal. Fields are declared in sorted order: that is the JSON order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServiceEntry {
+    /// Epoch milliseconds of the last use; 0 when not used in AWS's tracking window.
+    #[serde(rename = "lastAuthenticated")]
+    last_authenticated: Option<i64>,
+    #[serde(rename = "lastAuthenticatedEntity")]
+    last_authenticated_entity: Option<String>,
+    /// When this principal was last collected (RFC 1123, GMT).
+    #[serde(rename = "lastUpdated")]
+    last_updated: Option<String>,
+    #[serde(rename = "serviceName")]
+    service_name: Option<String>,
+    #[serde(rename = "serviceNamespace")]
+    service_namespace: Option<String>,
+    #[serde(rename = "totalAuthenticatedEntities")]
+    total_authenticated_entities: Option<i64>,
+}
+
+/// One namespace of a combined answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CombinedEntry {
+    #[serde(rename = "USED_LAST_90_DAYS")]
+    used_last_90_days: bool,
+    #[serde(flatten)]
+    entry: ServiceEntry,
+}
+
+/// A value at the top level of a page: a number (`count`, `page`, `total`) or a principal's
+/// services (keyed by ARN).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PageValue {
+    Number(i64),
+    Services(Vec<ServiceEntry>),
+}
+
+/// Access Advisor data per principal.
+///
+/// Parameters come from the query string, a form body or a JSON body (which wins for single
+/// values; `arn` values from all of them are merged).
+#[utoipa::path(
+    method(get, post),
+    path = "/api/1/advisors",
+    tag = "advisors",
+    params(
+        ("page" = Option<i64>, Query, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, description = "Principals per page (default 30)"),
+        ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
+        ("regex" = Option<String>, Query, description = "Regular expression matched at the start of the ARN"),
+        ("arn" = Option<Vec<String>>, Query, description = "Exact ARN, case-insensitive; repeatable"),
+        ("combine" = Option<String>, Query, description = "`true` to combine matched principals per service namespace"),
+    ),
+    request_body(content = Option<AdvisorsBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`count`, `page`, `total`, and each principal's ARN mapped to its services; with combine=true, each namespace mapped to a CombinedEntry"),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+    )
+)]
+pub async fn advisors(
+    State(db): State<Database>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    let params = RequestParams::parse(uri.query(), content_type, &body)?;
+    let page = params.integer("page", DEFAULT_PAGE)?;
+    let count = params.integer("count", DEFAULT_COUNT)?;
+    if page < 1 {
+        return Err(ApiError::bad_request(format!(
+            "invalid value for 'page': {page}; pages are numbered from 1"
+        )));
+    }
+    if count < 0 {
+        return Err(ApiError::bad_request(format!(
+            "invalid value for 'count': {count}; it must be 0 or more"
+        )));
+    }
+    let regex = match params.string("regex")? {
+        Some(pattern) => {
+            let invalid = |err: regex::Error| {
+                ApiError::bad_request(format!(
+                    "invalid value for 'regex': {pattern:?} is not a supported regular expression: {}",
+                    regex_error_text(&err)
+                ))
+            };
+            // Checked alone first, so that the anchoring group cannot change its meaning;
+            // anchored at the start only, like Python's re.match.
+            regex::Regex::new(&pattern).map_err(invalid)?;
+            Some(regex::Regex::new(&format!(r"\A(?:{pattern})")).map_err(invalid)?)
+        }
+        None => None,
+    };
+    let filter = AdvisorFilter {
+        phrase: params.string("phrase")?,
+        arns: params.arns()?,
+        regex,
+    };
+    let combine = params
+        .string("combine")?
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+
+    let result = db.advisors(&filter, page, count).await?;
+    if result.principals.is_empty() && page != 1 {
+        let last_page = if count == 0 {
+            1
+        } else {
+            ((result.total + count - 1) / count).max(1)
+        };
+        return Err(ApiError::bad_request(format!(
+            "invalid value for 'page': {page} is past the last page ({last_page}) of {} principals at count={count}",
+            result.total
+        )));
+    }
+    if combine {
+        if result.total > result.principals.len() as i64 {
+            return Err(ApiError::bad_request(format!(
+                "Error: Please specify a count of at least {}.",
+                result.total
+            )));
+        }
+        return Ok(json_response(StatusCode::OK, &combined(&result.principals, Utc::now())));
+    }
+    let mut body: BTreeMap<String, PageValue> = BTreeMap::new();
+    body.insert("count".into(), PageValue::Number(result.principals.len() as i64));
+    body.insert("page".into(), PageValue::Number(page));
+    body.insert("total".into(), PageValue::Number(result.total));
+    for principal in result.principals {
+        let last_updated = principal.last_updated.as_deref().map(rfc1123);
+        let services = principal
+            .services
+            .into_iter()
+            .map(|service| service_entry(service, last_updated.clone()))
+            .collect();
+        body.insert(principal.arn, PageValue::Services(services));
+    }
+    Ok(json_response(StatusCode::OK, &body))
+}
+
+fn service_entry(service: StoredService, last_updated: Option<String>) -> ServiceEntry {
+    ServiceEntry {
+        last_authenticated: service.last_authenticated,
+        last_authenticated_entity: service.last_authenticated_entity,
+        last_updated,
+        service_name: service.service_name,
+        service_namespace: service.service_namespace,
+        total_authenticated_entities: service.total_authenticated_entities,
+    }
+}
+
+/// Per namespace, the entry with the newest use among the principals (the first on ties), with
+/// the principals' entity counts summed.
+fn combined(principals: &[StoredPrincipal], now: DateTime<Utc>) -> BTreeMap<String, CombinedEntry> {
+    let recent_since = (now - chrono::Duration::days(RECENT_USE_DAYS)).timestamp_millis();
+    let mut usage: BTreeMap<String, CombinedEntry> = BTreeMap::new();
+    for principal in principals {
+        let last_updated = principal.last_updated.as_deref().map(rfc1123);
+        for service in &principal.services {
+            let Some(namespace) = service.service_namespace.clone() else {
+                continue;
+            };
+            let candidate = service_entry(service.clone(), last_updated.clone());
+            match usage.get_mut(&namespace) {
+                None => {
+                    usage.insert(
+                        namespace,
+                        CombinedEntry {
+                            used_last_90_days: false,
+                            entry: candidate,
+                        },
+                    );
+                }
+                Some(best) => {
+                    let total = best.entry.total_authenticated_entities.unwrap_or(0)
+                        + candidate.total_authenticated_entities.unwrap_or(0);
+                    if candidate.last_authenticated.unwrap_or(0)
+                        > best.entry.last_authenticated.unwrap_or(0)
+                    {
+                        best.entry = candidate;
+                    }
+                    best.entry.total_authenticated_entities = Some(total);
+                }
+            }
+        }
+    }
+    for entry in usage.values_mut() {
+        entry.used_last_90_days = entry
+            .entry
+            .last_authenticated
+            .is_some_and(|ms| ms > recent_since);
+    }
+    usage
+}
+
+/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
+/// timestamp is passed through rather than hidden.
+fn rfc1123(stored: &str) -> String {
+    let trimmed = stored.trim().trim_end_matches("+00:00").trim_end_matches('Z');
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
+        .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_else(|| stored.to_owned())
+}
+
+/// The regex crate's message without its multi-line pattern excerpt.
+fn regex_error_text(err: &regex::Error) -> String {
+    let text = err.to_string();
+    text.lines()
+        .rev()
+        .find(|line| line.starts_with("error:"))
+        .map(|line| line.trim_start_matches("error:").trim().to_owned())
+        .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_like_flask() {
+        assert_eq!(rfc1123("2026-11-24 08:33:58.107145"), "Tue, 24 Nov 2026 08:33:58 GMT");
+        assert_eq!(rfc1123("2026-11-22 19:54:58"), "Sun, 22 Nov 2026 19:54:58 GMT");
+        assert_eq!(rfc1123("2026-11-22T19:54:58Z"), "Sun, 22 Nov 2026 19:54:58 GMT");
+        assert_eq!(rfc1123("garbage"), "garbage");
+    }
+}

@@ -1,0 +1,137 @@
+//! The HTTP API: upstream's `/api/1/advisors` and `/healthcheck`, the OpenAPI document and
+//! Swagger UI. Every error leaves here as JSON `{"message": ...}` with a 4xx status (503 when
+//! the database cannot be reached), never a 500 or database error text.
+
+mod advisors;
+mod openapi;
+pub mod params;
+
+use std::net::SocketAddr;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+
+use crate::db::{Database, DbError};
+
+pub use openapi::openapi_document;
+
+/// Methods `/api/1/advisors` answers.
+const ADVISORS_METHODS: &str = "GET, POST, HEAD, OPTIONS";
+
+/// An error answer: a status and a message naming what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong with the request.
+    message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(err: DbError) -> Self {
+        tracing::error!(error = %err, "database query failed");
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the database is unavailable; try again later".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        json_response(
+            self.status,
+            &ErrorBody {
+                message: self.message,
+            },
+        )
+    }
+}
+
+/// A JSON body as upstream's Flask sent it: compact, keys in the order the types give (sorted),
+/// and a trailing newline.
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let mut text = serde_json::to_string(body).expect("API bodies always serialize");
+    text.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        text,
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.".into(),
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: "The method is not allowed for the requested URL.".into(),
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// `GET /healthcheck`: the server is up.
+#[utoipa::path(get, path = "/healthcheck", tag = "health", responses((status = 200, description = "The server is up", body = String, example = "ok")))]
+async fn healthcheck() -> &'static str {
+    "ok"
+}
+
+/// The application's routes over a database.
+pub fn router(db: Database) -> Router {
+    let advisors_route = get(advisors::advisors)
+        .post(advisors::advisors)
+        .options(|| async {
+            (
+                StatusCode::OK,
+                [(header::ALLOW, HeaderValue::from_static(ADVISORS_METHODS))],
+            )
+        })
+        .fallback(|| async { method_not_allowed(ADVISORS_METHODS) });
+    Router::new()
+        .route("/api/1/advisors", advisors_route)
+        .route(
+            "/healthcheck",
+            get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),
+        )
+        .merge(openapi::routes())
+        .fallback(not_found)
+        .with_state(db)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    db: Database,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(db).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

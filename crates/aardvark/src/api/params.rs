@@ -1,0 +1,231 @@
+//! Request parameters of `/api/1/advisors`, read the way upstream's Flask-RESTful parser read
+//! them: from a JSON body (which wins for scalars), the query string and a form body, with
+//! integers parsed like Python's `int()`.
+
+use serde_json::{Map, Value};
+
+use super::ApiError;
+
+/// Every parameter source of one request.
+#[derive(Debug, Default)]
+pub struct RequestParams {
+    json: Map<String, Value>,
+    /// Query string pairs, then form body pairs (Flask's `request.values`).
+    values: Vec<(String, String)>,
+}
+
+impl RequestParams {
+    pub fn parse(
+        query: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<Self, ApiError> {
+        let mut params = RequestParams {
+            json: Map::new(),
+            values: form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        };
+        let mime = content_type
+            .and_then(|value| value.split(';').next())
+            .map(|mime| mime.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let is_json = mime == "application/json"
+            || (mime.starts_with("application/") && mime.ends_with("+json"));
+        if is_json && !body.iter().all(u8::is_ascii_whitespace) {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(map)) => params.json = map,
+                Ok(other) => {
+                    return Err(ApiError::bad_request(format!(
+                        "the JSON body must be an object of parameters, got {}",
+                        json_kind(&other)
+                    )))
+                }
+                Err(err) => {
+                    return Err(ApiError::bad_request(format!(
+                        "the JSON body is malformed: {err}"
+                    )))
+                }
+            }
+        } else if mime == "application/x-www-form-urlencoded" {
+            params
+                .values
+                .extend(form_urlencoded::parse(body).into_owned());
+        }
+        Ok(params)
+    }
+
+    fn first_value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// An integer parameter; absent or JSON `null` gives the default.
+    pub fn integer(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+        let invalid = |shown: String| {
+            ApiError::bad_request(format!(
+                "invalid value for '{name}': {shown} is not an integer"
+            ))
+        };
+        if let Some(value) = self.json.get(name) {
+            return match value {
+                Value::Null => Ok(default),
+                Value::Bool(flag) => Ok(i64::from(*flag)),
+                Value::Number(number) => {
+                    if let Some(int) = number.as_i64() {
+                        Ok(int)
+                    } else {
+                        // Python's int() truncates floats towards zero.
+                        number
+                            .as_f64()
+                            .map(f64::trunc)
+                            .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                            .map(|f| f as i64)
+                            .ok_or_else(|| invalid(number.to_string()))
+                    }
+                }
+                Value::String(text) => python_int(text).ok_or_else(|| invalid(format!("{text:?}"))),
+                other => Err(invalid(json_kind(other).to_owned())),
+            };
+        }
+        match self.first_value(name) {
+            None => Ok(default),
+            Some(text) => python_int(text).ok_or_else(|| invalid(format!("{text:?}"))),
+        }
+    }
+
+    /// A string parameter; JSON numbers and booleans read as Python's `str()` would.
+    pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
+        if let Some(value) = self.json.get(name) {
+            return match value {
+                Value::Null => Ok(None),
+                Value::Array(_) | Value::Object(_) => Err(ApiError::bad_request(format!(
+                    "invalid value for '{name}': expected a string, got {}",
+                    json_kind(value)
+                ))),
+                scalar => Ok(Some(python_str(scalar))),
+            };
+        }
+        Ok(self.first_value(name).map(str::to_owned))
+    }
+
+    /// Every `arn` given: the JSON body's (a string or a list) first, then the query string's
+    /// and the form's. `None` when there are none, which means no filter.
+    pub fn arns(&self) -> Result<Option<Vec<String>>, ApiError> {
+        let mut arns = Vec::new();
+        match self.json.get("arn") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for item in items {
+                    match item {
+                        Value::String(arn) => arns.push(arn.clone()),
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "invalid value for 'arn': expected strings in the list, got {}",
+                                json_kind(other)
+                            )))
+                        }
+                    }
+                }
+            }
+            Some(Value::Object(_)) => {
+                return Err(ApiError::bad_request(
+                    "invalid value for 'arn': expected a string or a list of strings, got an object",
+                ))
+            }
+            Some(scalar) => arns.push(python_str(scalar)),
+        }
+        arns.extend(
+            self.values
+                .iter()
+                .filter(|(key, _)| key == "arn")
+                .map(|(_, value)| value.clone()),
+        );
+        Ok((!arns.is_empty()).then_some(arns))
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Python's `str()` of a JSON scalar.
+fn python_str(value: &Value) -> String {
+    match value {
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Python's `int()` of a string: surrounding white space, one sign, and single underscores
+/// between digits are accepted.
+pub fn python_int(text: &str) -> Option<i64> {
+    let trimmed = text.trim();
+    let (negative, digits) = match trimmed.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed.strip_prefix('+').unwrap_or(trimmed)),
+    };
+    let well_formed = !digits.is_empty()
+        && !digits.starts_with('_')
+        && !digits.ends_with('_')
+        && !digits.contains("__")
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_');
+    if !well_formed {
+        return None;
+    }
+    let magnitude: i64 = digits.replace('_', "").parse().ok()?;
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_int_accepts_what_python_accepts() {
+        for (text, expected) in [("2", 2), ("+2", 2), (" 3 ", 3), ("1_0", 10), ("-4", -4), ("007", 7)] {
+            assert_eq!(python_int(text), Some(expected), "{text:?}");
+        }
+        for text in ["", " ", "abc", "1.5", "_1", "1_", "1__0", "+-1", "- 1", "0x10", "99999999999999999999"] {
+            assert_eq!(python_int(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_scalars_win_and_arns_merge() {
+        let params = RequestParams::parse(
+            Some("page=3&arn=B&arn=C"),
+            Some("application/json; charset=utf-8"),
+            br#"{"page": 2.7, "count": true, "arn": ["A"], "phrase": 12}"#,
+        )
+        .unwrap();
+        assert_eq!(params.integer("page", 1).unwrap(), 2);
+        assert_eq!(params.integer("count", 30).unwrap(), 1);
+        assert_eq!(params.string("phrase").unwrap().as_deref(), Some("12"));
+        assert_eq!(params.arns().unwrap().unwrap(), ["A", "B", "C"]);
+    }
+
+    #[test]
+    fn body_kinds() {
+        let text = RequestParams::parse(None, Some("text/plain"), br#"{"page": 5}"#).unwrap();
+        assert_eq!(text.integer("page", 1).unwrap(), 1);
+        let form =
+            RequestParams::parse(None, Some("application/x-www-form-urlencoded"), b"page=4").unwrap();
+        assert_eq!(form.integer("page", 1).unwrap(), 4);
+        assert!(RequestParams::parse(None, Some("application/json"), b"{").is_err());
+        assert!(RequestParams::parse(None, Some("application/json"), b"[1]").is_err());
+        let empty = RequestParams::parse(None, Some("application/json"), b"").unwrap();
+        assert_eq!(empty.arns().unwrap(), None);
+    }
+}

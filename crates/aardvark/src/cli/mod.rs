@@ -1,0 +1,231 @@
+//! The `aardvark` command line: argument definitions and one `run` per subcommand over the
+//! library. Exit codes: 0 success, 1 fatal error, 2 partial failure (`update`).
+
+pub mod wizard;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, LogFormat, Settings};
+use crate::db::{uri::redact_password, Database};
+
+#[derive(Debug, Parser)]
+#[command(name = "aardvark", version, about = "Multi-account AWS IAM Access Advisor collector, cache and HTTP API")]
+pub struct Cli {
+    /// Settings file (default: ./settings.yaml, then /etc/aardvark/settings.yaml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less log output (-q warnings, -qq errors).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub quiet: u8,
+    /// Log line format (default: the LOG_FORMAT setting, else text).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write settings.yaml, asking for each setting, or convert an upstream config.py.
+    Config(wizard::ConfigArgs),
+    /// Create the database schema, or migrate an existing one (also upstream's). Idempotent.
+    #[command(alias = "create_db")]
+    CreateDb,
+    /// Drop aardvark's tables and all their data.
+    #[command(alias = "drop_db")]
+    DropDb {
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Serve the HTTP API.
+    #[command(alias = "start_api")]
+    Serve {
+        /// Address to listen on.
+        #[arg(short, long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
+        bind: String,
+    },
+}
+
+/// Runs the command line and turns the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Config(args) = &cli.command {
+        init_logging(&cli, LogFormat::Text);
+        return run_config(args);
+    }
+    let loaded = config::load_from_process(cli.config.as_deref())?;
+    init_logging(&cli, loaded.settings.log_format);
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Config(_) => unreachable!("handled above"),
+            Command::CreateDb => run_create_db(&loaded.settings).await,
+            Command::DropDb { yes } => run_drop_db(&loaded.settings, yes).await,
+            Command::Serve { bind } => run_serve(&loaded.settings, &bind).await,
+        }
+    })
+}
+
+fn init_logging(cli: &Cli, configured: LogFormat) {
+    let level = match i16::from(cli.verbose) - i16::from(cli.quiet) {
+        i16::MIN..=-2 => "error",
+        -1 => "warn",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = std::env::var("AARDVARK_LOG")
+        .ok()
+        .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new(format!("warn,aardvark={level},aws_sim={level}"))
+        });
+    let format = match cli.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => configured,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
+}
+
+fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
+    if args.output.exists() && !args.force {
+        bail!(
+            "{} exists; pass --force to overwrite it or --output to write elsewhere",
+            args.output.display()
+        );
+    }
+    let stdin = std::io::stdin();
+    let (text, warnings) =
+        wizard::build_settings(args, &mut stdin.lock(), &mut std::io::stderr())?;
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
+    std::fs::write(&args.output, &text)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    // What we wrote must load: the same checks as every other command.
+    let loaded = config::load(Some(&args.output), &Default::default())?;
+    for warning in loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    println!("wrote {}", args.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    Database::connect(&settings.database_uri).await.with_context(|| {
+        format!(
+            "database {} is unreachable",
+            redact_password(&settings.database_uri)
+        )
+    })
+}
+
+async fn run_create_db(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let db = open_database(settings).await?;
+    db.migrate().await?;
+    db.close().await;
+    println!(
+        "database schema is up to date in {}",
+        redact_password(&settings.database_uri)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_drop_db(settings: &Settings, yes: bool) -> anyhow::Result<ExitCode> {
+    let shown = redact_password(&settings.database_uri);
+    if !yes {
+        eprint!("Drop aardvark's tables and all their data in {shown}? [y/N]: ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            println!("nothing dropped");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let db = open_database(settings).await?;
+    db.drop_all().await?;
+    db.close().await;
+    println!("dropped aardvark's tables in {shown}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_serve(settings: &Settings, bind: &str) -> anyhow::Result<ExitCode> {
+    let db = open_database(settings).await?;
+    db.migrate()
+        .await
+        .context("cannot bring the database schema up to date (try `aardvark create-db`)")?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, database = %redact_password(&settings.database_uri), "serving the API");
+    println!("serving on http://{address}/ (API docs at http://{address}/apidocs/)");
+    crate::api::serve(listener, db.clone(), shutdown_signal()).await?;
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,200 @@
+//! `aardvark config`: asks for each setting (or takes it from a flag), checks the answers, and
+//! writes `settings.yaml`; or converts an upstream `config.py`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde_yaml::{Mapping, Value};
+
+use crate::config::{self, legacy};
+use crate::db::DatabaseTarget;
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Convert an upstream 0.3.x config.py instead of asking.
+    #[arg(long, value_name = "CONFIG_PY")]
+    pub from_legacy: Option<PathBuf>,
+    /// Ask nothing: take flags, and defaults for the rest.
+    #[arg(long)]
+    pub no_prompt: bool,
+    /// Name of the role to assume in each account.
+    #[arg(long)]
+    pub role_name: Option<String>,
+    /// Database URI, SQLAlchemy style (sqlite:///aardvark.db, postgresql://...).
+    #[arg(long, alias = "db-uri")]
+    pub database_uri: Option<String>,
+    /// How many principals to collect at once, across all accounts.
+    #[arg(long)]
+    pub num_threads: Option<usize>,
+    /// Where accounts come from: static (a list), swag or organizations.
+    #[arg(long, value_parser = ["static", "swag", "organizations"])]
+    pub account_source: Option<String>,
+    /// SWAG bucket holding accounts.json (implies --account-source swag).
+    #[arg(long)]
+    pub swag_bucket: Option<String>,
+    /// SWAG filter, a JMESPath expression.
+    #[arg(long)]
+    pub swag_filter: Option<String>,
+    /// Only accounts where this SWAG service is enabled.
+    #[arg(long)]
+    pub swag_service_enabled_requirement: Option<String>,
+    /// Account ids to collect when the source is static (comma-separated).
+    #[arg(long)]
+    pub accounts: Option<String>,
+    /// The file to write.
+    #[arg(long, short, default_value = "settings.yaml")]
+    pub output: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Reads answers from `input`, writes prompts to `prompts`, and returns the settings file text.
+pub fn build_settings(
+    args: &ConfigArgs,
+    input: &mut dyn BufRead,
+    prompts: &mut dyn Write,
+) -> anyhow::Result<(String, Vec<String>)> {
+    if let Some(path) = &args.from_legacy {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let converted = legacy::convert(&source)
+            .with_context(|| format!("cannot convert {}", path.display()))?;
+        let warnings = converted
+            .warnings
+            .into_iter()
+            .map(|warning| format!("{}: {warning}", path.display()))
+            .collect();
+        return Ok((config::to_yaml(&converted.values), warnings));
+    }
+    let mut asker = Asker {
+        input,
+        prompts,
+        interactive: !args.no_prompt,
+    };
+    let mut values: BTreeMap<String, Value> = BTreeMap::new();
+    let role = asker.ask("Role to assume in each account", args.role_name.as_deref(), "Aardvark", |answer| {
+        if answer.is_empty() || answer.contains(char::is_whitespace) {
+            Err("a role name without spaces".into())
+        } else {
+            Ok(Value::from(answer))
+        }
+    })?;
+    values.insert("AWS_ROLENAME".into(), role);
+    let uri = asker.ask("Database URI", args.database_uri.as_deref(), "sqlite:///aardvark.db", |answer| {
+        DatabaseTarget::parse(answer)
+            .map(|_| Value::from(answer))
+            .map_err(|err| err.to_string())
+    })?;
+    values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
+    let threads = args.num_threads.map(|n| n.to_string());
+    let threads = asker.ask("Principals to collect at once", threads.as_deref(), "5", |answer| {
+        match answer.parse::<u64>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(Value::from(n)),
+            _ => Err("a whole number from 1 to 10000".into()),
+        }
+    })?;
+    values.insert("UPDATER_NUM_THREADS".into(), threads);
+    let default_source = if args.swag_bucket.is_some() { "swag" } else { "static" };
+    let source = asker.ask(
+        "Account source (static, swag, organizations)",
+        args.account_source.as_deref(),
+        default_source,
+        |answer| match answer.to_ascii_lowercase().as_str() {
+            source @ ("static" | "swag" | "organizations") => Ok(Value::from(source)),
+            _ => Err("static, swag or organizations".into()),
+        },
+    )?;
+    let source_name = source.as_str().unwrap_or_default().to_owned();
+    values.insert("ACCOUNT_SOURCE".into(), source);
+    match source_name.as_str() {
+        "swag" => {
+            let mut swag = Mapping::new();
+            let bucket = asker.ask("SWAG bucket", args.swag_bucket.as_deref(), "", |answer| {
+                if answer.is_empty() {
+                    Err("a bucket name".into())
+                } else {
+                    Ok(Value::from(answer))
+                }
+            })?;
+            swag.insert("bucket".into(), bucket);
+            for (key, prompt, flag) in [
+                ("filter", "SWAG filter (JMESPath, empty for none)", &args.swag_filter),
+                (
+                    "service_enabled_requirement",
+                    "SWAG service that must be enabled (empty for none)",
+                    &args.swag_service_enabled_requirement,
+                ),
+            ] {
+                let value = asker.ask(prompt, flag.as_deref(), "", |answer| {
+                    Ok(if answer.is_empty() { Value::Null } else { Value::from(answer) })
+                })?;
+                swag.insert(key.into(), value);
+            }
+            values.insert("SWAG".into(), Value::Mapping(swag));
+        }
+        "static" => {
+            let accounts = asker.ask("Account ids (comma-separated, empty for none)", args.accounts.as_deref(), "", |answer| {
+                let ids: Vec<Value> = answer
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|id| !id.is_empty())
+                    .map(|id| {
+                        if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+                            Ok(Value::from(id))
+                        } else {
+                            Err(format!("{id:?} is not a 12-digit account id"))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Value::Sequence(ids))
+            })?;
+            values.insert("ACCOUNTS".into(), accounts);
+        }
+        _ => {}
+    }
+    Ok((config::to_yaml(&values), Vec::new()))
+}
+
+/// Asks one question at a time; with `interactive` off, takes the flag or the default.
+struct Asker<'a> {
+    input: &'a mut dyn BufRead,
+    prompts: &'a mut dyn Write,
+    interactive: bool,
+}
+
+impl Asker<'_> {
+    fn ask(
+        &mut self,
+        question: &str,
+        flag: Option<&str>,
+        default: &str,
+        check: impl Fn(&str) -> Result<Value, String>,
+    ) -> anyhow::Result<Value> {
+        if let Some(given) = flag {
+            return check(given.trim()).map_err(|expected| anyhow::anyhow!("{question}: expected {expected}, got {given:?}"));
+        }
+        if !self.interactive {
+            return check(default).map_err(|expected| anyhow::anyhow!("{question}: expected {expected}; give it as a flag"));
+        }
+        loop {
+            if default.is_empty() {
+                write!(self.prompts, "{question}: ")?;
+            } else {
+                write!(self.prompts, "{question} [{default}]: ")?;
+            }
+            self.prompts.flush()?;
+            let mut line = String::new();
+            let at_end = self.input.read_line(&mut line)? == 0;
+            let answer = line.trim();
+            let answer = if answer.is_empty() { default } else { answer };
+            match check(answer) {
+                Ok(value) => return Ok(value),
+                Err(expected) if at_end => bail!("{question}: expected {expected}, and the input ended"),
+                Err(expected) => writeln!(self.prompts, "  expected {expected}; try again")?,
+            }
+        }
+    }
+}

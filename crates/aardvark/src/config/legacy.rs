@@ -1,0 +1,398 @@
+//! Conversion of an upstream 0.3.x `config.py` into `settings.yaml` values. Only what such files
+//! hold is understood: `NAME = literal` assignments of strings, numbers, booleans, `None` and
+//! list/tuple/set/dict literals; anything else is skipped with a warning naming its line.
+
+use std::collections::BTreeMap;
+
+use serde_yaml::{Mapping, Value};
+
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct LegacyError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// The converted settings and what could not be converted.
+#[derive(Debug, Default)]
+pub struct Converted {
+    pub values: BTreeMap<String, Value>,
+    pub warnings: Vec<String>,
+}
+
+/// Converts the text of an upstream `config.py`.
+pub fn convert(source: &str) -> Result<Converted, LegacyError> {
+    let tokens = tokenize(source)?;
+    let mut converted = Converted::default();
+    let mut swag = Mapping::new();
+    for statement in tokens.split(|token| token.kind == Kind::Newline) {
+        let Some(first) = statement.first() else {
+            continue;
+        };
+        let assignment = match statement {
+            [Token { kind: Kind::Name(name), .. }, Token { kind: Kind::Op('='), .. }, rest @ ..] => {
+                Parser { tokens: rest, at: 0 }
+                    .whole_literal()
+                    .map(|value| (name.clone(), value))
+            }
+            [Token { kind: Kind::Name(word), .. }, ..] if word == "import" || word == "from" => {
+                continue
+            }
+            _ => None,
+        };
+        let Some((name, value)) = assignment else {
+            converted.warnings.push(format!(
+                "line {}: not a NAME = literal assignment, skipped",
+                first.line
+            ));
+            continue;
+        };
+        match name.as_str() {
+            "ROLENAME" => insert(&mut converted, "AWS_ROLENAME", value),
+            "NUM_THREADS" => insert(&mut converted, "UPDATER_NUM_THREADS", value),
+            "FAILING_ARNS" => insert(&mut converted, "UPDATER_FAILING_ARNS", value),
+            "SWAG_FILTER" => {
+                swag.insert("filter".into(), value);
+            }
+            "SWAG_SERVICE_ENABLED_REQUIREMENT" => {
+                swag.insert("service_enabled_requirement".into(), value);
+            }
+            "SWAG_OPTS" => {
+                let Value::Mapping(opts) = value else {
+                    converted.warnings.push(format!(
+                        "line {}: SWAG_OPTS is not a dict, skipped",
+                        first.line
+                    ));
+                    continue;
+                };
+                let mut plain = Mapping::new();
+                for (key, item) in opts {
+                    let key = key.as_str().unwrap_or_default();
+                    let key = key.strip_prefix("swag.").unwrap_or(key).to_owned();
+                    if key == "bucket_name" {
+                        swag.insert("bucket".into(), item.clone());
+                    }
+                    plain.insert(Value::String(key), item);
+                }
+                swag.insert("opts".into(), Value::Mapping(plain));
+            }
+            "SQLALCHEMY_TRACK_MODIFICATIONS" | "LOG_CFG" => {}
+            known if super::SETTING_NAMES.contains(&known) => insert(&mut converted, known, value),
+            other => converted.warnings.push(format!(
+                "line {}: {other} has no equivalent in settings.yaml, skipped",
+                first.line
+            )),
+        }
+    }
+    if !swag.is_empty() {
+        converted
+            .values
+            .insert("SWAG".into(), Value::Mapping(swag));
+    }
+    Ok(converted)
+}
+
+fn insert(converted: &mut Converted, key: &str, value: Value) {
+    converted.values.insert(key.to_owned(), value);
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    Name(String),
+    Str(String),
+    Number(Value),
+    Op(char),
+    Newline,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Kind,
+    line: usize,
+}
+
+fn tokenize(source: &str) -> Result<Vec<Token>, LegacyError> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut tokens = Vec::new();
+    let (mut at, mut line, mut depth) = (0, 1, 0usize);
+    let error = |line, message: &str| LegacyError {
+        line,
+        message: message.to_owned(),
+    };
+    while let Some(&c) = chars.get(at) {
+        match c {
+            '\n' => {
+                if depth == 0 {
+                    tokens.push(Token { kind: Kind::Newline, line });
+                }
+                line += 1;
+                at += 1;
+            }
+            '#' => {
+                while chars.get(at).is_some_and(|&c| c != '\n') {
+                    at += 1;
+                }
+            }
+            '\\' if chars.get(at + 1) == Some(&'\n') => {
+                at += 2;
+                line += 1;
+            }
+            c if c.is_whitespace() => at += 1,
+            '\'' | '"' => {
+                let start_line = line;
+                let triple = chars.get(at + 1) == Some(&c) && chars.get(at + 2) == Some(&c);
+                let raw = matches!(tokens.last(), Some(Token { kind: Kind::Name(prefix), .. }) if prefix.eq_ignore_ascii_case("r"));
+                if matches!(tokens.last(), Some(Token { kind: Kind::Name(prefix), .. }) if matches!(prefix.to_ascii_lowercase().as_str(), "r" | "u" | "b"))
+                {
+                    tokens.pop();
+                }
+                at += if triple { 3 } else { 1 };
+                let mut text = String::new();
+                loop {
+                    let Some(&next) = chars.get(at) else {
+                        return Err(error(start_line, "unterminated string"));
+                    };
+                    if next == c
+                        && (!triple
+                            || (chars.get(at + 1) == Some(&c) && chars.get(at + 2) == Some(&c)))
+                    {
+                        at += if triple { 3 } else { 1 };
+                        break;
+                    }
+                    if next == '\n' {
+                        if !triple {
+                            return Err(error(start_line, "unterminated string"));
+                        }
+                        line += 1;
+                    }
+                    if next == '\\' && !raw {
+                        let escaped = chars
+                            .get(at + 1)
+                            .copied()
+                            .ok_or_else(|| error(line, "unterminated string"))?;
+                        text.push(match escaped {
+                            'n' => '\n',
+                            't' => '\t',
+                            'r' => '\r',
+                            '0' => '\0',
+                            '\n' => {
+                                line += 1;
+                                at += 2;
+                                continue;
+                            }
+                            other => other,
+                        });
+                        at += 2;
+                        continue;
+                    }
+                    text.push(next);
+                    at += 1;
+                }
+                // Adjacent string literals concatenate, as in Python.
+                if let Some(Token { kind: Kind::Str(previous), .. }) = tokens.last_mut() {
+                    previous.push_str(&text);
+                } else {
+                    tokens.push(Token { kind: Kind::Str(text), line: start_line });
+                }
+            }
+            c if c.is_ascii_digit() || (c == '.' && chars.get(at + 1).is_some_and(char::is_ascii_digit)) => {
+                let start = at;
+                while chars.get(at).is_some_and(|&c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                    at += 1;
+                }
+                let text: String = chars[start..at].iter().filter(|&&c| c != '_').collect();
+                let number = if let Ok(int) = text.parse::<i64>() {
+                    Value::Number(int.into())
+                } else if let Ok(float) = text.parse::<f64>() {
+                    Value::Number(float.into())
+                } else {
+                    return Err(error(line, &format!("cannot read the number {text}")));
+                };
+                tokens.push(Token { kind: Kind::Number(number), line });
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let start = at;
+                while chars.get(at).is_some_and(|&c| c.is_alphanumeric() || c == '_') {
+                    at += 1;
+                }
+                tokens.push(Token { kind: Kind::Name(chars[start..at].iter().collect()), line });
+            }
+            _ => {
+                match c {
+                    '(' | '[' | '{' => depth += 1,
+                    ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                }
+                tokens.push(Token { kind: Kind::Op(c), line });
+                at += 1;
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+/// A recursive-descent reader of one literal; `None` where the expression is not a literal.
+struct Parser<'a> {
+    tokens: &'a [Token],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn whole_literal(&mut self) -> Option<Value> {
+        let value = self.literal()?;
+        (self.at == self.tokens.len()).then_some(value)
+    }
+
+    fn next(&mut self) -> Option<&Kind> {
+        let token = self.tokens.get(self.at)?;
+        self.at += 1;
+        Some(&token.kind)
+    }
+
+    fn peek_op(&self, op: char) -> bool {
+        matches!(self.tokens.get(self.at), Some(Token { kind: Kind::Op(found), .. }) if *found == op)
+    }
+
+    fn literal(&mut self) -> Option<Value> {
+        match self.next()?.clone() {
+            Kind::Str(text) => Some(Value::String(text)),
+            Kind::Number(number) => Some(number),
+            Kind::Op('-') => match self.next()? {
+                Kind::Number(Value::Number(n)) => Some(match n.as_i64() {
+                    Some(int) => Value::Number((-int).into()),
+                    None => Value::Number((-n.as_f64()?).into()),
+                }),
+                _ => None,
+            },
+            Kind::Name(name) => match name.as_str() {
+                "True" => Some(Value::Bool(true)),
+                "False" => Some(Value::Bool(false)),
+                "None" => Some(Value::Null),
+                _ => None,
+            },
+            Kind::Op('[') => self.sequence(']').map(Value::Sequence),
+            Kind::Op('(') => self.sequence(')').map(Value::Sequence),
+            Kind::Op('{') => self.braces(),
+            _ => None,
+        }
+    }
+
+    fn sequence(&mut self, close: char) -> Option<Vec<Value>> {
+        let mut items = Vec::new();
+        loop {
+            if self.peek_op(close) {
+                self.at += 1;
+                return Some(items);
+            }
+            items.push(self.literal()?);
+            if self.peek_op(',') {
+                self.at += 1;
+            } else if !self.peek_op(close) {
+                return None;
+            }
+        }
+    }
+
+    /// A dict or a set (a set becomes a list).
+    fn braces(&mut self) -> Option<Value> {
+        if self.peek_op('}') {
+            self.at += 1;
+            return Some(Value::Mapping(Mapping::new()));
+        }
+        let first = self.literal()?;
+        if !self.peek_op(':') {
+            let mut items = vec![first];
+            if self.peek_op(',') {
+                self.at += 1;
+                items.extend(self.sequence('}')?);
+            } else if self.peek_op('}') {
+                self.at += 1;
+            } else {
+                return None;
+            }
+            return Some(Value::Sequence(items));
+        }
+        let mut map = Mapping::new();
+        let mut key = first;
+        loop {
+            if !self.peek_op(':') {
+                return None;
+            }
+            self.at += 1;
+            let value = self.literal()?;
+            map.insert(key, value);
+            if self.peek_op(',') {
+                self.at += 1;
+            }
+            if self.peek_op('}') {
+                self.at += 1;
+                return Some(Value::Mapping(map));
+            }
+            key = self.literal()?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UPSTREAM: &str = r#"
+# Aardvark configuration generated by `aardvark config`
+import os
+_basedir = os.path.abspath(os.path.dirname(__file__))
+
+ROLENAME = 'Aardvark'
+SQLALCHEMY_DATABASE_URI = 'sqlite:////opt/aardvark/aardvark.db'
+SQLALCHEMY_TRACK_MODIFICATIONS = False
+NUM_THREADS = 5
+SWAG_OPTS = {
+    'swag.type': 's3',
+    'swag.bucket_name': "swag-bucket",  # trailing comment
+    'swag.schema_version': 2,
+}
+SWAG_FILTER = None
+SWAG_SERVICE_ENABLED_REQUIREMENT = "aardvark"
+FAILING_ARNS = {'arn:aws:iam::1:role/a', "arn:aws:iam::1:role/" 'b'}
+LOG_CFG = {'version': 1, 'handlers': {'console': {'level': 'DEBUG'}}}
+WEIRD = os.environ.get('X')
+"#;
+
+    #[test]
+    fn upstream_file_converts() {
+        let converted = convert(UPSTREAM).unwrap();
+        let values = &converted.values;
+        assert_eq!(values["AWS_ROLENAME"], Value::from("Aardvark"));
+        assert_eq!(values["UPDATER_NUM_THREADS"], Value::from(5));
+        assert_eq!(
+            values["SQLALCHEMY_DATABASE_URI"],
+            Value::from("sqlite:////opt/aardvark/aardvark.db")
+        );
+        assert_eq!(
+            values["UPDATER_FAILING_ARNS"],
+            Value::Sequence(vec!["arn:aws:iam::1:role/a".into(), "arn:aws:iam::1:role/b".into()])
+        );
+        let swag = values["SWAG"].as_mapping().unwrap();
+        assert_eq!(swag["bucket"], Value::from("swag-bucket"));
+        assert_eq!(swag["filter"], Value::Null);
+        assert_eq!(swag["service_enabled_requirement"], Value::from("aardvark"));
+        assert_eq!(swag["opts"]["schema_version"], Value::from(2));
+        assert!(!values.contains_key("LOG_CFG"));
+        assert_eq!(converted.warnings.len(), 2, "{:?}", converted.warnings);
+        assert!(converted.warnings[0].starts_with("line 4:"), "{:?}", converted.warnings);
+        assert!(converted.warnings[1].starts_with("line 19:"), "{:?}", converted.warnings);
+    }
+
+    #[test]
+    fn unterminated_string_names_its_line() {
+        let err = convert("A = 1\nROLENAME = 'oops\n").unwrap_err();
+        assert_eq!(err.line, 2);
+    }
+
+    #[test]
+    fn numbers_and_escapes() {
+        let converted = convert("NUM_THREADS = 1_0\nAWS_REGION = 'eu-\\'west\\'-1'\nX = -2.5\n").unwrap();
+        assert_eq!(converted.values["UPDATER_NUM_THREADS"], Value::from(10));
+        assert_eq!(converted.values["AWS_REGION"], Value::from("eu-'west'-1"));
+    }
+}

@@ -1,0 +1,238 @@
+//! Storage: one SQL database (SQLite or PostgreSQL) holding upstream Aardvark's two tables,
+//! reached through sqlx's `Any` driver so that every query is written once. Owns connection
+//! set-up, migrations and the dialect differences; `write` and `read` hold the queries.
+
+pub mod read;
+pub mod uri;
+pub mod write;
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::migrate::Migrator;
+use sqlx::Executor;
+
+pub use uri::DatabaseTarget;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Every table this program creates, children first (the order `drop-db` uses).
+const TABLES: &[&str] = &["advisor_data", "aws_iam_object", "_sqlx_migrations"];
+
+/// How long a SQLite connection waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Uri(#[from] uri::UriError),
+    #[error("cannot open database {target}: {source}")]
+    Connect {
+        target: String,
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the database schema is missing or out of date; run `aardvark create-db` first")]
+    NotMigrated,
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+impl DbError {
+    /// Whether retrying the same statement may succeed (lock contention, lost connection).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Sql(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            DbError::Sql(sqlx::Error::Database(err)) => {
+                let message = err.message();
+                message.contains("database is locked")
+                    || message.contains("deadlock detected")
+                    || message.contains("could not serialize")
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool plus the dialect it speaks.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Database {
+    /// Opens (creating a SQLite file if needed) the database a SQLAlchemy-style URI names.
+    pub async fn connect(uri: &str) -> Result<Self, DbError> {
+        Self::connect_target(&DatabaseTarget::parse(uri)?, 10).await
+    }
+
+    pub async fn connect_target(
+        target: &DatabaseTarget,
+        max_connections: u32,
+    ) -> Result<Self, DbError> {
+        sqlx::any::install_default_drivers();
+        let (url, dialect, options) = match target {
+            DatabaseTarget::SqliteFile(path) => {
+                let encoded: String = path
+                    .to_string_lossy()
+                    .chars()
+                    .map(|c| match c {
+                        '%' | '?' | '#' | ' ' => format!("%{:02X}", c as u32),
+                        c => c.to_string(),
+                    })
+                    .collect();
+                (
+                    format!("sqlite://{encoded}?mode=rwc"),
+                    Dialect::Sqlite,
+                    AnyPoolOptions::new().max_connections(max_connections),
+                )
+            }
+            // Each connection to `:memory:` is its own database: keep exactly one, forever.
+            DatabaseTarget::SqliteMemory => (
+                "sqlite::memory:".to_owned(),
+                Dialect::Sqlite,
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None),
+            ),
+            DatabaseTarget::Postgres(url) => (
+                url.clone(),
+                Dialect::Postgres,
+                AnyPoolOptions::new().max_connections(max_connections),
+            ),
+        };
+        let options = options
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers go on while a writer writes; NORMAL sync is durable
+                        // in WAL mode; the busy timeout turns lock contention into waiting.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute(
+                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis())
+                                .as_str(),
+                        )
+                        .await?;
+                    } else {
+                        conn.execute("SET TIME ZONE 'UTC'").await?;
+                    }
+                    Ok(())
+                })
+            });
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| DbError::Connect {
+                target: uri::redact_password(&url),
+                source,
+            })?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Creates the schema, or brings an existing one (ours or upstream's) up to date.
+    /// Idempotent, and safe to run from several processes at once.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether every migration this build knows has been applied.
+    pub async fn is_migrated(&self) -> Result<bool, DbError> {
+        let applied: Vec<i64> =
+            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(applied) => applied,
+                Err(sqlx::Error::Database(_)) => return Ok(false), // no migrations table yet
+                Err(err) => return Err(err.into()),
+            };
+        Ok(self
+            .migrator()
+            .iter()
+            .all(|migration| applied.contains(&migration.version)))
+    }
+
+    /// Drops every table this program created, with the data in them.
+    pub async fn drop_all(&self) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        for table in TABLES {
+            tx.execute(format!("DROP TABLE IF EXISTS {table}").as_str())
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// SQL for a `lastUpdated` value bound as text.
+    fn timestamp_param(&self, placeholder: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => placeholder.to_owned(),
+            Dialect::Postgres => format!("CAST({placeholder} AS TIMESTAMP)"),
+        }
+    }
+
+    /// SQL reading `lastUpdated` as `YYYY-MM-DD HH:MM:SS[.ffffff]` text, whatever the server's
+    /// date style.
+    fn timestamp_text(&self, column: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
+            Dialect::Postgres => format!("to_char({column}, 'YYYY-MM-DD HH24:MI:SS.US')"),
+        }
+    }
+
+    /// SQL for "the elements of the JSON array bound at `placeholder`", as a sub-select.
+    fn json_array_values(&self, placeholder: &str, as_integer: bool) -> String {
+        match (self.dialect, as_integer) {
+            (Dialect::Sqlite, _) => format!("SELECT value FROM json_each({placeholder})"),
+            (Dialect::Postgres, false) => {
+                format!("SELECT json_array_elements_text(CAST({placeholder} AS json))")
+            }
+            (Dialect::Postgres, true) => format!(
+                "SELECT CAST(json_array_elements_text(CAST({placeholder} AS json)) AS INTEGER)"
+            ),
+        }
+    }
+}
+
+/// The current time as upstream stores `lastUpdated` (UTC, microseconds).
+pub fn now_timestamp() -> String {
+    format_timestamp(chrono::Utc::now().naive_utc())
+}
+
+pub fn format_timestamp(time: chrono::NaiveDateTime) -> String {
+    time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}

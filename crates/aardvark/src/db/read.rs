@@ -1,0 +1,177 @@
+//! The read path behind `/api/1/advisors`: principals filtered, paginated in `id` order, and
+//! their services in `advisor_data.id` order, in a fixed number of statements per request.
+
+use regex::Regex;
+use sqlx::Row;
+
+use super::{Database, DbError};
+
+/// Filters and page of an advisors query. Filters combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AdvisorFilter {
+    /// Case-insensitive substring of the ARN, matched literally.
+    pub phrase: Option<String>,
+    /// Exact ARNs, case-insensitive.
+    pub arns: Option<Vec<String>>,
+    /// Matched at the start of the ARN (Python's `re.match`), evaluated here in Rust so that
+    /// SQLite and PostgreSQL agree.
+    pub regex: Option<Regex>,
+}
+
+/// One stored `advisor_data` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredService {
+    pub last_authenticated: Option<i64>,
+    pub service_name: Option<String>,
+    pub service_namespace: Option<String>,
+    pub last_authenticated_entity: Option<String>,
+    pub total_authenticated_entities: Option<i64>,
+}
+
+/// A principal with its stored services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPrincipal {
+    pub id: i64,
+    pub arn: String,
+    /// `lastUpdated` as stored (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC).
+    pub last_updated: Option<String>,
+    pub services: Vec<StoredService>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisorPage {
+    /// Principals matched by the filter, on every page.
+    pub total: i64,
+    pub principals: Vec<StoredPrincipal>,
+}
+
+impl Database {
+    /// Principals matching `filter`, `count` per page, page `page` (1-based).
+    pub async fn advisors(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+    ) -> Result<AdvisorPage, DbError> {
+        let mut conditions = vec!["arn IS NOT NULL".to_owned()];
+        let mut params: Vec<String> = Vec::new();
+        if let Some(phrase) = filter.phrase.as_deref().filter(|p| !p.is_empty()) {
+            let escaped: String = phrase
+                .to_lowercase()
+                .chars()
+                .flat_map(|c| match c {
+                    '%' | '_' | '\\' => vec!['\\', c],
+                    c => vec![c],
+                })
+                .collect();
+            params.push(format!("%{escaped}%"));
+            conditions.push(format!("lower(arn) LIKE ${} ESCAPE '\\'", params.len()));
+        }
+        if let Some(arns) = &filter.arns {
+            let lowered: Vec<String> = arns.iter().map(|arn| arn.to_lowercase()).collect();
+            params.push(serde_json::to_string(&lowered).expect("strings serialize"));
+            conditions.push(format!(
+                "lower(arn) IN ({})",
+                self.json_array_values(&format!("${}", params.len()), false)
+            ));
+        }
+        let where_clause = format!("WHERE {}", conditions.join(" AND "));
+        let columns = format!(
+            "CAST(id AS BIGINT), arn, {}",
+            self.timestamp_text("\"lastUpdated\"")
+        );
+        let offset = (page - 1).saturating_mul(count);
+
+        let (total, mut principals) = if let Some(regex) = &filter.regex {
+            let sql = format!("SELECT {columns} FROM aws_iam_object {where_clause} ORDER BY id");
+            let mut query = sqlx::query(&sql);
+            for param in &params {
+                query = query.bind(param);
+            }
+            let mut matched = Vec::new();
+            for row in query.fetch_all(self.pool()).await? {
+                let arn: String = row.try_get(1)?;
+                if regex.is_match(&arn) {
+                    matched.push(principal_from_row(&row)?);
+                }
+            }
+            let total = matched.len() as i64;
+            let page: Vec<StoredPrincipal> = matched
+                .into_iter()
+                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(count).unwrap_or(usize::MAX))
+                .collect();
+            (total, page)
+        } else {
+            let count_sql = format!("SELECT COUNT(*) FROM aws_iam_object {where_clause}");
+            let mut query = sqlx::query_scalar::<_, i64>(&count_sql);
+            for param in &params {
+                query = query.bind(param);
+            }
+            let total = query.fetch_one(self.pool()).await?;
+            let page = if count == 0 || offset >= total {
+                Vec::new()
+            } else {
+                let n = params.len();
+                let sql = format!(
+                    "SELECT {columns} FROM aws_iam_object {where_clause} ORDER BY id LIMIT ${} OFFSET ${}",
+                    n + 1,
+                    n + 2
+                );
+                let mut query = sqlx::query(&sql);
+                for param in &params {
+                    query = query.bind(param);
+                }
+                query
+                    .bind(count)
+                    .bind(offset)
+                    .fetch_all(self.pool())
+                    .await?
+                    .iter()
+                    .map(principal_from_row)
+                    .collect::<Result<_, _>>()?
+            };
+            (total, page)
+        };
+
+        if !principals.is_empty() {
+            let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
+            let sql = format!(
+                "SELECT CAST(item_id AS BIGINT), CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \
+                 \"serviceNamespace\", \"lastAuthenticatedEntity\", \
+                 CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
+                 FROM advisor_data WHERE item_id IN ({}) ORDER BY item_id, id",
+                self.json_array_values("$1", true)
+            );
+            let rows = sqlx::query(&sql)
+                .bind(serde_json::to_string(&ids).expect("integers serialize"))
+                .fetch_all(self.pool())
+                .await?;
+            let position: std::collections::HashMap<i64, usize> =
+                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+            for row in rows {
+                let item_id: i64 = row.try_get(0)?;
+                let Some(&at) = position.get(&item_id) else {
+                    continue;
+                };
+                principals[at].services.push(StoredService {
+                    last_authenticated: row.try_get(1)?,
+                    service_name: row.try_get(2)?,
+                    service_namespace: row.try_get(3)?,
+                    last_authenticated_entity: row.try_get(4)?,
+                    total_authenticated_entities: row.try_get(5)?,
+                });
+            }
+        }
+        Ok(AdvisorPage { total, principals })
+    }
+}
+
+fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<StoredPrincipal, sqlx::Error> {
+    Ok(StoredPrincipal {
+        id: row.try_get(0)?,
+        arn: row.try_get(1)?,
+        last_updated: row.try_get(2)?,
+        services: Vec::new(),
+    })
+}

@@ -1,0 +1,115 @@
+//! Translation of SQLAlchemy-style database URIs (what upstream configuration files carry) into
+//! the connection targets sqlx understands.
+
+use std::path::PathBuf;
+
+/// Where the database lives, decided from a configured URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// A SQLite file, created if missing.
+    SqliteFile(PathBuf),
+    /// A private in-memory SQLite database (`sqlite://` or `sqlite:///:memory:`).
+    SqliteMemory,
+    /// A PostgreSQL server, as a `postgres://` URL sqlx accepts.
+    Postgres(String),
+}
+
+/// The URI could not be understood; the message says what form was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("unsupported database URI {uri:?}: {reason}")]
+pub struct UriError {
+    pub uri: String,
+    pub reason: &'static str,
+}
+
+impl DatabaseTarget {
+    /// Parses `sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:`,
+    /// `postgresql://…`, `postgresql+psycopg2://…` and `postgres://…`.
+    pub fn parse(uri: &str) -> Result<Self, UriError> {
+        let error = |reason| UriError {
+            uri: redact_password(uri),
+            reason,
+        };
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| error("expected SCHEME://..., e.g. sqlite:///aardvark.db"))?;
+        let (dialect, _driver) = scheme.split_once('+').unwrap_or((scheme, ""));
+        match dialect.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                // SQLAlchemy: everything after the third slash is the path, so four slashes make
+                // it absolute; query parameters are driver options we do not need.
+                let path = rest.split('?').next().unwrap_or_default();
+                let path = path.strip_prefix('/').unwrap_or(path);
+                if path.is_empty() || path == ":memory:" {
+                    Ok(Self::SqliteMemory)
+                } else if rest.starts_with('/') {
+                    Ok(Self::SqliteFile(PathBuf::from(path)))
+                } else {
+                    Err(error("SQLite URIs have three slashes before a relative path (sqlite:///aardvark.db) and four before an absolute one"))
+                }
+            }
+            "postgresql" | "postgres" | "pgsql" => Ok(Self::Postgres(format!("postgres://{rest}"))),
+            _ => Err(error("only sqlite and postgresql databases are supported")),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        !matches!(self, Self::Postgres(_))
+    }
+}
+
+/// The URI with any password replaced, fit for logs and error messages.
+pub fn redact_password(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_owned();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => uri.to_owned(),
+        },
+        None => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlalchemy_forms_translate() {
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///aardvark.db").unwrap(),
+            DatabaseTarget::SqliteFile("aardvark.db".into())
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:////var/lib/aardvark.db").unwrap(),
+            DatabaseTarget::SqliteFile("/var/lib/aardvark.db".into())
+        );
+        assert_eq!(
+            DatabaseTarget::parse("sqlite:///:memory:").unwrap(),
+            DatabaseTarget::SqliteMemory
+        );
+        assert_eq!(DatabaseTarget::parse("sqlite://").unwrap(), DatabaseTarget::SqliteMemory);
+        for uri in [
+            "postgresql://u:p@db:5432/aardvark",
+            "postgresql+psycopg2://u:p@db:5432/aardvark",
+            "postgres://u:p@db:5432/aardvark",
+        ] {
+            assert_eq!(
+                DatabaseTarget::parse(uri).unwrap(),
+                DatabaseTarget::Postgres("postgres://u:p@db:5432/aardvark".into())
+            );
+        }
+    }
+
+    #[test]
+    fn bad_uris_name_the_problem_without_the_password() {
+        let err = DatabaseTarget::parse("mysql://u:secret@h/db").unwrap_err();
+        assert!(err.to_string().contains("only sqlite and postgresql"), "{err}");
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(DatabaseTarget::parse("aardvark.db").is_err());
+        assert!(DatabaseTarget::parse("sqlite://relative.db").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! aardvark: collects AWS IAM Access Advisor data across accounts, stores it in upstream
+//! Netflix Aardvark's schema, and serves it over upstream's JSON API.
+//! See ARCHITECTURE.md for the map of modules.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod db;

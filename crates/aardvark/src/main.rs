@@ -1,0 +1,5 @@
+//! The `aardvark` binary: everything lives in the library's `cli` module.
+
+fn main() -> std::process::ExitCode {
+    aardvark::cli::main()
+}
