@@ -168,12 +168,19 @@ pub fn load(
     explicit: Option<&Path>,
     env: &BTreeMap<String, String>,
 ) -> Result<Loaded, ConfigError> {
+    let search: Vec<PathBuf> = SEARCH_PATH.iter().map(PathBuf::from).collect();
+    load_searching(explicit, &search, env)
+}
+
+/// [`load`] with another list of files to try when `explicit` is `None`.
+pub fn load_searching(
+    explicit: Option<&Path>,
+    search: &[PathBuf],
+    env: &BTreeMap<String, String>,
+) -> Result<Loaded, ConfigError> {
     let file = match explicit {
         Some(path) => Some(path.to_path_buf()),
-        None => SEARCH_PATH
-            .iter()
-            .map(PathBuf::from)
-            .find(|candidate| candidate.is_file()),
+        None => search.iter().find(|candidate| candidate.is_file()).cloned(),
     };
     let environment = env
         .get("AARDVARK_ENV")

@@ -1,0 +1,277 @@
+//! Shared test helpers: a fresh database per test (SQLite always, PostgreSQL when
+//! `AARDVARK_TEST_POSTGRES_URL` is set), the real server on an ephemeral port, and exact JSON
+//! comparison.
+#![allow(dead_code)] // each test file uses a part of this
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
+use aardvark::db::Database;
+use serde_json::Value;
+use sqlx::Executor;
+
+pub const POSTGRES_ENV: &str = "AARDVARK_TEST_POSTGRES_URL";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, migrated database that lives as long as this value.
+pub struct TestDb {
+    pub db: Database,
+    /// SQLAlchemy-style URI of the database.
+    pub uri: String,
+    _dir: Option<tempfile::TempDir>,
+    /// For PostgreSQL: the server's admin URL and the database to drop at the end.
+    postgres_cleanup: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres_cleanup.take() else {
+            return;
+        };
+        // Drop cannot await: drop the database from a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::AnyPool::connect(&admin_url).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database on `backend`, or `None` (with a note) when PostgreSQL is not configured.
+pub async fn fresh_db(backend: Backend) -> Option<TestDb> {
+    let test_db = match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let uri = format!("sqlite:///{}", dir.path().join("test.db").display());
+            TestDb {
+                db: Database::connect(&uri).await.unwrap(),
+                uri,
+                _dir: Some(dir),
+                postgres_cleanup: None,
+            }
+        }
+        Backend::Postgres => {
+            let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+                eprintln!("note: {POSTGRES_ENV} is not set; skipping the PostgreSQL variant");
+                return None;
+            };
+            let name = format!(
+                "aardvark_t_{}_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos()
+            );
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+            admin
+                .execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .unwrap();
+            admin.close().await;
+            let (base, query) = match admin_url.split_once('?') {
+                Some((base, query)) => (base, format!("?{query}")),
+                None => (admin_url.as_str(), String::new()),
+            };
+            let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+            let uri = format!("{server}/{name}{query}");
+            TestDb {
+                db: Database::connect(&uri).await.unwrap(),
+                uri,
+                _dir: None,
+                postgres_cleanup: Some((admin_url.clone(), name)),
+            }
+        }
+    };
+    test_db.db.migrate().await.unwrap();
+    Some(test_db)
+}
+
+impl TestDb {
+    /// Runs raw SQL on the database (for setting up states the write path never produces).
+    pub async fn execute(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let url = match aardvark::db::DatabaseTarget::parse(&self.uri).unwrap() {
+            aardvark::db::DatabaseTarget::SqliteFile(path) => format!("sqlite://{}", path.display()),
+            aardvark::db::DatabaseTarget::Postgres(url) => url,
+            aardvark::db::DatabaseTarget::SqliteMemory => unreachable!(),
+        };
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        pool.execute(sql).await.unwrap();
+        pool.close().await;
+    }
+
+    pub async fn store(&self, principals: &[PrincipalUsage]) {
+        self.db
+            .store_principals(principals, WriteOptions::default())
+            .await
+            .unwrap();
+    }
+}
+
+/// Generates `sqlite_<name>` and `postgres_<name>` tests from `async fn <name>(Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
+pub fn service(namespace: &str, last_authenticated: i64, entity: Option<&str>, total: i64) -> ServiceUsage {
+    ServiceUsage {
+        service_name: format!("Service {namespace}"),
+        service_namespace: namespace.to_owned(),
+        last_authenticated,
+        last_authenticated_entity: entity.map(str::to_owned),
+        total_authenticated_entities: total,
+    }
+}
+
+pub fn principal(arn: &str, services: Vec<ServiceUsage>) -> PrincipalUsage {
+    PrincipalUsage {
+        arn: arn.to_owned(),
+        services,
+    }
+}
+
+/// The server on an ephemeral port, stopped when dropped.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+pub async fn spawn_app(db: &Database) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let db = db.clone();
+    tokio::spawn(async move {
+        aardvark::api::serve(listener, db, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base_url,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+    }
+}
+
+/// A response's status, headers and body text.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {:?}", self.text))
+    }
+
+    /// Asserts the exact bytes: compact JSON with sorted keys and a trailing newline.
+    pub fn assert_exact(&self, status: u16, expected: &Value) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(
+            self.headers.get("content-type").map(|v| v.to_str().unwrap()),
+            Some("application/json")
+        );
+        assert_eq!(self.text, format!("{}\n", sorted_compact(expected)));
+    }
+
+    pub fn assert_error(&self, status: u16, message_part: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        let message = self.json()["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains(message_part), "{message:?} lacks {message_part:?}");
+    }
+}
+
+impl TestApp {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap();
+        Reply {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Reply {
+        self.send(self.client.get(format!("{}{path_and_query}", self.base_url)))
+            .await
+    }
+
+    pub async fn post_json(&self, path_and_query: &str, body: &str) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}{path_and_query}", self.base_url))
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await
+    }
+}
+
+/// Compact JSON with every object's keys sorted, independent of serde_json's map order.
+pub fn sorted_compact(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|key| format!("{}:{}", Value::String(key.clone()), sorted_compact(&map[key])))
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(sorted_compact).collect::<Vec<_>>().join(",")
+        ),
+        scalar => scalar.to_string(),
+    }
+}
