@@ -28,12 +28,21 @@ async fn setup(backend: Backend) -> Option<Fixture> {
     let db = fresh_db(backend).await?;
     let recent = chrono::Utc::now().timestamp_millis() - 10 * DAY_MS;
     let data = [
-        principal(A, vec![
-            service("s3", recent, Some(A), 1),
-            service("ec2", 0, None, 0),
-            service("iam", OLD_1, Some(A), 2),
-        ]),
-        principal(B, vec![service("s3", OLD_3, Some(B), 3), service("lambda", recent - 10 * DAY_MS, Some(B), 1)]),
+        principal(
+            A,
+            vec![
+                service("s3", recent, Some(A), 1),
+                service("ec2", 0, None, 0),
+                service("iam", OLD_1, Some(A), 2),
+            ],
+        ),
+        principal(
+            B,
+            vec![
+                service("s3", OLD_3, Some(B), 3),
+                service("lambda", recent - 10 * DAY_MS, Some(B), 1),
+            ],
+        ),
         principal(C, vec![service("s3", recent - 1000, Some(C), 4)]),
         principal(D, vec![service("ec2", OLD_2, Some(D), 1)]),
         principal(E, vec![]),
@@ -41,9 +50,14 @@ async fn setup(backend: Backend) -> Option<Fixture> {
     for item in &data {
         db.store(std::slice::from_ref(item)).await;
     }
-    db.execute("UPDATE aws_iam_object SET \"lastUpdated\" = '2026-11-22 19:54:58.123456'").await;
+    db.execute("UPDATE aws_iam_object SET \"lastUpdated\" = '2026-11-22 19:54:58.123456'")
+        .await;
     let app = spawn_app(&db.db).await;
-    Some(Fixture { app, _db: db, recent })
+    Some(Fixture {
+        app,
+        _db: db,
+        recent,
+    })
 }
 
 fn entry(last_authenticated: i64, entity: Option<&str>, namespace: &str, total: i64) -> Value {
@@ -60,8 +74,15 @@ fn entry(last_authenticated: i64, entity: Option<&str>, namespace: &str, total: 
 /// What each principal's list holds (services in the order they were stored: by namespace).
 fn services_of(arn: &str, recent: i64) -> Value {
     match arn {
-        A => json!([entry(0, None, "ec2", 0), entry(OLD_1, Some(A), "iam", 2), entry(recent, Some(A), "s3", 1)]),
-        B => json!([entry(recent - 10 * DAY_MS, Some(B), "lambda", 1), entry(OLD_3, Some(B), "s3", 3)]),
+        A => json!([
+            entry(0, None, "ec2", 0),
+            entry(OLD_1, Some(A), "iam", 2),
+            entry(recent, Some(A), "s3", 1)
+        ]),
+        B => json!([
+            entry(recent - 10 * DAY_MS, Some(B), "lambda", 1),
+            entry(OLD_3, Some(B), "s3", 3)
+        ]),
         C => json!([entry(recent - 1000, Some(C), "s3", 4)]),
         D => json!([entry(OLD_2, Some(D), "ec2", 1)]),
         E => json!([]),
@@ -96,36 +117,81 @@ fn sorted(arns: &[&str]) -> Vec<String> {
 }
 
 async fn no_parameters_give_page_one_of_thirty(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let expected = page(&ALL, 1, 5, f.recent);
-    f.app.get("/api/1/advisors").await.assert_exact(200, &expected);
-    let empty_post = f.app.send(f.app.client.post(format!("{}/api/1/advisors", f.app.base_url))).await;
+    f.app
+        .get("/api/1/advisors")
+        .await
+        .assert_exact(200, &expected);
+    let empty_post = f
+        .app
+        .send(
+            f.app
+                .client
+                .post(format!("{}/api/1/advisors", f.app.base_url)),
+        )
+        .await;
     empty_post.assert_exact(200, &expected);
-    f.app.post_json("/api/1/advisors", "{}").await.assert_exact(200, &expected);
+    f.app
+        .post_json("/api/1/advisors", "{}")
+        .await
+        .assert_exact(200, &expected);
 }
 
 async fn count_and_page_from_query_json_ints_and_json_strings(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     for reply in [
         f.app.get("/api/1/advisors?count=2&page=2").await,
-        f.app.post_json("/api/1/advisors", r#"{"count": 2, "page": 2}"#).await,
-        f.app.post_json("/api/1/advisors", r#"{"count": "2", "page": "2"}"#).await,
+        f.app
+            .post_json("/api/1/advisors", r#"{"count": 2, "page": 2}"#)
+            .await,
+        f.app
+            .post_json("/api/1/advisors", r#"{"count": "2", "page": "2"}"#)
+            .await,
     ] {
         assert_eq!(reply.status, 200, "{}", reply.text);
         let body = reply.json();
-        assert_eq!((body["count"].clone(), body["page"].clone(), body["total"].clone()), (json!(2), json!(2), json!(5)));
+        assert_eq!(
+            (
+                body["count"].clone(),
+                body["page"].clone(),
+                body["total"].clone()
+            ),
+            (json!(2), json!(2), json!(5))
+        );
         assert_eq!(arns_of(&body), sorted(&[C, D]));
     }
 }
 
 async fn bad_pages_and_counts_are_400_naming_the_value(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
-    f.app.get("/api/1/advisors?page=3&count=3").await.assert_error(400, "'page': 3 is past the last page (2)");
-    f.app.get("/api/1/advisors?page=0").await.assert_error(400, "'page': 0");
-    f.app.get("/api/1/advisors?page=-1").await.assert_error(400, "'page': -1");
-    f.app.get("/api/1/advisors?count=-1").await.assert_error(400, "'count': -1");
+    let Some(f) = setup(backend).await else {
+        return;
+    };
+    f.app
+        .get("/api/1/advisors?page=3&count=3")
+        .await
+        .assert_error(400, "'page': 3 is past the last page (2)");
+    f.app
+        .get("/api/1/advisors?page=0")
+        .await
+        .assert_error(400, "'page': 0");
+    f.app
+        .get("/api/1/advisors?page=-1")
+        .await
+        .assert_error(400, "'page': -1");
+    f.app
+        .get("/api/1/advisors?count=-1")
+        .await
+        .assert_error(400, "'count': -1");
     // The last page itself is fine, and page 1 of nothing is an empty page, not an error.
-    assert_eq!(f.app.get("/api/1/advisors?page=2&count=3").await.status, 200);
+    assert_eq!(
+        f.app.get("/api/1/advisors?page=2&count=3").await.status,
+        200
+    );
     f.app
         .get("/api/1/advisors?phrase=nomatch")
         .await
@@ -133,12 +199,19 @@ async fn bad_pages_and_counts_are_400_naming_the_value(backend: Backend) {
 }
 
 async fn count_zero_gives_only_totals(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
-    f.app.get("/api/1/advisors?count=0").await.assert_exact(200, &json!({"count": 0, "page": 1, "total": 5}));
+    let Some(f) = setup(backend).await else {
+        return;
+    };
+    f.app
+        .get("/api/1/advisors?count=0")
+        .await
+        .assert_exact(200, &json!({"count": 0, "page": 1, "total": 5}));
 }
 
 async fn integers_parse_like_python(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     for (query, count) in [("count=%2B2", 2), ("count=%203%20", 3), ("count=1_0", 10)] {
         let body = f.app.get(&format!("/api/1/advisors?{query}")).await.json();
         assert_eq!(body["count"], json!(count.min(5)), "{query}");
@@ -152,46 +225,122 @@ async fn integers_parse_like_python(backend: Backend) {
         let reply = f.app.post_json("/api/1/advisors", json_body).await;
         assert_eq!(reply.status, 200, "{json_body}: {}", reply.text);
         let body = reply.json();
-        assert_eq!((body["count"].clone(), body["page"].clone()), (json!(count), json!(page)), "{json_body}");
+        assert_eq!(
+            (body["count"].clone(), body["page"].clone()),
+            (json!(count), json!(page)),
+            "{json_body}"
+        );
     }
 }
 
 async fn malformed_values_and_bodies_are_400(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     for value in ["abc", "1.5", ""] {
-        f.app.get(&format!("/api/1/advisors?count={value}")).await.assert_error(400, "'count'");
-        f.app.get(&format!("/api/1/advisors?page={value}")).await.assert_error(400, "'page'");
+        f.app
+            .get(&format!("/api/1/advisors?count={value}"))
+            .await
+            .assert_error(400, "'count'");
+        f.app
+            .get(&format!("/api/1/advisors?page={value}"))
+            .await
+            .assert_error(400, "'page'");
     }
-    f.app.post_json("/api/1/advisors", r#"{"page": -0.5}"#).await.assert_error(400, "'page': 0");
-    f.app.post_json("/api/1/advisors", r#"{"count": "abc"}"#).await.assert_error(400, "'count': \"abc\" is not an integer");
-    f.app.post_json("/api/1/advisors", r#"{"count": [1]}"#).await.assert_error(400, "'count'");
-    f.app.post_json("/api/1/advisors", r#"{"count": 1"#).await.assert_error(400, "malformed");
-    f.app.post_json("/api/1/advisors", r#"[1, 2]"#).await.assert_error(400, "must be an object");
-    f.app.post_json("/api/1/advisors", r#""text""#).await.assert_error(400, "must be an object");
-    f.app.post_json("/api/1/advisors", r#"{"phrase": {"a": 1}}"#).await.assert_error(400, "'phrase'");
+    f.app
+        .post_json("/api/1/advisors", r#"{"page": -0.5}"#)
+        .await
+        .assert_error(400, "'page': 0");
+    f.app
+        .post_json("/api/1/advisors", r#"{"count": "abc"}"#)
+        .await
+        .assert_error(400, "'count': \"abc\" is not an integer");
+    f.app
+        .post_json("/api/1/advisors", r#"{"count": [1]}"#)
+        .await
+        .assert_error(400, "'count'");
+    f.app
+        .post_json("/api/1/advisors", r#"{"count": 1"#)
+        .await
+        .assert_error(400, "malformed");
+    f.app
+        .post_json("/api/1/advisors", r#"[1, 2]"#)
+        .await
+        .assert_error(400, "must be an object");
+    f.app
+        .post_json("/api/1/advisors", r#""text""#)
+        .await
+        .assert_error(400, "must be an object");
+    f.app
+        .post_json("/api/1/advisors", r#"{"phrase": {"a": 1}}"#)
+        .await
+        .assert_error(400, "'phrase'");
 }
 
 async fn body_kinds_json_as_text_ignored_form_honoured(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let url = format!("{}/api/1/advisors", f.app.base_url);
-    let text = f.app.send(f.app.client.post(&url).header("content-type", "text/plain").body(r#"{"count": 1}"#)).await;
+    let text = f
+        .app
+        .send(
+            f.app
+                .client
+                .post(&url)
+                .header("content-type", "text/plain")
+                .body(r#"{"count": 1}"#),
+        )
+        .await;
     assert_eq!(text.json()["count"], json!(5));
-    let form = f.app.send(f.app.client.post(&url).form(&[("count", "1"), ("phrase", "222222222222")])).await;
+    let form = f
+        .app
+        .send(
+            f.app
+                .client
+                .post(&url)
+                .form(&[("count", "1"), ("phrase", "222222222222")]),
+        )
+        .await;
     let body = form.json();
-    assert_eq!((body["count"].clone(), body["total"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        (body["count"].clone(), body["total"].clone()),
+        (json!(1), json!(2))
+    );
     assert_eq!(arns_of(&body), sorted(&[D]));
 }
 
 async fn json_body_wins_for_scalars_and_arns_merge(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
-    let body = f.app.post_json("/api/1/advisors?count=1&phrase=222", r#"{"count": 3, "phrase": "111"}"#).await.json();
-    assert_eq!((body["count"].clone(), body["total"].clone()), (json!(3), json!(3)));
-    let body = f.app.post_json(&format!("/api/1/advisors?arn={D}"), &json!({"arn": [A]}).to_string()).await.json();
+    let Some(f) = setup(backend).await else {
+        return;
+    };
+    let body = f
+        .app
+        .post_json(
+            "/api/1/advisors?count=1&phrase=222",
+            r#"{"count": 3, "phrase": "111"}"#,
+        )
+        .await
+        .json();
+    assert_eq!(
+        (body["count"].clone(), body["total"].clone()),
+        (json!(3), json!(3))
+    );
+    let body = f
+        .app
+        .post_json(
+            &format!("/api/1/advisors?arn={D}"),
+            &json!({"arn": [A]}).to_string(),
+        )
+        .await
+        .json();
     assert_eq!(arns_of(&body), sorted(&[A, D]));
 }
 
 async fn phrase_is_a_literal_case_insensitive_substring(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let body = f.app.get("/api/1/advisors?phrase=ADMIN").await.json();
     assert_eq!(arns_of(&body), sorted(&[A, D]));
     // `%` and `_` are literal characters, not LIKE wildcards.
@@ -204,56 +353,135 @@ async fn phrase_is_a_literal_case_insensitive_substring(backend: Backend) {
     let body = f.app.get("/api/1/advisors?phrase=%5C").await.json();
     assert_eq!(body["total"], json!(0));
     // Empty phrase: no filter.
-    assert_eq!(f.app.get("/api/1/advisors?phrase=").await.json()["total"], json!(5));
+    assert_eq!(
+        f.app.get("/api/1/advisors?phrase=").await.json()["total"],
+        json!(5)
+    );
 }
 
 async fn arn_filter_matches_exactly_in_any_case(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let upper = A.to_uppercase();
-    let reply = f.app.get(&format!("/api/1/advisors?arn={upper}&arn={A}&arn={}", D.to_lowercase())).await;
+    let reply = f
+        .app
+        .get(&format!(
+            "/api/1/advisors?arn={upper}&arn={A}&arn={}",
+            D.to_lowercase()
+        ))
+        .await;
     let body = reply.json();
-    assert_eq!(body["total"], json!(2), "duplicates collapse: {}", reply.text);
-    assert_eq!(arns_of(&body), sorted(&[A, D]), "the stored spelling is the key");
-    let body = f.app.post_json("/api/1/advisors", &json!({"arn": C}).to_string()).await.json();
+    assert_eq!(
+        body["total"],
+        json!(2),
+        "duplicates collapse: {}",
+        reply.text
+    );
+    assert_eq!(
+        arns_of(&body),
+        sorted(&[A, D]),
+        "the stored spelling is the key"
+    );
+    let body = f
+        .app
+        .post_json("/api/1/advisors", &json!({"arn": C}).to_string())
+        .await
+        .json();
     assert_eq!(arns_of(&body), sorted(&[C]));
     // A prefix is not an exact match.
-    assert_eq!(f.app.get("/api/1/advisors?arn=arn:aws:iam::111111111111:role").await.json()["total"], json!(0));
-    f.app.get("/api/1/advisors?arn=").await.assert_exact(200, &json!({"count": 0, "page": 1, "total": 0}));
-    assert_eq!(f.app.post_json("/api/1/advisors", r#"{"arn": []}"#).await.json()["total"], json!(5));
-    f.app.post_json("/api/1/advisors", r#"{"arn": [1]}"#).await.assert_error(400, "'arn'");
+    assert_eq!(
+        f.app
+            .get("/api/1/advisors?arn=arn:aws:iam::111111111111:role")
+            .await
+            .json()["total"],
+        json!(0)
+    );
+    f.app
+        .get("/api/1/advisors?arn=")
+        .await
+        .assert_exact(200, &json!({"count": 0, "page": 1, "total": 0}));
+    assert_eq!(
+        f.app
+            .post_json("/api/1/advisors", r#"{"arn": []}"#)
+            .await
+            .json()["total"],
+        json!(5)
+    );
+    f.app
+        .post_json("/api/1/advisors", r#"{"arn": [1]}"#)
+        .await
+        .assert_error(400, "'arn'");
 }
 
 async fn regex_is_anchored_at_the_start_and_case_sensitive(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let get = |pattern: &str| {
-        let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("regex", pattern).finish();
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("regex", pattern)
+            .finish();
         format!("/api/1/advisors?{query}")
     };
     let body = f.app.get(&get(r"arn:aws:iam::\d+:role/Admin")).await.json();
-    assert_eq!(arns_of(&body), sorted(&[A, D]), "matches at the start, not only the whole string");
-    assert_eq!(f.app.get(&get("role/Admin")).await.json()["total"], json!(0), "anchored at the start");
-    assert_eq!(f.app.get(&get(".*role/admin")).await.json()["total"], json!(0), "case-sensitive");
+    assert_eq!(
+        arns_of(&body),
+        sorted(&[A, D]),
+        "matches at the start, not only the whole string"
+    );
+    assert_eq!(
+        f.app.get(&get("role/Admin")).await.json()["total"],
+        json!(0),
+        "anchored at the start"
+    );
+    assert_eq!(
+        f.app.get(&get(".*role/admin")).await.json()["total"],
+        json!(0),
+        "case-sensitive"
+    );
     let body = f.app.get(&get(".*role/")).await.json();
     assert_eq!(arns_of(&body), sorted(&[A, B, D]));
     // An alternation stays inside the anchor.
     let body = f.app.get(&get("nothing|arn:aws:iam::2")).await.json();
     assert_eq!(arns_of(&body), sorted(&[D, E]));
-    let body = f.app.get(&format!("{}&count=1&page=2", get(".*Admin"))).await.json();
-    assert_eq!((body["total"].clone(), body["count"].clone()), (json!(2), json!(1)));
+    let body = f
+        .app
+        .get(&format!("{}&count=1&page=2", get(".*Admin")))
+        .await
+        .json();
+    assert_eq!(
+        (body["total"].clone(), body["count"].clone()),
+        (json!(2), json!(1))
+    );
     assert_eq!(arns_of(&body), sorted(&[D]));
     f.app.get(&get("arn:(")).await.assert_error(400, "'regex'");
     f.app.get(&get("a)(b")).await.assert_error(400, "'regex'");
-    f.app.get(&get("(?=arn)")).await.assert_error(400, "not a supported regular expression");
+    f.app
+        .get(&get("(?=arn)"))
+        .await
+        .assert_error(400, "not a supported regular expression");
 }
 
 async fn filters_combine_with_and(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
-    let body = f.app.post_json("/api/1/advisors?phrase=admin", &json!({"regex": "arn:aws:iam::1", "arn": [A, B]}).to_string()).await.json();
+    let Some(f) = setup(backend).await else {
+        return;
+    };
+    let body = f
+        .app
+        .post_json(
+            "/api/1/advisors?phrase=admin",
+            &json!({"regex": "arn:aws:iam::1", "arn": [A, B]}).to_string(),
+        )
+        .await
+        .json();
     assert_eq!(arns_of(&body), sorted(&[A]));
 }
 
 async fn combine_aggregates_per_namespace(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let recent = f.recent;
     let combined_entry = |la: i64, entity: Option<&str>, ns: &str, total: i64, used: bool| {
         let mut value = entry(la, entity, ns, total);
@@ -266,50 +494,104 @@ async fn combine_aggregates_per_namespace(backend: Backend) {
         "lambda": combined_entry(recent - 10 * DAY_MS, Some(B), "lambda", 1, true),
         "s3": combined_entry(recent, Some(A), "s3", 8, true),
     });
-    f.app.get("/api/1/advisors?combine=true").await.assert_exact(200, &expected);
-    f.app.get("/api/1/advisors?combine=TRUE").await.assert_exact(200, &expected);
-    f.app.post_json("/api/1/advisors", r#"{"combine": true}"#).await.assert_exact(200, &expected);
+    f.app
+        .get("/api/1/advisors?combine=true")
+        .await
+        .assert_exact(200, &expected);
+    f.app
+        .get("/api/1/advisors?combine=TRUE")
+        .await
+        .assert_exact(200, &expected);
+    f.app
+        .post_json("/api/1/advisors", r#"{"combine": true}"#)
+        .await
+        .assert_exact(200, &expected);
     let only_b = json!({
         "lambda": combined_entry(recent - 10 * DAY_MS, Some(B), "lambda", 1, true),
         "s3": combined_entry(OLD_3, Some(B), "s3", 3, false),
     });
-    f.app.get(&format!("/api/1/advisors?combine=True&arn={B}")).await.assert_exact(200, &only_b);
-    f.app.get("/api/1/advisors?combine=true&phrase=nomatch").await.assert_exact(200, &json!({}));
-    for query in ["combine=true&count=4", "combine=true&count=0", "combine=true&count=2&page=2"] {
+    f.app
+        .get(&format!("/api/1/advisors?combine=True&arn={B}"))
+        .await
+        .assert_exact(200, &only_b);
+    f.app
+        .get("/api/1/advisors?combine=true&phrase=nomatch")
+        .await
+        .assert_exact(200, &json!({}));
+    for query in [
+        "combine=true&count=4",
+        "combine=true&count=0",
+        "combine=true&count=2&page=2",
+    ] {
         f.app
             .get(&format!("/api/1/advisors?{query}"))
             .await
-            .assert_exact(400, &json!({"message": "Error: Please specify a count of at least 5."}));
+            .assert_exact(
+                400,
+                &json!({"message": "Error: Please specify a count of at least 5."}),
+            );
     }
     for value in ["yes", "1", "false"] {
-        let body = f.app.get(&format!("/api/1/advisors?combine={value}")).await.json();
+        let body = f
+            .app
+            .get(&format!("/api/1/advisors?combine={value}"))
+            .await
+            .json();
         assert_eq!(body["total"], json!(5), "combine={value} is not combined");
     }
 }
 
 async fn methods_and_paths(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let url = format!("{}/api/1/advisors", f.app.base_url);
     let health = f.app.get("/healthcheck").await;
     assert_eq!((health.status, health.text.as_str()), (200, "ok"));
-    assert_eq!(f.app.send(f.app.client.post(format!("{}/healthcheck", f.app.base_url))).await.status, 405);
-    for method in [reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+    assert_eq!(
+        f.app
+            .send(f.app.client.post(format!("{}/healthcheck", f.app.base_url)))
+            .await
+            .status,
+        405
+    );
+    for method in [
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+        reqwest::Method::PATCH,
+    ] {
         let reply = f.app.send(f.app.client.request(method.clone(), &url)).await;
-        reply.assert_exact(405, &json!({"message": "The method is not allowed for the requested URL."}));
-        assert_eq!(reply.headers["allow"], "GET, POST, HEAD, OPTIONS", "{method}");
+        reply.assert_exact(
+            405,
+            &json!({"message": "The method is not allowed for the requested URL."}),
+        );
+        assert_eq!(
+            reply.headers["allow"], "GET, POST, HEAD, OPTIONS",
+            "{method}"
+        );
     }
     let head = f.app.send(f.app.client.head(&url)).await;
     assert_eq!((head.status, head.text.as_str()), (200, ""));
-    let options = f.app.send(f.app.client.request(reqwest::Method::OPTIONS, &url)).await;
+    let options = f
+        .app
+        .send(f.app.client.request(reqwest::Method::OPTIONS, &url))
+        .await;
     assert_eq!((options.status, options.text.as_str()), (200, ""));
     assert_eq!(options.headers["allow"], "GET, POST, HEAD, OPTIONS");
-    for path in ["/api/1/advisors/", "/nothing", "/api/1/advisor", "/api/2/advisors"] {
+    for path in [
+        "/api/1/advisors/",
+        "/nothing",
+        "/api/1/advisor",
+        "/api/2/advisors",
+    ] {
         f.app.get(path).await.assert_error(404, "not found");
     }
 }
 
 async fn openapi_and_swagger_ui_are_served_from_the_binary(backend: Backend) {
-    let Some(f) = setup(backend).await else { return };
+    let Some(f) = setup(backend).await else {
+        return;
+    };
     let spec = f.app.get("/apispec_1.json").await;
     assert_eq!(spec.status, 200);
     let spec = spec.json();
@@ -318,9 +600,17 @@ async fn openapi_and_swagger_ui_are_served_from_the_binary(backend: Backend) {
     assert!(spec["paths"]["/api/1/advisors"]["post"].is_object());
     let ui = f.app.get("/apidocs/").await;
     assert_eq!(ui.status, 200);
-    assert!(ui.text.contains("swagger-ui"), "{}", &ui.text[..ui.text.len().min(300)]);
+    assert!(
+        ui.text.contains("swagger-ui"),
+        "{}",
+        &ui.text[..ui.text.len().min(300)]
+    );
     let initializer = f.app.get("/apidocs/swagger-initializer.js").await;
-    assert!(initializer.text.contains("/apispec_1.json"), "{}", initializer.text);
+    assert!(
+        initializer.text.contains("/apispec_1.json"),
+        "{}",
+        initializer.text
+    );
 }
 
 on_both_backends!(

@@ -19,7 +19,11 @@ async fn stored(db: &Database, arn: &str) -> Vec<StoredService> {
         ..Default::default()
     };
     let page = db.advisors(&filter, 1, 10).await.unwrap();
-    page.principals.into_iter().next().map(|p| p.services).unwrap_or_default()
+    page.principals
+        .into_iter()
+        .next()
+        .map(|p| p.services)
+        .unwrap_or_default()
 }
 
 fn row(namespace: &str, last: i64, entity: Option<&str>, total: i64) -> StoredService {
@@ -33,83 +37,156 @@ fn row(namespace: &str, last: i64, entity: Option<&str>, total: i64) -> StoredSe
 }
 
 async fn upsert_rules(backend: Backend) {
-    let Some(t) = fresh_db(backend).await else { return };
-    let first = principal(ROLE, vec![
-        service("s3", 2_000, Some("e1"), 1),
-        service("ec2", 2_000, Some("e1"), 1),
-        service("iam", 2_000, Some("e1"), 1),
-        service("sns", 0, None, 0),
-    ]);
-    let summary = t.db.store_principals(&[first], WriteOptions::default()).await.unwrap();
-    assert_eq!((summary.principals, summary.inserted, summary.updated), (1, 4, 0));
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    let first = principal(
+        ROLE,
+        vec![
+            service("s3", 2_000, Some("e1"), 1),
+            service("ec2", 2_000, Some("e1"), 1),
+            service("iam", 2_000, Some("e1"), 1),
+            service("sns", 0, None, 0),
+        ],
+    );
+    let summary =
+        t.db.store_principals(&[first], WriteOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (summary.principals, summary.inserted, summary.updated),
+        (1, 4, 0)
+    );
 
-    let second = principal(ROLE, vec![
-        service("s3", 3_000, Some("e2"), 2),  // newer: replaces, with entity and count
-        service("ec2", 0, None, 0),            // aged out: becomes 0, with a warning
-        service("iam", 1_000, Some("e0"), 5),  // older: stored kept, with a warning
-        service("sns", 0, None, 0),            // unchanged
-        service("kms", 500, Some("e3"), 1),    // new namespace: inserted
-    ]);
-    let summary = t.db.store_principals(&[second], WriteOptions::default()).await.unwrap();
-    assert_eq!((summary.inserted, summary.updated, summary.unchanged), (1, 2, 2));
-    assert_eq!(summary.warnings, vec![
-        WriteWarning::AgedOut { arn: ROLE.into(), namespace: "ec2".into(), previous: 2_000 },
-        WriteWarning::OlderIgnored { arn: ROLE.into(), namespace: "iam".into(), stored: 2_000, received: 1_000 },
-    ]);
+    let second = principal(
+        ROLE,
+        vec![
+            service("s3", 3_000, Some("e2"), 2), // newer: replaces, with entity and count
+            service("ec2", 0, None, 0),          // aged out: becomes 0, with a warning
+            service("iam", 1_000, Some("e0"), 5), // older: stored kept, with a warning
+            service("sns", 0, None, 0),          // unchanged
+            service("kms", 500, Some("e3"), 1),  // new namespace: inserted
+        ],
+    );
+    let summary =
+        t.db.store_principals(&[second], WriteOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        (summary.inserted, summary.updated, summary.unchanged),
+        (1, 2, 2)
+    );
+    assert_eq!(
+        summary.warnings,
+        vec![
+            WriteWarning::AgedOut {
+                arn: ROLE.into(),
+                namespace: "ec2".into(),
+                previous: 2_000
+            },
+            WriteWarning::OlderIgnored {
+                arn: ROLE.into(),
+                namespace: "iam".into(),
+                stored: 2_000,
+                received: 1_000
+            },
+        ]
+    );
     // Rows keep their ids (and so their order): ec2, iam, s3, sns from the first write, then kms.
-    assert_eq!(stored(&t.db, ROLE).await, vec![
-        row("ec2", 0, None, 0),
-        row("iam", 2_000, Some("e1"), 1),
-        row("s3", 3_000, Some("e2"), 2),
-        row("sns", 0, None, 0),
-        row("kms", 500, Some("e3"), 1),
-    ]);
+    assert_eq!(
+        stored(&t.db, ROLE).await,
+        vec![
+            row("ec2", 0, None, 0),
+            row("iam", 2_000, Some("e1"), 1),
+            row("s3", 3_000, Some("e2"), 2),
+            row("sns", 0, None, 0),
+            row("kms", 500, Some("e3"), 1),
+        ]
+    );
 }
 
 async fn names_are_truncated_and_duplicates_collapse(backend: Backend) {
-    let Some(t) = fresh_db(backend).await else { return };
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
     let mut long = service(&"n".repeat(80), 10, None, 1);
     long.service_name = "é".repeat(200);
     let duplicate_old = service("s3", 5, None, 1);
     let duplicate_new = service("s3", 7, None, 1);
-    t.store(&[principal(ROLE, vec![long, duplicate_old, duplicate_new])]).await;
+    t.store(&[principal(ROLE, vec![long, duplicate_old, duplicate_new])])
+        .await;
     let rows = stored(&t.db, ROLE).await;
     assert_eq!(rows.len(), 2);
-    let long_row = rows.iter().find(|r| r.service_namespace.as_deref() != Some("s3")).unwrap();
-    assert_eq!(long_row.service_namespace.as_deref(), Some("n".repeat(64).as_str()));
-    assert_eq!(long_row.service_name.as_deref(), Some("é".repeat(128).as_str()));
-    let s3 = rows.iter().find(|r| r.service_namespace.as_deref() == Some("s3")).unwrap();
+    let long_row = rows
+        .iter()
+        .find(|r| r.service_namespace.as_deref() != Some("s3"))
+        .unwrap();
+    assert_eq!(
+        long_row.service_namespace.as_deref(),
+        Some("n".repeat(64).as_str())
+    );
+    assert_eq!(
+        long_row.service_name.as_deref(),
+        Some("é".repeat(128).as_str())
+    );
+    let s3 = rows
+        .iter()
+        .find(|r| r.service_namespace.as_deref() == Some("s3"))
+        .unwrap();
     assert_eq!(s3.last_authenticated, Some(7));
 }
 
 async fn last_updated_is_set_to_now_in_utc(backend: Backend) {
-    let Some(t) = fresh_db(backend).await else { return };
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1);
-    t.store(&[principal(ROLE, vec![service("s3", 1, None, 1)])]).await;
-    let page = t.db.advisors(&AdvisorFilter::default(), 1, 10).await.unwrap();
+    t.store(&[principal(ROLE, vec![service("s3", 1, None, 1)])])
+        .await;
+    let page =
+        t.db.advisors(&AdvisorFilter::default(), 1, 10)
+            .await
+            .unwrap();
     let text = page.principals[0].last_updated.clone().unwrap();
     let stored = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
     let after = chrono::Utc::now().naive_utc() + chrono::Duration::seconds(1);
-    assert!(before <= stored && stored <= after, "{text} not between {before} and {after}");
+    assert!(
+        before <= stored && stored <= after,
+        "{text} not between {before} and {after}"
+    );
 }
 
 async fn pruning_removes_only_what_is_gone(backend: Backend) {
-    let Some(t) = fresh_db(backend).await else { return };
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
     let kept = "arn:aws:iam::123456789012:role/Kept";
     let gone = "arn:aws:iam::123456789012:user/Gone";
     let other_account = "arn:aws:iam::999999999999:role/Other";
     t.store(&[
-        principal(kept, vec![service("s3", 1, None, 1), service("ec2", 1, None, 1)]),
+        principal(
+            kept,
+            vec![service("s3", 1, None, 1), service("ec2", 1, None, 1)],
+        ),
         principal(gone, vec![service("s3", 1, None, 1)]),
         principal(other_account, vec![service("s3", 1, None, 1)]),
     ])
     .await;
     // Without pruning, a namespace AWS no longer returns stays.
-    t.db.store_principals(&[principal(kept, vec![service("s3", 2, None, 1)])], WriteOptions::default()).await.unwrap();
+    t.db.store_principals(
+        &[principal(kept, vec![service("s3", 2, None, 1)])],
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(stored(&t.db, kept).await.len(), 2);
-    let summary = t
-        .db
-        .store_principals(&[principal(kept, vec![service("s3", 2, None, 1)])], WriteOptions { prune_namespaces: true })
+    let summary =
+        t.db.store_principals(
+            &[principal(kept, vec![service("s3", 2, None, 1)])],
+            WriteOptions {
+                prune_namespaces: true,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(summary.namespaces_pruned, 1);
@@ -118,7 +195,10 @@ async fn pruning_removes_only_what_is_gone(backend: Backend) {
     let listed: HashSet<String> = [kept.to_owned()].into();
     let removed = t.db.prune_account("123456789012", &listed).await.unwrap();
     assert_eq!(removed, vec![gone.to_owned()]);
-    let page = t.db.advisors(&AdvisorFilter::default(), 1, 10).await.unwrap();
+    let page =
+        t.db.advisors(&AdvisorFilter::default(), 1, 10)
+            .await
+            .unwrap();
     let arns: Vec<&str> = page.principals.iter().map(|p| p.arn.as_str()).collect();
     assert_eq!(arns, vec![kept, other_account]);
     // The removed principal's rows went with it.
@@ -127,12 +207,19 @@ async fn pruning_removes_only_what_is_gone(backend: Backend) {
 }
 
 async fn migrations_are_idempotent_and_reversible_by_drop(backend: Backend) {
-    let Some(t) = fresh_db(backend).await else { return };
-    t.store(&[principal(ROLE, vec![service("s3", 1, None, 1)])]).await;
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    t.store(&[principal(ROLE, vec![service("s3", 1, None, 1)])])
+        .await;
     t.db.migrate().await.unwrap();
     t.db.migrate().await.unwrap();
     assert!(t.db.is_migrated().await.unwrap());
-    assert_eq!(stored(&t.db, ROLE).await.len(), 1, "migrating again keeps data");
+    assert_eq!(
+        stored(&t.db, ROLE).await.len(),
+        1,
+        "migrating again keeps data"
+    );
     t.db.drop_all().await.unwrap();
     assert!(!t.db.is_migrated().await.unwrap());
     t.db.migrate().await.unwrap();
@@ -140,7 +227,9 @@ async fn migrations_are_idempotent_and_reversible_by_drop(backend: Backend) {
 }
 
 async fn duplicate_rows_from_older_writers_are_merged_by_the_migration(backend: Backend) {
-    let Some(t) = fresh_db(backend).await else { return };
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
     // An upstream-era database: only the first migration's schema, with a duplicated namespace.
     t.db.drop_all().await.unwrap();
     let create = match backend {
@@ -152,7 +241,10 @@ async fn duplicate_rows_from_older_writers_are_merged_by_the_migration(backend: 
     t.execute("INSERT INTO advisor_data (id, item_id, \"lastAuthenticated\", \"serviceName\", \"serviceNamespace\", \"lastAuthenticatedEntity\", \"totalAuthenticatedEntities\") VALUES \
         (1, 1, 100, 'Service s3', 's3', NULL, 1), (2, 1, 300, 'Service s3', 's3', 'newest', 1), (3, 1, 300, 'Service s3', 's3', 'later copy', 1), (4, 1, 5, 'Service ec2', 'ec2', NULL, 1)").await;
     t.db.migrate().await.unwrap();
-    assert_eq!(stored(&t.db, ROLE).await, vec![row("s3", 300, Some("newest"), 1), row("ec2", 5, None, 1)]);
+    assert_eq!(
+        stored(&t.db, ROLE).await,
+        vec![row("s3", 300, Some("newest"), 1), row("ec2", 5, None, 1)]
+    );
 }
 
 on_both_backends!(
@@ -166,10 +258,12 @@ on_both_backends!(
 
 /// A copy of the database upstream 0.3.5 wrote itself.
 fn upstream_fixture() -> (tempfile::TempDir, String) {
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/upstream-0.3.5.db");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/upstream-0.3.5.db");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("upstream.db");
-    std::fs::copy(&source, &copy).unwrap_or_else(|err| panic!("cannot copy {}: {err}", source.display()));
+    std::fs::copy(&source, &copy)
+        .unwrap_or_else(|err| panic!("cannot copy {}: {err}", source.display()));
     let uri = format!("sqlite:///{}", copy.display());
     (dir, uri)
 }
@@ -181,9 +275,21 @@ async fn upstream_database_opens_migrates_and_serves_exactly_its_data() {
     sqlx::any::install_default_drivers();
     let raw_url = uri.replacen("sqlite:///", "sqlite://", 1);
     let raw = sqlx::AnyPool::connect(&raw_url).await.unwrap();
-    let principals: Vec<(i64, String, String)> =
-        sqlx::query_as("SELECT id, arn, CAST(\"lastUpdated\" AS TEXT) FROM aws_iam_object ORDER BY id").fetch_all(&raw).await.unwrap();
-    let rows: Vec<(i64, Option<i64>, Option<String>, Option<String>, Option<String>, Option<i64>)> = sqlx::query_as(
+    let principals: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT id, arn, CAST(\"lastUpdated\" AS TEXT) FROM aws_iam_object ORDER BY id",
+    )
+    .fetch_all(&raw)
+    .await
+    .unwrap();
+    type Row = (
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT item_id, \"lastAuthenticated\", \"serviceName\", \"serviceNamespace\", \"lastAuthenticatedEntity\", \"totalAuthenticatedEntities\" FROM advisor_data ORDER BY item_id, id",
     )
     .fetch_all(&raw)
@@ -198,9 +304,13 @@ async fn upstream_database_opens_migrates_and_serves_exactly_its_data() {
     db.migrate().await.unwrap();
     let app = common::spawn_app(&db).await;
     let body = app.get("/api/1/advisors?count=100").await.json();
-    assert_eq!((body["count"].clone(), body["total"].clone()), (json!(24), json!(24)));
+    assert_eq!(
+        (body["count"].clone(), body["total"].clone()),
+        (json!(24), json!(24))
+    );
     for (id, arn, last_updated) in &principals {
-        let time = chrono::NaiveDateTime::parse_from_str(last_updated, "%Y-%m-%d %H:%M:%S%.f").unwrap();
+        let time =
+            chrono::NaiveDateTime::parse_from_str(last_updated, "%Y-%m-%d %H:%M:%S%.f").unwrap();
         let expected_time = time.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         let expected: Vec<serde_json::Value> = rows
             .iter()
@@ -216,38 +326,71 @@ async fn upstream_database_opens_migrates_and_serves_exactly_its_data() {
         assert_eq!(body[arn], json!(expected), "{arn}");
     }
     // The truncated name and namespace upstream stored come back as they are.
-    let long = rows.iter().find(|r| r.3.as_deref().is_some_and(|ns| ns.len() == 64)).expect("a 64-character namespace");
+    let long = rows
+        .iter()
+        .find(|r| r.3.as_deref().is_some_and(|ns| ns.len() == 64))
+        .expect("a 64-character namespace");
     assert_eq!(long.2.as_deref().map(|n| n.chars().count()), Some(128));
     // And the write path works on it: a new collection updates upstream's rows in place.
     let arn = &principals[0].1;
-    db.store_principals(&[principal(arn, vec![service("ec2", 4_000_000_000_000, Some(arn), 1)])], WriteOptions::default())
-        .await
-        .unwrap();
+    db.store_principals(
+        &[principal(
+            arn,
+            vec![service("ec2", 4_000_000_000_000, Some(arn), 1)],
+        )],
+        WriteOptions::default(),
+    )
+    .await
+    .unwrap();
     let services = stored(&db, arn).await;
-    assert_eq!(services.len(), rows.iter().filter(|r| r.0 == principals[0].0).count());
-    assert!(services.iter().any(|s| s.service_namespace.as_deref() == Some("ec2") && s.last_authenticated == Some(4_000_000_000_000)));
+    assert_eq!(
+        services.len(),
+        rows.iter().filter(|r| r.0 == principals[0].0).count()
+    );
+    assert!(services
+        .iter()
+        .any(|s| s.service_namespace.as_deref() == Some("ec2")
+            && s.last_authenticated == Some(4_000_000_000_000)));
 }
 
 #[tokio::test]
 async fn sqlite_readers_are_not_blocked_by_a_writer() {
-    let Some(t) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(t) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let writer_db = t.db.clone();
     let writer = tokio::spawn(async move {
         for round in 0..40 {
             let batch: Vec<_> = (0..50)
-                .map(|i| principal(&format!("arn:aws:iam::123456789012:role/r{i}"), vec![service("s3", round, None, 1)]))
+                .map(|i| {
+                    principal(
+                        &format!("arn:aws:iam::123456789012:role/r{i}"),
+                        vec![service("s3", round, None, 1)],
+                    )
+                })
                 .collect();
-            writer_db.store_principals(&batch, WriteOptions::default()).await.unwrap();
+            writer_db
+                .store_principals(&batch, WriteOptions::default())
+                .await
+                .unwrap();
         }
     });
     let mut reads = 0;
     while !writer.is_finished() {
-        t.db.advisors(&AdvisorFilter::default(), 1, 30).await.unwrap();
+        t.db.advisors(&AdvisorFilter::default(), 1, 30)
+            .await
+            .unwrap();
         reads += 1;
     }
     writer.await.unwrap();
     assert!(reads > 0);
-    let page = t.db.advisors(&AdvisorFilter::default(), 1, 100).await.unwrap();
+    let page =
+        t.db.advisors(&AdvisorFilter::default(), 1, 100)
+            .await
+            .unwrap();
     assert_eq!(page.total, 50);
-    assert!(page.principals.iter().all(|p| p.services[0].last_authenticated == Some(39)));
+    assert!(page
+        .principals
+        .iter()
+        .all(|p| p.services[0].last_authenticated == Some(39)));
 }

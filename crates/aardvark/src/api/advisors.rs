@@ -162,10 +162,16 @@ pub async fn advisors(
                 result.total
             )));
         }
-        return Ok(json_response(StatusCode::OK, &combined(&result.principals, Utc::now())));
+        return Ok(json_response(
+            StatusCode::OK,
+            &combined(&result.principals, Utc::now()),
+        ));
     }
     let mut body: BTreeMap<String, PageValue> = BTreeMap::new();
-    body.insert("count".into(), PageValue::Number(result.principals.len() as i64));
+    body.insert(
+        "count".into(),
+        PageValue::Number(result.principals.len() as i64),
+    );
     body.insert("page".into(), PageValue::Number(page));
     body.insert("total".into(), PageValue::Number(result.total));
     for principal in result.principals {
@@ -238,12 +244,20 @@ fn combined(principals: &[StoredPrincipal], now: DateTime<Utc>) -> BTreeMap<Stri
 /// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
 /// timestamp is passed through rather than hidden.
 fn rfc1123(stored: &str) -> String {
-    let trimmed = stored.trim().trim_end_matches("+00:00").trim_end_matches('Z');
-    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
-        .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_else(|| stored.to_owned())
+    let trimmed = stored
+        .trim()
+        .trim_end_matches("+00:00")
+        .trim_end_matches('Z');
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
+    .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    .unwrap_or_else(|| stored.to_owned())
 }
 
 /// The regex crate's message without its multi-line pattern excerpt.
@@ -262,9 +276,18 @@ mod tests {
 
     #[test]
     fn timestamps_format_like_flask() {
-        assert_eq!(rfc1123("2026-11-24 08:33:58.107145"), "Tue, 24 Nov 2026 08:33:58 GMT");
-        assert_eq!(rfc1123("2026-11-22 19:54:58"), "Sun, 22 Nov 2026 19:54:58 GMT");
-        assert_eq!(rfc1123("2026-11-22T19:54:58Z"), "Sun, 22 Nov 2026 19:54:58 GMT");
+        assert_eq!(
+            rfc1123("2026-11-24 08:33:58.107145"),
+            "Tue, 24 Nov 2026 08:33:58 GMT"
+        );
+        assert_eq!(
+            rfc1123("2026-11-22 19:54:58"),
+            "Sun, 22 Nov 2026 19:54:58 GMT"
+        );
+        assert_eq!(
+            rfc1123("2026-11-22T19:54:58Z"),
+            "Sun, 22 Nov 2026 19:54:58 GMT"
+        );
         assert_eq!(rfc1123("garbage"), "garbage");
     }
 }

@@ -71,7 +71,10 @@ pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Respo
     text.push('\n');
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         text,
     )
         .into_response()

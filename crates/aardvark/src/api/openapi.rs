@@ -14,7 +14,12 @@ use crate::db::Database;
         description = "AWS IAM Access Advisor data, collected across accounts. Compatible with Netflix Aardvark 0.3.5's API."
     ),
     paths(super::advisors::advisors, super::healthcheck),
-    components(schemas(super::advisors::AdvisorsBody, super::advisors::ServiceEntry, super::advisors::CombinedEntry, super::ErrorBody))
+    components(schemas(
+        super::advisors::AdvisorsBody,
+        super::advisors::ServiceEntry,
+        super::advisors::CombinedEntry,
+        super::ErrorBody
+    ))
 )]
 struct ApiDoc;
 

@@ -130,11 +130,9 @@ impl RequestParams {
                     }
                 }
             }
-            Some(Value::Object(_)) => {
-                return Err(ApiError::bad_request(
-                    "invalid value for 'arn': expected a string or a list of strings, got an object",
-                ))
-            }
+            Some(Value::Object(_)) => return Err(ApiError::bad_request(
+                "invalid value for 'arn': expected a string or a list of strings, got an object",
+            )),
             Some(scalar) => arns.push(python_str(scalar)),
         }
         arns.extend(
@@ -194,10 +192,29 @@ mod tests {
 
     #[test]
     fn python_int_accepts_what_python_accepts() {
-        for (text, expected) in [("2", 2), ("+2", 2), (" 3 ", 3), ("1_0", 10), ("-4", -4), ("007", 7)] {
+        for (text, expected) in [
+            ("2", 2),
+            ("+2", 2),
+            (" 3 ", 3),
+            ("1_0", 10),
+            ("-4", -4),
+            ("007", 7),
+        ] {
             assert_eq!(python_int(text), Some(expected), "{text:?}");
         }
-        for text in ["", " ", "abc", "1.5", "_1", "1_", "1__0", "+-1", "- 1", "0x10", "99999999999999999999"] {
+        for text in [
+            "",
+            " ",
+            "abc",
+            "1.5",
+            "_1",
+            "1_",
+            "1__0",
+            "+-1",
+            "- 1",
+            "0x10",
+            "99999999999999999999",
+        ] {
             assert_eq!(python_int(text), None, "{text:?}");
         }
     }
@@ -220,8 +237,8 @@ mod tests {
     fn body_kinds() {
         let text = RequestParams::parse(None, Some("text/plain"), br#"{"page": 5}"#).unwrap();
         assert_eq!(text.integer("page", 1).unwrap(), 1);
-        let form =
-            RequestParams::parse(None, Some("application/x-www-form-urlencoded"), b"page=4").unwrap();
+        let form = RequestParams::parse(None, Some("application/x-www-form-urlencoded"), b"page=4")
+            .unwrap();
         assert_eq!(form.integer("page", 1).unwrap(), 4);
         assert!(RequestParams::parse(None, Some("application/json"), b"{").is_err());
         assert!(RequestParams::parse(None, Some("application/json"), b"[1]").is_err());

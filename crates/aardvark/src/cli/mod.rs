@@ -14,7 +14,11 @@ use crate::config::{self, LogFormat, Settings};
 use crate::db::{uri::redact_password, Database};
 
 #[derive(Debug, Parser)]
-#[command(name = "aardvark", version, about = "Multi-account AWS IAM Access Advisor collector, cache and HTTP API")]
+#[command(
+    name = "aardvark",
+    version,
+    about = "Multi-account AWS IAM Access Advisor collector, cache and HTTP API"
+)]
 pub struct Cli {
     /// Settings file (default: ./settings.yaml, then /etc/aardvark/settings.yaml).
     #[arg(long, global = true, value_name = "FILE")]
@@ -41,7 +45,7 @@ pub enum LogFormatArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write settings.yaml, asking for each setting, or convert an upstream config.py.
-    Config(wizard::ConfigArgs),
+    Config(Box<wizard::ConfigArgs>),
     /// Create the database schema, or migrate an existing one (also upstream's). Idempotent.
     #[command(alias = "create_db")]
     CreateDb,
@@ -56,7 +60,12 @@ pub enum Command {
     #[command(alias = "start_api")]
     Serve {
         /// Address to listen on.
-        #[arg(short, long, default_value = "127.0.0.1:5000", value_name = "HOST:PORT")]
+        #[arg(
+            short,
+            long,
+            default_value = "127.0.0.1:5000",
+            value_name = "HOST:PORT"
+        )]
         bind: String,
     },
 }
@@ -136,8 +145,7 @@ fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let stdin = std::io::stdin();
-    let (text, warnings) =
-        wizard::build_settings(args, &mut stdin.lock(), &mut std::io::stderr())?;
+    let (text, warnings) = wizard::build_settings(args, &mut stdin.lock(), &mut std::io::stderr())?;
     for warning in warnings {
         tracing::warn!("{warning}");
     }
@@ -153,12 +161,14 @@ fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
-    Database::connect(&settings.database_uri).await.with_context(|| {
-        format!(
-            "database {} is unreachable",
-            redact_password(&settings.database_uri)
-        )
-    })
+    Database::connect(&settings.database_uri)
+        .await
+        .with_context(|| {
+            format!(
+                "database {} is unreachable",
+                redact_password(&settings.database_uri)
+            )
+        })
 }
 
 async fn run_create_db(settings: &Settings) -> anyhow::Result<ExitCode> {

@@ -75,29 +75,46 @@ pub fn build_settings(
         interactive: !args.no_prompt,
     };
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
-    let role = asker.ask("Role to assume in each account", args.role_name.as_deref(), "Aardvark", |answer| {
-        if answer.is_empty() || answer.contains(char::is_whitespace) {
-            Err("a role name without spaces".into())
-        } else {
-            Ok(Value::from(answer))
-        }
-    })?;
+    let role = asker.ask(
+        "Role to assume in each account",
+        args.role_name.as_deref(),
+        "Aardvark",
+        |answer| {
+            if answer.is_empty() || answer.contains(char::is_whitespace) {
+                Err("a role name without spaces".into())
+            } else {
+                Ok(Value::from(answer))
+            }
+        },
+    )?;
     values.insert("AWS_ROLENAME".into(), role);
-    let uri = asker.ask("Database URI", args.database_uri.as_deref(), "sqlite:///aardvark.db", |answer| {
-        DatabaseTarget::parse(answer)
-            .map(|_| Value::from(answer))
-            .map_err(|err| err.to_string())
-    })?;
+    let uri = asker.ask(
+        "Database URI",
+        args.database_uri.as_deref(),
+        "sqlite:///aardvark.db",
+        |answer| {
+            DatabaseTarget::parse(answer)
+                .map(|_| Value::from(answer))
+                .map_err(|err| err.to_string())
+        },
+    )?;
     values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
     let threads = args.num_threads.map(|n| n.to_string());
-    let threads = asker.ask("Principals to collect at once", threads.as_deref(), "5", |answer| {
-        match answer.parse::<u64>() {
+    let threads = asker.ask(
+        "Principals to collect at once",
+        threads.as_deref(),
+        "5",
+        |answer| match answer.parse::<u64>() {
             Ok(n) if (1..=10_000).contains(&n) => Ok(Value::from(n)),
             _ => Err("a whole number from 1 to 10000".into()),
-        }
-    })?;
+        },
+    )?;
     values.insert("UPDATER_NUM_THREADS".into(), threads);
-    let default_source = if args.swag_bucket.is_some() { "swag" } else { "static" };
+    let default_source = if args.swag_bucket.is_some() {
+        "swag"
+    } else {
+        "static"
+    };
     let source = asker.ask(
         "Account source (static, swag, organizations)",
         args.account_source.as_deref(),
@@ -121,7 +138,11 @@ pub fn build_settings(
             })?;
             swag.insert("bucket".into(), bucket);
             for (key, prompt, flag) in [
-                ("filter", "SWAG filter (JMESPath, empty for none)", &args.swag_filter),
+                (
+                    "filter",
+                    "SWAG filter (JMESPath, empty for none)",
+                    &args.swag_filter,
+                ),
                 (
                     "service_enabled_requirement",
                     "SWAG service that must be enabled (empty for none)",
@@ -129,28 +150,37 @@ pub fn build_settings(
                 ),
             ] {
                 let value = asker.ask(prompt, flag.as_deref(), "", |answer| {
-                    Ok(if answer.is_empty() { Value::Null } else { Value::from(answer) })
+                    Ok(if answer.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::from(answer)
+                    })
                 })?;
                 swag.insert(key.into(), value);
             }
             values.insert("SWAG".into(), Value::Mapping(swag));
         }
         "static" => {
-            let accounts = asker.ask("Account ids (comma-separated, empty for none)", args.accounts.as_deref(), "", |answer| {
-                let ids: Vec<Value> = answer
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|id| !id.is_empty())
-                    .map(|id| {
-                        if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
-                            Ok(Value::from(id))
-                        } else {
-                            Err(format!("{id:?} is not a 12-digit account id"))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(Value::Sequence(ids))
-            })?;
+            let accounts = asker.ask(
+                "Account ids (comma-separated, empty for none)",
+                args.accounts.as_deref(),
+                "",
+                |answer| {
+                    let ids: Vec<Value> = answer
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|id| !id.is_empty())
+                        .map(|id| {
+                            if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+                                Ok(Value::from(id))
+                            } else {
+                                Err(format!("{id:?} is not a 12-digit account id"))
+                            }
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Ok(Value::Sequence(ids))
+                },
+            )?;
             values.insert("ACCOUNTS".into(), accounts);
         }
         _ => {}
@@ -174,10 +204,14 @@ impl Asker<'_> {
         check: impl Fn(&str) -> Result<Value, String>,
     ) -> anyhow::Result<Value> {
         if let Some(given) = flag {
-            return check(given.trim()).map_err(|expected| anyhow::anyhow!("{question}: expected {expected}, got {given:?}"));
+            return check(given.trim()).map_err(|expected| {
+                anyhow::anyhow!("{question}: expected {expected}, got {given:?}")
+            });
         }
         if !self.interactive {
-            return check(default).map_err(|expected| anyhow::anyhow!("{question}: expected {expected}; give it as a flag"));
+            return check(default).map_err(|expected| {
+                anyhow::anyhow!("{question}: expected {expected}; give it as a flag")
+            });
         }
         loop {
             if default.is_empty() {
@@ -192,7 +226,9 @@ impl Asker<'_> {
             let answer = if answer.is_empty() { default } else { answer };
             match check(answer) {
                 Ok(value) => return Ok(value),
-                Err(expected) if at_end => bail!("{question}: expected {expected}, and the input ended"),
+                Err(expected) if at_end => {
+                    bail!("{question}: expected {expected}, and the input ended")
+                }
                 Err(expected) => writeln!(self.prompts, "  expected {expected}; try again")?,
             }
         }

@@ -30,12 +30,24 @@ pub fn convert(source: &str) -> Result<Converted, LegacyError> {
             continue;
         };
         let assignment = match statement {
-            [Token { kind: Kind::Name(name), .. }, Token { kind: Kind::Op('='), .. }, rest @ ..] => {
-                Parser { tokens: rest, at: 0 }
-                    .whole_literal()
-                    .map(|value| (name.clone(), value))
+            [Token {
+                kind: Kind::Name(name),
+                ..
+            }, Token {
+                kind: Kind::Op('='),
+                ..
+            }, rest @ ..] => Parser {
+                tokens: rest,
+                at: 0,
             }
-            [Token { kind: Kind::Name(word), .. }, ..] if word == "import" || word == "from" => {
+            .whole_literal()
+            .map(|value| (name.clone(), value)),
+            [Token {
+                kind: Kind::Name(word),
+                ..
+            }, ..]
+                if word == "import" || word == "from" =>
+            {
                 continue
             }
             _ => None,
@@ -85,9 +97,7 @@ pub fn convert(source: &str) -> Result<Converted, LegacyError> {
         }
     }
     if !swag.is_empty() {
-        converted
-            .values
-            .insert("SWAG".into(), Value::Mapping(swag));
+        converted.values.insert("SWAG".into(), Value::Mapping(swag));
     }
     Ok(converted)
 }
@@ -123,7 +133,10 @@ fn tokenize(source: &str) -> Result<Vec<Token>, LegacyError> {
         match c {
             '\n' => {
                 if depth == 0 {
-                    tokens.push(Token { kind: Kind::Newline, line });
+                    tokens.push(Token {
+                        kind: Kind::Newline,
+                        line,
+                    });
                 }
                 line += 1;
                 at += 1;
@@ -189,15 +202,27 @@ fn tokenize(source: &str) -> Result<Vec<Token>, LegacyError> {
                     at += 1;
                 }
                 // Adjacent string literals concatenate, as in Python.
-                if let Some(Token { kind: Kind::Str(previous), .. }) = tokens.last_mut() {
+                if let Some(Token {
+                    kind: Kind::Str(previous),
+                    ..
+                }) = tokens.last_mut()
+                {
                     previous.push_str(&text);
                 } else {
-                    tokens.push(Token { kind: Kind::Str(text), line: start_line });
+                    tokens.push(Token {
+                        kind: Kind::Str(text),
+                        line: start_line,
+                    });
                 }
             }
-            c if c.is_ascii_digit() || (c == '.' && chars.get(at + 1).is_some_and(char::is_ascii_digit)) => {
+            c if c.is_ascii_digit()
+                || (c == '.' && chars.get(at + 1).is_some_and(char::is_ascii_digit)) =>
+            {
                 let start = at;
-                while chars.get(at).is_some_and(|&c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
+                while chars
+                    .get(at)
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                {
                     at += 1;
                 }
                 let text: String = chars[start..at].iter().filter(|&&c| c != '_').collect();
@@ -208,14 +233,23 @@ fn tokenize(source: &str) -> Result<Vec<Token>, LegacyError> {
                 } else {
                     return Err(error(line, &format!("cannot read the number {text}")));
                 };
-                tokens.push(Token { kind: Kind::Number(number), line });
+                tokens.push(Token {
+                    kind: Kind::Number(number),
+                    line,
+                });
             }
             c if c.is_alphabetic() || c == '_' => {
                 let start = at;
-                while chars.get(at).is_some_and(|&c| c.is_alphanumeric() || c == '_') {
+                while chars
+                    .get(at)
+                    .is_some_and(|&c| c.is_alphanumeric() || c == '_')
+                {
                     at += 1;
                 }
-                tokens.push(Token { kind: Kind::Name(chars[start..at].iter().collect()), line });
+                tokens.push(Token {
+                    kind: Kind::Name(chars[start..at].iter().collect()),
+                    line,
+                });
             }
             _ => {
                 match c {
@@ -223,7 +257,10 @@ fn tokenize(source: &str) -> Result<Vec<Token>, LegacyError> {
                     ')' | ']' | '}' => depth = depth.saturating_sub(1),
                     _ => {}
                 }
-                tokens.push(Token { kind: Kind::Op(c), line });
+                tokens.push(Token {
+                    kind: Kind::Op(c),
+                    line,
+                });
                 at += 1;
             }
         }
@@ -370,7 +407,10 @@ WEIRD = os.environ.get('X')
         );
         assert_eq!(
             values["UPDATER_FAILING_ARNS"],
-            Value::Sequence(vec!["arn:aws:iam::1:role/a".into(), "arn:aws:iam::1:role/b".into()])
+            Value::Sequence(vec![
+                "arn:aws:iam::1:role/a".into(),
+                "arn:aws:iam::1:role/b".into()
+            ])
         );
         let swag = values["SWAG"].as_mapping().unwrap();
         assert_eq!(swag["bucket"], Value::from("swag-bucket"));
@@ -379,8 +419,16 @@ WEIRD = os.environ.get('X')
         assert_eq!(swag["opts"]["schema_version"], Value::from(2));
         assert!(!values.contains_key("LOG_CFG"));
         assert_eq!(converted.warnings.len(), 2, "{:?}", converted.warnings);
-        assert!(converted.warnings[0].starts_with("line 4:"), "{:?}", converted.warnings);
-        assert!(converted.warnings[1].starts_with("line 19:"), "{:?}", converted.warnings);
+        assert!(
+            converted.warnings[0].starts_with("line 4:"),
+            "{:?}",
+            converted.warnings
+        );
+        assert!(
+            converted.warnings[1].starts_with("line 19:"),
+            "{:?}",
+            converted.warnings
+        );
     }
 
     #[test]
@@ -391,7 +439,8 @@ WEIRD = os.environ.get('X')
 
     #[test]
     fn numbers_and_escapes() {
-        let converted = convert("NUM_THREADS = 1_0\nAWS_REGION = 'eu-\\'west\\'-1'\nX = -2.5\n").unwrap();
+        let converted =
+            convert("NUM_THREADS = 1_0\nAWS_REGION = 'eu-\\'west\\'-1'\nX = -2.5\n").unwrap();
         assert_eq!(converted.values["UPDATER_NUM_THREADS"], Value::from(10));
         assert_eq!(converted.values["AWS_REGION"], Value::from("eu-'west'-1"));
     }

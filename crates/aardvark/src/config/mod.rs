@@ -289,15 +289,15 @@ fn read_env_values(
     ];
     for (var, key) in docker {
         if let Some(text) = env.get(var) {
-            raw.insert(key.into(), (Value::String(text.clone()), Origin::Env(var.into())));
+            raw.insert(
+                key.into(),
+                (Value::String(text.clone()), Origin::Env(var.into())),
+            );
         }
     }
     if let Some(dir) = env.get("AARDVARK_DATA_DIR") {
         if !env.contains_key("AARDVARK_DATABASE_URI") {
-            let uri = format!(
-                "sqlite:///{}",
-                Path::new(dir).join("aardvark.db").display()
-            );
+            let uri = format!("sqlite:///{}", Path::new(dir).join("aardvark.db").display());
             raw.insert(
                 "SQLALCHEMY_DATABASE_URI".into(),
                 (Value::String(uri), Origin::Env("AARDVARK_DATA_DIR".into())),
@@ -412,7 +412,12 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
             "SQLALCHEMY_DATABASE_URI" => {
                 let uri = string()?;
                 crate::db::uri::DatabaseTarget::parse(&uri).map_err(|err| {
-                    invalid(key, origin, &format!("a database URI ({})", err.reason), value)
+                    invalid(
+                        key,
+                        origin,
+                        &format!("a database URI ({})", err.reason),
+                        value,
+                    )
                 })?;
                 settings.database_uri = uri;
             }
@@ -421,7 +426,14 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
                     Some("aws") => Partition::Aws,
                     Some("aws-us-gov") => Partition::AwsUsGov,
                     Some("aws-cn") => Partition::AwsCn,
-                    _ => return Err(invalid(key, origin, "one of aws, aws-us-gov, aws-cn", value)),
+                    _ => {
+                        return Err(invalid(
+                            key,
+                            origin,
+                            "one of aws, aws-us-gov, aws-cn",
+                            value,
+                        ))
+                    }
                 }
             }
             "UPDATER_NUM_THREADS" => {
@@ -438,7 +450,12 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
             }
             "ACCOUNTS" => {
                 settings.accounts = string_list(value).ok_or_else(|| {
-                    invalid(key, origin, "a list of account ids or a comma-separated string", value)
+                    invalid(
+                        key,
+                        origin,
+                        "a list of account ids or a comma-separated string",
+                        value,
+                    )
                 })?;
             }
             "UPDATER_PRUNE" => {
@@ -454,12 +471,20 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
                 }
             }
             "ACCOUNT_SOURCE" => {
-                settings.account_source = match value.as_str().map(str::to_ascii_lowercase).as_deref() {
-                    Some("static") => AccountSource::Static,
-                    Some("swag") => AccountSource::Swag,
-                    Some("organizations") => AccountSource::Organizations,
-                    _ => return Err(invalid(key, origin, "one of static, swag, organizations", value)),
-                }
+                settings.account_source =
+                    match value.as_str().map(str::to_ascii_lowercase).as_deref() {
+                        Some("static") => AccountSource::Static,
+                        Some("swag") => AccountSource::Swag,
+                        Some("organizations") => AccountSource::Organizations,
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                origin,
+                                "one of static, swag, organizations",
+                                value,
+                            ))
+                        }
+                    }
             }
             "SWAG" => settings.swag = validate_swag(value, origin, warnings)?,
             _ => unreachable!("only known settings are collected"),
@@ -467,7 +492,10 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
     }
     // Upstream used SWAG whenever it was configured.
     if !raw.contains_key("ACCOUNT_SOURCE")
-        && settings.swag.as_ref().is_some_and(|swag| swag.bucket.is_some())
+        && settings
+            .swag
+            .as_ref()
+            .is_some_and(|swag| swag.bucket.is_some())
     {
         settings.account_source = AccountSource::Swag;
     }
@@ -506,7 +534,14 @@ fn validate_swag(
     let map = match value {
         Value::Null => return Ok(None),
         Value::Mapping(map) => map,
-        _ => return Err(invalid("SWAG", origin, "a mapping (bucket, filter, ...)", value)),
+        _ => {
+            return Err(invalid(
+                "SWAG",
+                origin,
+                "a mapping (bucket, filter, ...)",
+                value,
+            ))
+        }
     };
     let mut swag = SwagSettings::default();
     for (key, item) in map {
@@ -532,7 +567,14 @@ fn validate_swag(
                     let text = match opt_value {
                         Value::String(text) => text.clone(),
                         Value::Number(_) | Value::Bool(_) => key_name(opt_value),
-                        _ => return Err(invalid(&format!("{full}.{}", key_name(opt)), origin, "a scalar", opt_value)),
+                        _ => {
+                            return Err(invalid(
+                                &format!("{full}.{}", key_name(opt)),
+                                origin,
+                                "a scalar",
+                                opt_value,
+                            ))
+                        }
                     };
                     swag.opts.insert(key_name(opt), text);
                 }

@@ -9,9 +9,9 @@ pub mod write;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
 use sqlx::migrate::Migrator;
-use sqlx::Executor;
+use sqlx::AnyPool;
+use sqlx::{Connection, Executor};
 
 pub use uri::DatabaseTarget;
 
@@ -29,10 +29,7 @@ pub enum DbError {
     #[error(transparent)]
     Uri(#[from] uri::UriError),
     #[error("cannot open database {target}: {source}")]
-    Connect {
-        target: String,
-        source: sqlx::Error,
-    },
+    Connect { target: String, source: sqlx::Error },
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the database schema is missing or out of date; run `aardvark create-db` first")]
@@ -45,7 +42,9 @@ impl DbError {
     /// Whether retrying the same statement may succeed (lock contention, lost connection).
     pub fn is_transient(&self) -> bool {
         match self {
-            DbError::Sql(sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => true,
+            DbError::Sql(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+            ) => true,
             DbError::Sql(sqlx::Error::Database(err)) => {
                 let message = err.message();
                 message.contains("database is locked")
@@ -133,13 +132,21 @@ impl Database {
                     Ok(())
                 })
             });
-        let pool = options
-            .connect(&url)
-            .await
-            .map_err(|source| DbError::Connect {
-                target: uri::redact_password(&url),
-                source,
-            })?;
+        let connect_error = |source| DbError::Connect {
+            target: uri::redact_password(&url),
+            source,
+        };
+        // One plain attempt first: the pool retries refused connections until its acquire
+        // timeout, and an unreachable database should be reported at once.
+        if dialect == Dialect::Postgres {
+            sqlx::AnyConnection::connect(&url)
+                .await
+                .map_err(connect_error)?
+                .close()
+                .await
+                .map_err(connect_error)?;
+        }
+        let pool = options.connect(&url).await.map_err(connect_error)?;
         Ok(Self { pool, dialect })
     }
 

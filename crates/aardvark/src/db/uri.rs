@@ -91,7 +91,10 @@ mod tests {
             DatabaseTarget::parse("sqlite:///:memory:").unwrap(),
             DatabaseTarget::SqliteMemory
         );
-        assert_eq!(DatabaseTarget::parse("sqlite://").unwrap(), DatabaseTarget::SqliteMemory);
+        assert_eq!(
+            DatabaseTarget::parse("sqlite://").unwrap(),
+            DatabaseTarget::SqliteMemory
+        );
         for uri in [
             "postgresql://u:p@db:5432/aardvark",
             "postgresql+psycopg2://u:p@db:5432/aardvark",
@@ -107,7 +110,10 @@ mod tests {
     #[test]
     fn bad_uris_name_the_problem_without_the_password() {
         let err = DatabaseTarget::parse("mysql://u:secret@h/db").unwrap_err();
-        assert!(err.to_string().contains("only sqlite and postgresql"), "{err}");
+        assert!(
+            err.to_string().contains("only sqlite and postgresql"),
+            "{err}"
+        );
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(DatabaseTarget::parse("aardvark.db").is_err());
         assert!(DatabaseTarget::parse("sqlite://relative.db").is_err());

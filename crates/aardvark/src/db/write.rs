@@ -116,7 +116,10 @@ impl Database {
             for service in &principal.services {
                 let service = ServiceUsage {
                     service_name: truncate(&service.service_name, SERVICE_NAME_MAX_CHARS),
-                    service_namespace: truncate(&service.service_namespace, SERVICE_NAMESPACE_MAX_CHARS),
+                    service_namespace: truncate(
+                        &service.service_namespace,
+                        SERVICE_NAMESPACE_MAX_CHARS,
+                    ),
                     ..service.clone()
                 };
                 match services.get(&service.service_namespace) {
@@ -156,8 +159,8 @@ impl Database {
             }
         }
 
-        let id_list = serde_json::to_string(&ids.values().collect::<Vec<_>>())
-            .expect("integers serialize");
+        let id_list =
+            serde_json::to_string(&ids.values().collect::<Vec<_>>()).expect("integers serialize");
         let sql = format!(
             "SELECT CAST(id AS BIGINT), CAST(item_id AS BIGINT), \"serviceNamespace\", \
              CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \"lastAuthenticatedEntity\", \
@@ -232,7 +235,15 @@ impl Database {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p = i * 6;
-                    format!("(${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6)
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6
+                    )
                 })
                 .collect();
             let sql = format!(
@@ -281,10 +292,11 @@ impl Database {
             return Ok(Vec::new());
         }
         let mut tx = self.pool().begin().await?;
-        let rows = sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object WHERE arn LIKE $1")
-            .bind(format!("arn:%:iam::{account_id}:%"))
-            .fetch_all(&mut *tx)
-            .await?;
+        let rows =
+            sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object WHERE arn LIKE $1")
+                .bind(format!("arn:%:iam::{account_id}:%"))
+                .fetch_all(&mut *tx)
+                .await?;
         let mut ids = Vec::new();
         let mut removed = Vec::new();
         for row in rows {
@@ -297,14 +309,18 @@ impl Database {
         if !ids.is_empty() {
             let list = serde_json::to_string(&ids).expect("integers serialize");
             let matching = self.json_array_values("$1", true);
-            sqlx::query(&format!("DELETE FROM advisor_data WHERE item_id IN ({matching})"))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(&format!("DELETE FROM aws_iam_object WHERE id IN ({matching})"))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "DELETE FROM advisor_data WHERE item_id IN ({matching})"
+            ))
+            .bind(&list)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&format!(
+                "DELETE FROM aws_iam_object WHERE id IN ({matching})"
+            ))
+            .bind(&list)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         removed.sort();

@@ -36,7 +36,10 @@ impl Drop for TestDb {
         };
         // Drop cannot await: drop the database from a thread with a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             runtime.block_on(async {
                 if let Ok(admin) = sqlx::AnyPool::connect(&admin_url).await {
                     let _ = admin
@@ -109,7 +112,9 @@ impl TestDb {
     pub async fn execute(&self, sql: &str) {
         sqlx::any::install_default_drivers();
         let url = match aardvark::db::DatabaseTarget::parse(&self.uri).unwrap() {
-            aardvark::db::DatabaseTarget::SqliteFile(path) => format!("sqlite://{}", path.display()),
+            aardvark::db::DatabaseTarget::SqliteFile(path) => {
+                format!("sqlite://{}", path.display())
+            }
             aardvark::db::DatabaseTarget::Postgres(url) => url,
             aardvark::db::DatabaseTarget::SqliteMemory => unreachable!(),
         };
@@ -127,6 +132,8 @@ impl TestDb {
 }
 
 /// Generates `sqlite_<name>` and `postgres_<name>` tests from `async fn <name>(Backend)`.
+// `crate` is meant: the macro expands in the test crate that defines `common`.
+#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -149,7 +156,12 @@ macro_rules! on_both_backends {
     };
 }
 
-pub fn service(namespace: &str, last_authenticated: i64, entity: Option<&str>, total: i64) -> ServiceUsage {
+pub fn service(
+    namespace: &str,
+    last_authenticated: i64,
+    entity: Option<&str>,
+    total: i64,
+) -> ServiceUsage {
     ServiceUsage {
         service_name: format!("Service {namespace}"),
         service_namespace: namespace.to_owned(),
@@ -217,7 +229,9 @@ impl Reply {
     pub fn assert_exact(&self, status: u16, expected: &Value) {
         assert_eq!(self.status, status, "body: {}", self.text);
         assert_eq!(
-            self.headers.get("content-type").map(|v| v.to_str().unwrap()),
+            self.headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap()),
             Some("application/json")
         );
         assert_eq!(self.text, format!("{}\n", sorted_compact(expected)));
@@ -225,8 +239,14 @@ impl Reply {
 
     pub fn assert_error(&self, status: u16, message_part: &str) {
         assert_eq!(self.status, status, "body: {}", self.text);
-        let message = self.json()["message"].as_str().unwrap_or_default().to_owned();
-        assert!(message.contains(message_part), "{message:?} lacks {message_part:?}");
+        let message = self.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            message.contains(message_part),
+            "{message:?} lacks {message_part:?}"
+        );
     }
 }
 
@@ -241,8 +261,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path_and_query: &str) -> Reply {
-        self.send(self.client.get(format!("{}{path_and_query}", self.base_url)))
-            .await
+        self.send(
+            self.client
+                .get(format!("{}{path_and_query}", self.base_url)),
+        )
+        .await
     }
 
     pub async fn post_json(&self, path_and_query: &str, body: &str) -> Reply {
@@ -264,13 +287,23 @@ pub fn sorted_compact(value: &Value) -> String {
             keys.sort();
             let items: Vec<String> = keys
                 .into_iter()
-                .map(|key| format!("{}:{}", Value::String(key.clone()), sorted_compact(&map[key])))
+                .map(|key| {
+                    format!(
+                        "{}:{}",
+                        Value::String(key.clone()),
+                        sorted_compact(&map[key])
+                    )
+                })
                 .collect();
             format!("{{{}}}", items.join(","))
         }
         Value::Array(items) => format!(
             "[{}]",
-            items.iter().map(sorted_compact).collect::<Vec<_>>().join(",")
+            items
+                .iter()
+                .map(sorted_compact)
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         scalar => scalar.to_string(),
     }

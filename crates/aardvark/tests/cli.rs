@@ -1,0 +1,245 @@
+//! The `aardvark` binary end to end: the config wizard, create-db/drop-db, serve, exit codes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn aardvark(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aardvark"));
+    command.current_dir(dir).env_remove("AARDVARK_ENV");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AARDVARK_") {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn run_with_input(mut command: Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn config_without_prompts_writes_a_loadable_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = aardvark(dir.path());
+    command.args([
+        "config",
+        "--no-prompt",
+        "--role-name",
+        "Reader",
+        "--db-uri",
+        "sqlite:///x.db",
+        "--num-threads",
+        "9",
+        "--swag-bucket",
+        "inventory",
+    ]);
+    let output = run_with_input(command, "");
+    assert!(output.status.success(), "{}", text(&output));
+    let loaded =
+        aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
+            .unwrap();
+    assert_eq!(loaded.settings.aws_rolename, "Reader");
+    assert_eq!(loaded.settings.database_uri, "sqlite:///x.db");
+    assert_eq!(loaded.settings.updater_num_threads, 9);
+    assert_eq!(
+        loaded.settings.account_source,
+        aardvark::config::AccountSource::Swag
+    );
+    assert_eq!(
+        loaded.settings.swag.unwrap().bucket.as_deref(),
+        Some("inventory")
+    );
+
+    // An existing file is not overwritten without --force.
+    let mut again = aardvark(dir.path());
+    again.args(["config", "--no-prompt"]);
+    let output = run_with_input(again, "");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("--force"), "{}", text(&output));
+
+    let mut bad = aardvark(dir.path());
+    bad.args(["config", "--no-prompt", "--num-threads", "0", "--force"]);
+    let output = run_with_input(bad, "");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+}
+
+#[test]
+fn config_asks_and_asks_again_after_a_bad_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = aardvark(dir.path());
+    command.args(["config", "--output", "answers.yaml"]);
+    // role, database (default), threads (bad, then good), source, accounts
+    let output = run_with_input(
+        command,
+        "Auditor\n\nlots\n3\nstatic\n111111111111,222222222222\n",
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("expected a whole number from 1 to 10000; try again"),
+        "{}",
+        text(&output)
+    );
+    let loaded =
+        aardvark::config::load(Some(&dir.path().join("answers.yaml")), &Default::default())
+            .unwrap();
+    assert_eq!(loaded.settings.aws_rolename, "Auditor");
+    assert_eq!(loaded.settings.database_uri, "sqlite:///aardvark.db");
+    assert_eq!(loaded.settings.updater_num_threads, 3);
+    assert_eq!(
+        loaded.settings.accounts,
+        vec!["111111111111", "222222222222"]
+    );
+}
+
+#[test]
+fn config_converts_an_upstream_config_py() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.py"),
+        "ROLENAME = 'Legacy'\nNUM_THREADS = 4\nSQLALCHEMY_DATABASE_URI = 'postgresql+psycopg2://u:p@db/aardvark'\nSWAG_OPTS = {'swag.type': 's3', 'swag.bucket_name': 'b'}\nSWAG_FILTER = None\n",
+    )
+    .unwrap();
+    let mut command = aardvark(dir.path());
+    command.args(["config", "--from-legacy", "config.py"]);
+    let output = run_with_input(command, "");
+    assert!(output.status.success(), "{}", text(&output));
+    let loaded =
+        aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
+            .unwrap();
+    assert_eq!(loaded.settings.aws_rolename, "Legacy");
+    assert_eq!(loaded.settings.updater_num_threads, 4);
+    assert_eq!(
+        loaded.settings.database_uri,
+        "postgresql+psycopg2://u:p@db/aardvark"
+    );
+    assert_eq!(loaded.settings.swag.unwrap().bucket.as_deref(), Some("b"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn create_db_is_idempotent_and_drop_db_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.yaml"),
+        "default:\n  SQLALCHEMY_DATABASE_URI: sqlite:///data.db\n",
+    )
+    .unwrap();
+    for name in ["create-db", "create_db"] {
+        let output = aardvark(dir.path()).arg(name).output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    assert!(dir.path().join("data.db").exists());
+    let declined = run_with_input(
+        {
+            let mut c = aardvark(dir.path());
+            c.arg("drop-db");
+            c
+        },
+        "n\n",
+    );
+    assert!(
+        declined.status.success() && text(&declined).contains("nothing dropped"),
+        "{}",
+        text(&declined)
+    );
+    let dropped = aardvark(dir.path())
+        .args(["drop_db", "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        dropped.status.success() && text(&dropped).contains("dropped"),
+        "{}",
+        text(&dropped)
+    );
+}
+
+#[test]
+fn fatal_errors_exit_1_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "default:\n  UPDATER_NUM_THREADS: -3\n",
+    )
+    .unwrap();
+    let output = aardvark(dir.path())
+        .args(["--config", "bad.yaml", "create-db"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("UPDATER_NUM_THREADS must be a whole number"),
+        "{}",
+        text(&output)
+    );
+
+    let output = aardvark(dir.path())
+        .arg("create-db")
+        .env(
+            "AARDVARK_DATABASE_URI",
+            "postgresql://nobody@127.0.0.1:1/none",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(text(&output).contains("unreachable"), "{}", text(&output));
+}
+
+#[test]
+fn serve_answers_until_terminated() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = aardvark(dir.path())
+        .args(["start_api", "-b", "127.0.0.1:0"])
+        .env("AARDVARK_DATABASE_URI", "sqlite:///served.db")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let address = loop {
+        assert!(Instant::now() < deadline, "serve printed no address");
+        let line = lines.next().expect("serve exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("serving on http://") {
+            break rest.split('/').next().unwrap().to_owned();
+        }
+    };
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /healthcheck HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.ends_with("ok"),
+        "{response}"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

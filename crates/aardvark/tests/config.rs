@@ -1,0 +1,283 @@
+//! Settings from every source, and every kind of error, naming the file, the key and what was
+//! expected.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use aardvark::config::{
+    load_searching, AccountSource, ConfigError, LogFormat, Partition, Settings,
+};
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const FILE: &str = r#"
+default:
+  AWS_ROLENAME: FromDefault
+  sqlalchemy_database_uri: sqlite:////var/lib/aardvark/aardvark.db
+  UPDATER_NUM_THREADS: 7
+  SQLALCHEMY_TRACK_MODIFICATIONS: false
+  LOG_CFG: {version: 1}
+  SWAG:
+    bucket: swag-bucket
+    filter: "[?provider=='aws']"
+    opts: {swag.region: us-west-2, schema_version: 2}
+testing:
+  aws_rolename: FromTesting
+  UPDATER_FAILING_ARNS: [arn:aws:iam::1:role/x]
+"#;
+
+#[test]
+fn nothing_configured_gives_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load_searching(None, &[dir.path().join("settings.yaml")], &env(&[])).unwrap();
+    assert_eq!(loaded.settings, Settings::default());
+    assert_eq!(loaded.settings.database_uri, "sqlite:///aardvark.db");
+    assert_eq!(loaded.settings.aws_rolename, "Aardvark");
+    assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn default_section_then_chosen_environment_with_case_insensitive_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "settings.yaml", FILE);
+    let loaded = load_searching(Some(&file), &[], &env(&[])).unwrap();
+    let settings = &loaded.settings;
+    assert_eq!(settings.aws_rolename, "FromDefault");
+    assert_eq!(
+        settings.database_uri,
+        "sqlite:////var/lib/aardvark/aardvark.db"
+    );
+    assert_eq!(settings.updater_num_threads, 7);
+    assert_eq!(
+        settings.account_source,
+        AccountSource::Swag,
+        "SWAG with a bucket means SWAG"
+    );
+    let swag = settings.swag.as_ref().unwrap();
+    assert_eq!(swag.bucket.as_deref(), Some("swag-bucket"));
+    assert_eq!(swag.filter.as_deref(), Some("[?provider=='aws']"));
+    assert_eq!(swag.opts["swag.region"], "us-west-2");
+    assert_eq!(swag.opts["schema_version"], "2");
+    assert!(
+        loaded.warnings.is_empty(),
+        "ignored keys are silent: {:?}",
+        loaded.warnings
+    );
+    assert_eq!(settings.file.as_deref(), Some(file.as_path()));
+
+    let testing = load_searching(Some(&file), &[], &env(&[("AARDVARK_ENV", "TESTING")])).unwrap();
+    assert_eq!(testing.settings.aws_rolename, "FromTesting");
+    assert_eq!(
+        testing.settings.updater_num_threads, 7,
+        "default section still applies"
+    );
+    assert_eq!(
+        testing.settings.updater_failing_arns,
+        vec!["arn:aws:iam::1:role/x"]
+    );
+
+    let missing =
+        load_searching(Some(&file), &[], &env(&[("AARDVARK_ENV", "production")])).unwrap();
+    assert!(
+        missing.warnings[0].contains("no section production"),
+        "{:?}",
+        missing.warnings
+    );
+}
+
+#[test]
+fn search_order_takes_the_first_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = write(
+        dir.path(),
+        "second.yaml",
+        "default:\n  AWS_REGION: eu-west-1\n",
+    );
+    let search = [
+        dir.path().join("absent.yaml"),
+        second.clone(),
+        write(dir.path(), "third.yaml", "default:\n  AWS_REGION: x\n"),
+    ];
+    let loaded = load_searching(None, &search, &env(&[])).unwrap();
+    assert_eq!(loaded.settings.aws_region, "eu-west-1");
+    assert_eq!(loaded.settings.file, Some(second));
+}
+
+#[test]
+fn environment_variables_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "settings.yaml", FILE);
+    let loaded = load_searching(
+        Some(&file),
+        &[],
+        &env(&[
+            ("AARDVARK_AWS_ROLENAME", "FromEnv"),
+            ("AARDVARK_updater_num_threads", "12"),
+            ("AARDVARK_UPDATER_PRUNE", "true"),
+            ("AARDVARK_SWAG__BUCKET", "env-bucket"),
+            ("AARDVARK_SWAG__OPTS__REGION", "eu-central-1"),
+            ("AARDVARK_LOG_FORMAT", "json"),
+            ("AARDVARK_TEST_POSTGRES_URL", "not a setting, ignored"),
+        ]),
+    )
+    .unwrap();
+    let settings = loaded.settings;
+    assert_eq!(settings.aws_rolename, "FromEnv");
+    assert_eq!(settings.updater_num_threads, 12);
+    assert!(settings.updater_prune);
+    assert_eq!(settings.log_format, LogFormat::Json);
+    let swag = settings.swag.unwrap();
+    assert_eq!(swag.bucket.as_deref(), Some("env-bucket"));
+    assert_eq!(
+        swag.filter.as_deref(),
+        Some("[?provider=='aws']"),
+        "nested override keeps siblings"
+    );
+    assert_eq!(swag.opts["region"], "eu-central-1");
+}
+
+#[test]
+fn upstream_docker_variables_work() {
+    let loaded = load_searching(
+        None,
+        &[],
+        &env(&[
+            ("AARDVARK_ROLE", "DockerRole"),
+            ("AARDVARK_ACCOUNTS", "111111111111, 222222222222"),
+            ("AARDVARK_DATA_DIR", "/data"),
+            ("AWS_ARN_PARTITION", "aws-us-gov"),
+        ]),
+    )
+    .unwrap();
+    let settings = loaded.settings;
+    assert_eq!(settings.aws_rolename, "DockerRole");
+    assert_eq!(settings.accounts, vec!["111111111111", "222222222222"]);
+    assert_eq!(settings.database_uri, "sqlite:////data/aardvark.db");
+    assert_eq!(settings.aws_arn_partition, Partition::AwsUsGov);
+    let explicit = load_searching(
+        None,
+        &[],
+        &env(&[
+            ("AARDVARK_DATA_DIR", "/data"),
+            ("AARDVARK_DATABASE_URI", "postgresql://db/aardvark"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(explicit.settings.database_uri, "postgresql://db/aardvark");
+}
+
+#[test]
+fn unknown_keys_warn_naming_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "settings.yaml",
+        "default:\n  AWS_ROLNAME: typo\n  SWAG:\n    buckett: x\n",
+    );
+    let loaded = load_searching(Some(&file), &[], &env(&[])).unwrap();
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    assert!(
+        loaded.warnings[0].contains("AWS_ROLNAME")
+            && loaded.warnings[0].contains(&file.display().to_string()),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(
+        loaded.warnings[1].contains("SWAG.buckett"),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+fn error_of(yaml: &str, vars: &[(&str, &str)]) -> (String, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "settings.yaml", yaml);
+    let err = load_searching(Some(&file), &[], &env(vars)).unwrap_err();
+    (err.to_string(), file)
+}
+
+#[test]
+fn wrong_types_and_values_are_errors_naming_key_file_and_expectation() {
+    for (yaml, key, expected) in [
+        (
+            "default:\n  UPDATER_NUM_THREADS: many\n",
+            "UPDATER_NUM_THREADS",
+            "a whole number from 1 to 10000",
+        ),
+        (
+            "default:\n  UPDATER_NUM_THREADS: 0\n",
+            "UPDATER_NUM_THREADS",
+            "a whole number",
+        ),
+        (
+            "default:\n  AWS_ARN_PARTITION: aws-mars\n",
+            "AWS_ARN_PARTITION",
+            "one of aws, aws-us-gov, aws-cn",
+        ),
+        (
+            "default:\n  SQLALCHEMY_DATABASE_URI: mysql://x/y\n",
+            "SQLALCHEMY_DATABASE_URI",
+            "a database URI",
+        ),
+        (
+            "default:\n  AWS_ROLENAME: [a]\n",
+            "AWS_ROLENAME",
+            "a non-empty string",
+        ),
+        (
+            "default:\n  UPDATER_PRUNE: sometimes\n",
+            "UPDATER_PRUNE",
+            "true or false",
+        ),
+        ("default:\n  SWAG: bucket\n", "SWAG", "a mapping"),
+        (
+            "default:\n  SWAG: {filter: [1]}\n",
+            "SWAG.filter",
+            "a string",
+        ),
+        (
+            "default:\n  ACCOUNT_SOURCE: ldap\n",
+            "ACCOUNT_SOURCE",
+            "one of static, swag, organizations",
+        ),
+    ] {
+        let (message, file) = error_of(yaml, &[]);
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(message.contains("section default"), "{message}");
+    }
+    let (message, _) = error_of("", &[("AARDVARK_UPDATER_NUM_THREADS", "lots")]);
+    assert!(
+        message.contains("environment variable AARDVARK_UPDATER_NUM_THREADS"),
+        "{message}"
+    );
+    assert!(message.contains("the string \"lots\""), "{message}");
+}
+
+#[test]
+fn unreadable_and_malformed_files_are_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let absent = dir.path().join("absent.yaml");
+    let err = load_searching(Some(&absent), &[], &env(&[])).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("absent.yaml"), "{err}");
+    let (message, file) = error_of("default:\n  AWS_ROLENAME: [unclosed\n", &[]);
+    assert!(
+        message.contains("not valid YAML") && message.contains(&file.display().to_string()),
+        "{message}"
+    );
+    let (message, _) = error_of("- a list\n", &[]);
+    assert!(message.contains("expected a mapping"), "{message}");
+}
