@@ -4,5 +4,6 @@
 
 pub mod api;
 pub mod cli;
+pub mod collector;
 pub mod config;
 pub mod db;

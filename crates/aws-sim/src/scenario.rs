@@ -273,6 +273,8 @@ pub struct PrincipalFaults {
     pub job_polls: Option<u32>,
     /// Listed, but deleted before its job is generated (`NoSuchEntity`).
     pub vanishes: bool,
+    /// The finished job's result is not well-formed XML.
+    pub malformed_result: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +396,87 @@ impl Scenario {
             }),
             ..Default::default()
         }
+    }
+
+    /// The built-in scenario of `aardvark demo`: 36 accounts of 12 principals, jobs done on the
+    /// second poll, 20 ms per call; four accounts denied by an SCP, one without the role, one
+    /// whose user listing is denied, three rate-limited to 4 requests/s, and one account with a
+    /// principal whose job fails and one that vanishes.
+    pub fn demo() -> Self {
+        let mut scenario = Self::generated(2026, 36, 12);
+        scenario.defaults = AccountFaults {
+            job_polls: Some(2),
+            latency_ms: 20,
+            ..Default::default()
+        };
+        let id = |i: u64| format!("{:012}", 100_000_000_000 + i);
+        for i in [3, 11, 19, 27] {
+            scenario = scenario.with_account_faults(
+                &id(i),
+                AccountFaults {
+                    assume_role: Some(AssumeRoleFault::ScpDeny),
+                    ..Default::default()
+                },
+            );
+        }
+        scenario = scenario.with_account_faults(
+            &id(8),
+            AccountFaults {
+                assume_role: Some(AssumeRoleFault::RoleMissing),
+                ..Default::default()
+            },
+        );
+        scenario = scenario.with_account_faults(
+            &id(22),
+            AccountFaults {
+                deny_listing: vec![PrincipalKind::User],
+                ..Default::default()
+            },
+        );
+        for i in [5, 14, 30] {
+            let throttled = AccountFaults {
+                rate_limit: Some(RateLimit {
+                    per_second: 4.0,
+                    burst: 4,
+                }),
+                ..scenario.defaults.clone()
+            };
+            scenario = scenario.with_account_faults(&id(i), throttled);
+        }
+        let user = |name: &str, faults: PrincipalFaults| Principal {
+            kind: PrincipalKind::User,
+            name: name.into(),
+            path: "/".into(),
+            services: None,
+            faults,
+        };
+        scenario.accounts.push(Account {
+            id: "999900000001".into(),
+            name: Some("sandbox".into()),
+            generate: Generate {
+                roles: 3,
+                users: 2,
+                ..Default::default()
+            },
+            principals: vec![
+                user(
+                    "report-fails",
+                    PrincipalFaults {
+                        job_failed: true,
+                        ..Default::default()
+                    },
+                ),
+                user(
+                    "deleted-meanwhile",
+                    PrincipalFaults {
+                        vanishes: true,
+                        ..Default::default()
+                    },
+                ),
+            ],
+            ..Default::default()
+        });
+        scenario
     }
 
     /// Ids of every account, listed ones first.
@@ -630,7 +713,11 @@ impl Scenario {
         for account in self.world()?.iter().filter(|a| a.collectable()) {
             for principal in &account.principals {
                 let faults = principal.faults;
-                if faults.job_failed || faults.job_never_completes || faults.vanishes {
+                if faults.job_failed
+                    || faults.job_never_completes
+                    || faults.vanishes
+                    || faults.malformed_result
+                {
                     continue;
                 }
                 let mut services: Vec<ExpectedService> = principal

@@ -545,6 +545,13 @@ async fn principal_faults_fail_hang_or_vanish() {
                 },
             ),
             principal(
+                "broken",
+                PrincipalFaults {
+                    malformed_result: true,
+                    ..Default::default()
+                },
+            ),
+            principal(
                 "slow",
                 PrincipalFaults {
                     job_polls: Some(3),
@@ -583,10 +590,13 @@ async fn principal_faults_fail_hang_or_vanish() {
             .unwrap();
         assert_eq!(poll.job_status(), &JobStatusType::InProgress);
     }
+    let broken = job("broken").await.unwrap();
+    let err = iam.get_service_last_accessed_details().job_id(broken.job_id().unwrap()).send().await.unwrap_err();
+    assert!(matches!(err, aws_sdk_iam::error::SdkError::ResponseError(_) | aws_sdk_iam::error::SdkError::ServiceError(_)), "{err:?}");
     let gone = job("gone").await.unwrap_err().into_service_error();
     assert_eq!(code_and_message(&gone).0, "NoSuchEntity");
     let users = iam.list_users().send().await.unwrap();
-    assert_eq!(users.users().len(), 4, "the vanishing user is still listed");
+    assert_eq!(users.users().len(), 5, "the vanishing user is still listed");
     let slow = job("slow").await.unwrap();
     let statuses: Vec<JobStatusType> = poll_statuses(&iam, slow.job_id().unwrap(), 3).await;
     assert_eq!(
@@ -603,6 +613,7 @@ async fn principal_faults_fail_hang_or_vanish() {
             && !expected.contains_key(&arn("failing"))
             && !expected.contains_key(&arn("stuck"))
             && !expected.contains_key(&arn("gone"))
+            && !expected.contains_key(&arn("broken"))
     );
 }
 

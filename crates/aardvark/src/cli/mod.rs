@@ -1,6 +1,7 @@
 //! The `aardvark` command line: argument definitions and one `run` per subcommand over the
 //! library. Exit codes: 0 success, 1 fatal error, 2 partial failure (`update`).
 
+mod demo;
 pub mod wizard;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::collector::aws::AwsOverrides;
+use crate::collector::progress::Progress;
+use crate::collector::{Collector, UpdateRequest};
 use crate::config::{self, LogFormat, Settings};
 use crate::db::{uri::redact_password, Database};
 
@@ -56,6 +60,38 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
+    /// Collect Access Advisor data from AWS into the database.
+    Update {
+        /// Accounts: ids, SWAG names or aliases, or `all` (repeatable, comma-separated).
+        /// Default: every account of the configured source.
+        #[arg(
+            short = 'a',
+            long = "accounts",
+            value_delimiter = ',',
+            value_name = "ACCOUNT"
+        )]
+        accounts: Vec<String>,
+        /// Collect only these principal ARNs (repeatable, comma-separated).
+        #[arg(short = 'r', long = "arns", value_delimiter = ',', value_name = "ARN")]
+        arns: Vec<String>,
+        /// Delete principals and namespaces AWS no longer lists (also UPDATER_PRUNE: true).
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Run a collection against the built-in AWS simulator into a local SQLite file, then serve it.
+    Demo {
+        /// Address to serve the API on.
+        #[arg(
+            short,
+            long,
+            default_value = "127.0.0.1:5000",
+            value_name = "HOST:PORT"
+        )]
+        bind: String,
+        /// The SQLite file to collect into (replaced).
+        #[arg(long, default_value = "aardvark-demo.db")]
+        database: PathBuf,
+    },
     /// Serve the HTTP API.
     #[command(alias = "start_api")]
     Serve {
@@ -93,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let cli_format = effective_format(&cli, loaded.settings.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,6 +140,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::CreateDb => run_create_db(&loaded.settings).await,
             Command::DropDb { yes } => run_drop_db(&loaded.settings, yes).await,
             Command::Serve { bind } => run_serve(&loaded.settings, &bind).await,
+            Command::Update {
+                accounts,
+                arns,
+                prune,
+            } => {
+                let request = UpdateRequest {
+                    accounts,
+                    arns,
+                    prune,
+                };
+                run_update(&loaded.settings, &request, progress_for(&cli_format)).await
+            }
+            Command::Demo { bind, database } => {
+                demo::run(loaded.settings, &bind, &database, progress_for(&cli_format)).await
+            }
         }
     })
 }
@@ -121,11 +173,7 @@ fn init_logging(cli: &Cli, configured: LogFormat) {
         .unwrap_or_else(|| {
             tracing_subscriber::EnvFilter::new(format!("warn,aardvark={level},aws_sim={level}"))
         });
-    let format = match cli.log_format {
-        Some(LogFormatArg::Json) => LogFormat::Json,
-        Some(LogFormatArg::Text) => LogFormat::Text,
-        None => configured,
-    };
+    let format = effective_format(cli, configured);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -135,6 +183,23 @@ fn init_logging(cli: &Cli, configured: LogFormat) {
             .with_ansi(std::io::stderr().is_terminal())
             .try_init(),
     };
+}
+
+fn effective_format(cli: &Cli, configured: LogFormat) -> LogFormat {
+    match cli.log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => configured,
+    }
+}
+
+/// A progress bar for people at a terminal; log lines for everything else.
+fn progress_for(format: &LogFormat) -> Progress {
+    if *format == LogFormat::Text && std::io::stderr().is_terminal() {
+        Progress::bar()
+    } else {
+        Progress::logs()
+    }
 }
 
 fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
@@ -199,6 +264,23 @@ async fn run_drop_db(settings: &Settings, yes: bool) -> anyhow::Result<ExitCode>
     db.close().await;
     println!("dropped aardvark's tables in {shown}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens and migrates the database, then collects; exit 0, or 2 when anything failed.
+async fn run_update(
+    settings: &Settings,
+    request: &UpdateRequest,
+    progress: Progress,
+) -> anyhow::Result<ExitCode> {
+    let db = open_database(settings).await?;
+    db.migrate()
+        .await
+        .context("cannot bring the database schema up to date")?;
+    let collector = Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await;
+    let report = collector.run(request, progress).await?;
+    print!("{}", report.summary());
+    db.close().await;
+    Ok(ExitCode::from(report.exit_code()))
 }
 
 async fn run_serve(settings: &Settings, bind: &str) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@ pub mod legacy;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
@@ -125,6 +126,25 @@ pub struct Settings {
     pub updater_num_threads: usize,
     pub updater_failing_arns: Vec<String>,
     pub updater_prune: bool,
+    /// Accounts collected at once.
+    pub updater_account_concurrency: usize,
+    /// Principals collected at once within one account.
+    pub updater_principal_concurrency: usize,
+    /// Requests per second sent to one account's IAM (0: unpaced).
+    pub updater_account_rate_limit: f64,
+    /// Requests one account may receive at once before pacing starts.
+    pub updater_account_burst: u32,
+    /// How long an Access Advisor job may take.
+    pub updater_job_timeout: Duration,
+    /// First wait between polls of a job; doubles up to `updater_poll_max_interval`.
+    pub updater_poll_interval: Duration,
+    pub updater_poll_max_interval: Duration,
+    /// Attempts per AWS call (the SDK's standard retry mode).
+    pub updater_max_attempts: u32,
+    /// Endpoint for every AWS service (else the SDK's own, or `AWS_ENDPOINT_URL`).
+    pub aws_endpoint_url: Option<String>,
+    /// Endpoints per service: `sts`, `iam`, `s3`, `organizations`.
+    pub aws_endpoints: BTreeMap<String, String>,
     pub swag: Option<SwagSettings>,
     pub accounts: Vec<String>,
     pub account_source: AccountSource,
@@ -150,6 +170,16 @@ impl Default for Settings {
             updater_num_threads: 5,
             updater_failing_arns: Vec::new(),
             updater_prune: false,
+            updater_account_concurrency: 50,
+            updater_principal_concurrency: 10,
+            updater_account_rate_limit: 10.0,
+            updater_account_burst: 10,
+            updater_job_timeout: Duration::from_secs(300),
+            updater_poll_interval: Duration::from_millis(500),
+            updater_poll_max_interval: Duration::from_secs(5),
+            updater_max_attempts: 5,
+            aws_endpoint_url: None,
+            aws_endpoints: BTreeMap::new(),
             swag: None,
             accounts: Vec::new(),
             account_source: AccountSource::Static,
@@ -375,6 +405,16 @@ const SETTING_NAMES: &[&str] = &[
     "UPDATER_NUM_THREADS",
     "UPDATER_FAILING_ARNS",
     "UPDATER_PRUNE",
+    "UPDATER_ACCOUNT_CONCURRENCY",
+    "UPDATER_PRINCIPAL_CONCURRENCY",
+    "UPDATER_ACCOUNT_RATE_LIMIT",
+    "UPDATER_ACCOUNT_BURST",
+    "UPDATER_JOB_TIMEOUT_SECONDS",
+    "UPDATER_POLL_INTERVAL_MS",
+    "UPDATER_POLL_MAX_INTERVAL_MS",
+    "UPDATER_MAX_ATTEMPTS",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINTS",
     "SWAG",
     "ACCOUNTS",
     "LOG_FORMAT",
@@ -437,12 +477,76 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
                 }
             }
             "UPDATER_NUM_THREADS" => {
-                settings.updater_num_threads = match value {
-                    Value::Number(n) => n.as_u64().filter(|n| (1..=10_000).contains(n)),
-                    _ => None,
+                settings.updater_num_threads = whole(key, origin, value, 1, 10_000)? as usize
+            }
+            "UPDATER_ACCOUNT_CONCURRENCY" => {
+                settings.updater_account_concurrency =
+                    whole(key, origin, value, 1, 10_000)? as usize
+            }
+            "UPDATER_PRINCIPAL_CONCURRENCY" => {
+                settings.updater_principal_concurrency =
+                    whole(key, origin, value, 1, 1_000)? as usize
+            }
+            "UPDATER_ACCOUNT_RATE_LIMIT" => {
+                settings.updater_account_rate_limit = value
+                    .as_f64()
+                    .filter(|rate| rate.is_finite() && (0.0..=10_000.0).contains(rate))
+                    .ok_or_else(|| {
+                        invalid(
+                            key,
+                            origin,
+                            "requests per second from 0 (unpaced) to 10000",
+                            value,
+                        )
+                    })?;
+                if !raw.contains_key("UPDATER_ACCOUNT_BURST") {
+                    settings.updater_account_burst =
+                        settings.updater_account_rate_limit.ceil().max(1.0) as u32;
                 }
-                .ok_or_else(|| invalid(key, origin, "a whole number from 1 to 10000", value))?
-                    as usize;
+            }
+            "UPDATER_ACCOUNT_BURST" => {
+                settings.updater_account_burst = whole(key, origin, value, 1, 10_000)? as u32
+            }
+            "UPDATER_JOB_TIMEOUT_SECONDS" => {
+                settings.updater_job_timeout =
+                    Duration::from_secs(whole(key, origin, value, 1, 86_400)?)
+            }
+            "UPDATER_POLL_INTERVAL_MS" => {
+                settings.updater_poll_interval =
+                    Duration::from_millis(whole(key, origin, value, 1, 600_000)?)
+            }
+            "UPDATER_POLL_MAX_INTERVAL_MS" => {
+                settings.updater_poll_max_interval =
+                    Duration::from_millis(whole(key, origin, value, 1, 600_000)?)
+            }
+            "UPDATER_MAX_ATTEMPTS" => {
+                settings.updater_max_attempts = whole(key, origin, value, 1, 20)? as u32
+            }
+            "AWS_ENDPOINT_URL" => settings.aws_endpoint_url = Some(url(key, origin, value)?),
+            "AWS_ENDPOINTS" => {
+                let Value::Mapping(map) = value else {
+                    return Err(invalid(
+                        key,
+                        origin,
+                        "a mapping of service (sts, iam, s3, organizations) to URL",
+                        value,
+                    ));
+                };
+                for (service, endpoint) in map {
+                    let service = key_name(service).to_ascii_lowercase();
+                    let full = format!("AWS_ENDPOINTS.{service}");
+                    if !["sts", "iam", "s3", "organizations"].contains(&service.as_str()) {
+                        return Err(invalid(
+                            &full,
+                            origin,
+                            "a service among sts, iam, s3, organizations",
+                            &Value::String(service.clone()),
+                        ));
+                    }
+                    settings
+                        .aws_endpoints
+                        .insert(service, url(&full, origin, endpoint)?);
+                }
             }
             "UPDATER_FAILING_ARNS" => {
                 settings.updater_failing_arns = string_list(value)
@@ -500,6 +604,37 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
         settings.account_source = AccountSource::Swag;
     }
     Ok(settings)
+}
+
+/// A whole number within `min..=max`.
+fn whole(
+    key: &str,
+    origin: &Origin,
+    value: &Value,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    value
+        .as_u64()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            invalid(
+                key,
+                origin,
+                &format!("a whole number from {min} to {max}"),
+                value,
+            )
+        })
+}
+
+/// An http(s) URL.
+fn url(key: &str, origin: &Origin, value: &Value) -> Result<String, ConfigError> {
+    value
+        .as_str()
+        .map(str::trim)
+        .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(key, origin, "an http:// or https:// URL", value))
 }
 
 /// A YAML list of strings, or one comma-separated string.

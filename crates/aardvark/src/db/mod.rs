@@ -3,6 +3,7 @@
 //! set-up, migrations and the dialect differences; `write` and `read` hold the queries.
 
 pub mod read;
+pub mod runs;
 pub mod uri;
 pub mod write;
 
@@ -19,7 +20,14 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Every table this program creates, children first (the order `drop-db` uses).
-const TABLES: &[&str] = &["advisor_data", "aws_iam_object", "_sqlx_migrations"];
+const TABLES: &[&str] = &[
+    "aardvark_run_failures",
+    "aardvark_run_accounts",
+    "aardvark_runs",
+    "advisor_data",
+    "aws_iam_object",
+    "_sqlx_migrations",
+];
 
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);

@@ -156,6 +156,30 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Like `on_both_backends!`, with multi-threaded runtimes for collector runs.
+#[allow(clippy::crate_in_macro_def)]
+#[macro_export]
+macro_rules! on_both_backends_collector {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 pub fn service(
     namespace: &str,
     last_authenticated: i64,

@@ -1,0 +1,99 @@
+//! `aardvark demo`: the AWS simulator in-process with its built-in scenario, a collection into a
+//! fresh local SQLite file, then the API over it, with curl lines to try.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_sdk_sts::config::Credentials;
+
+use crate::collector::aws::AwsOverrides;
+use crate::collector::progress::Progress;
+use crate::collector::{Collector, UpdateRequest};
+use crate::config::{AccountSource, Settings};
+use crate::db::Database;
+
+pub async fn run(
+    mut settings: Settings,
+    bind: &str,
+    database: &Path,
+    progress: Progress,
+) -> anyhow::Result<ExitCode> {
+    let sim = aws_sim::start(aws_sim::Scenario::demo())
+        .await
+        .context("cannot start the AWS simulator")?;
+    println!(
+        "AWS simulator on {} with {} accounts (some denied by SCPs, some throttled)",
+        sim.base_url,
+        sim.account_ids().len()
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err)
+                    .with_context(|| format!("cannot replace {}", Path::new(&path).display()))
+            }
+            _ => {}
+        }
+    }
+    let absolute = std::env::current_dir()?.join(database);
+    settings.database_uri = format!("sqlite:///{}", absolute.display());
+    settings.account_source = AccountSource::Static;
+    settings.accounts = sim.account_ids().to_vec();
+    settings.updater_num_threads = 200;
+    settings.updater_account_concurrency = 64;
+    settings.updater_account_rate_limit = 20.0;
+    settings.updater_account_burst = 20;
+    settings.updater_poll_interval = Duration::from_millis(50);
+    settings.updater_poll_max_interval = Duration::from_millis(400);
+    let db = Database::connect(&settings.database_uri).await?;
+    db.migrate().await?;
+    let overrides = AwsOverrides {
+        endpoint_url: Some(sim.base_url.clone()),
+        credentials: Some(Credentials::new(
+            "AKIDDEMOHUB",
+            "demo-secret",
+            None,
+            None,
+            "aardvark-demo",
+        )),
+    };
+    let collector = Collector::new(settings, db.clone(), overrides).await;
+    let report = collector.run(&UpdateRequest::default(), progress).await?;
+    print!("{}", report.summary());
+    let stats = sim.stats();
+    println!(
+        "the simulator answered {} requests and throttled {}",
+        stats.requests,
+        stats.throttles.values().sum::<u64>()
+    );
+
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let address = listener.local_addr()?;
+    let some_account = &report
+        .accounts
+        .iter()
+        .find(|a| a.collected > 0)
+        .map(|a| a.id.clone())
+        .unwrap_or_default();
+    println!(
+        "\nThe data is in {} and served on http://{address}/ (Ctrl-C to stop). Try:",
+        absolute.display()
+    );
+    println!("  curl -s 'http://{address}/api/1/advisors?count=2'");
+    println!("  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&count=1000'");
+    println!("  curl -s -X POST -H 'Content-Type: application/json' -d '{{\"arn\": [\"arn:aws:iam::{some_account}:role/Aardvark\"]}}' http://{address}/api/1/advisors");
+    println!(
+        "  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&combine=true&count=1000'"
+    );
+    println!("  open http://{address}/apidocs/ for the API documentation");
+    crate::api::serve(listener, db.clone(), super::shutdown_signal()).await?;
+    db.close().await;
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

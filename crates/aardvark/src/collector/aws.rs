@@ -1,0 +1,158 @@
+//! The AWS side of the collector: SDK clients built from the default credential chain (or
+//! overrides), endpoint overrides, retry and timeout configuration, and the classification of
+//! SDK errors into a code and message the operator can act on.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_iam::config::http::HttpResponse;
+use aws_sdk_iam::config::retry::RetryPartition;
+use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::config::Credentials;
+
+use crate::config::Settings;
+
+/// What to use instead of the environment's endpoint and credentials (the demo and tests).
+#[derive(Debug, Clone, Default)]
+pub struct AwsOverrides {
+    pub endpoint_url: Option<String>,
+    pub credentials: Option<Credentials>,
+}
+
+/// Why an AWS call failed: AWS's error code (or ours for transport failures) and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The code and message of an SDK error, after the SDK's own retries.
+    pub fn from_sdk<E>(err: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let context = || DisplayErrorContext(err).to_string();
+        match err {
+            SdkError::ServiceError(service) => {
+                let inner = service.err();
+                let status = service.raw().status();
+                match inner.code() {
+                    Some(code) => Self::new(code, inner.message().map_or_else(context, str::to_owned)),
+                    // A success status whose body the SDK could not read is a malformed answer.
+                    None if status.is_success() => Self::new("MalformedResponse", context()),
+                    None => Self::new(format!("HTTP{}", status.as_u16()), context()),
+                }
+            }
+            SdkError::TimeoutError(_) => Self::new("Timeout", context()),
+            SdkError::DispatchFailure(_) => Self::new("ConnectionError", context()),
+            SdkError::ResponseError(_) => Self::new("MalformedResponse", context()),
+            _ => Self::new("RequestError", context()),
+        }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code == code
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// SDK configuration shared by every client of a run.
+#[derive(Debug, Clone)]
+pub struct AwsContext {
+    base: SdkConfig,
+    endpoints: BTreeMap<String, String>,
+    /// S3 must address buckets by path on endpoints other than AWS's own.
+    path_style_s3: bool,
+}
+
+impl AwsContext {
+    pub async fn new(settings: &Settings, overrides: AwsOverrides) -> Self {
+        let retry = RetryConfig::adaptive()
+            .with_max_attempts(settings.updater_max_attempts)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(10));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .operation_attempt_timeout(Duration::from_secs(60))
+            .operation_timeout(Duration::from_secs(300))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(settings.aws_region.clone()))
+            .retry_config(retry)
+            .timeout_config(timeouts);
+        let endpoint = overrides
+            .endpoint_url
+            .or_else(|| settings.aws_endpoint_url.clone());
+        if let Some(url) = &endpoint {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = overrides.credentials {
+            loader = loader.credentials_provider(credentials);
+        }
+        let base = loader.load().await;
+        let path_style_s3 = endpoint.is_some()
+            || settings.aws_endpoints.contains_key("s3")
+            || std::env::var_os("AWS_ENDPOINT_URL").is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        Self {
+            base,
+            endpoints: settings.aws_endpoints.clone(),
+            path_style_s3,
+        }
+    }
+
+    pub fn sts(&self) -> aws_sdk_sts::Client {
+        let mut config = aws_sdk_sts::config::Builder::from(&self.base);
+        if let Some(url) = self.endpoints.get("sts") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_sts::Client::from_conf(config.build())
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let mut config =
+            aws_sdk_s3::config::Builder::from(&self.base).force_path_style(self.path_style_s3);
+        if let Some(url) = self.endpoints.get("s3") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_s3::Client::from_conf(config.build())
+    }
+
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        let mut config = aws_sdk_organizations::config::Builder::from(&self.base);
+        if let Some(url) = self.endpoints.get("organizations") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_organizations::Client::from_conf(config.build())
+    }
+
+    /// An IAM client acting in `account` with credentials `AssumeRole` returned. Each account
+    /// has a retry partition of its own, so one throttled account cannot use up the retry
+    /// quota of the others.
+    pub fn iam_for(&self, account: &str, credentials: Credentials) -> aws_sdk_iam::Client {
+        let mut config = aws_sdk_iam::config::Builder::from(&self.base)
+            .credentials_provider(credentials)
+            .retry_partition(RetryPartition::new(format!("aardvark-iam-{account}")));
+        if let Some(url) = self.endpoints.get("iam") {
+            config = config.endpoint_url(url);
+        }
+        aws_sdk_iam::Client::from_conf(config.build())
+    }
+}
