@@ -243,3 +243,95 @@ fn serve_answers_until_terminated() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `aardvark update` as operators run it: endpoint and credentials from the standard AWS
+/// variables, JSON log lines, a summary naming each failure, exit 2 when anything failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_reports_failures_and_exits_2() {
+    let scenario = aws_sim::Scenario::generated(3, 4, 4).with_account_faults(
+        "100000000002",
+        aws_sim::AccountFaults {
+            assume_role: Some(aws_sim::AssumeRoleFault::ScpDeny),
+            ..Default::default()
+        },
+    );
+    let sim = aws_sim::start(scenario).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("settings.yaml"),
+        "default:\n  SQLALCHEMY_DATABASE_URI: sqlite:///collected.db\n  ACCOUNTS: ['100000000000', '100000000001', '100000000002']\n  UPDATER_POLL_INTERVAL_MS: 5\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut command = aardvark(dir.path());
+        command
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &sim.base_url)
+            .env("AWS_ACCESS_KEY_ID", "AKIDHUB")
+            .env("AWS_SECRET_ACCESS_KEY", "hub-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", dir.path().join("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("no-aws-credentials"),
+            );
+        command
+    };
+    let output = tokio::task::spawn_blocking({
+        let mut command = run(&["--log-format", "json", "update"]);
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("3 accounts (2 ok, 0 partial, 1 failed)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("100000000002: AccessDenied")
+            && stdout.contains("explicit deny in a service control policy"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for line in stderr.lines().filter(|l| !l.is_empty()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+    }
+    assert!(stderr.contains("\"account done\""), "{stderr}");
+
+    let output = tokio::task::spawn_blocking({
+        let mut command = run(&[
+            "update",
+            "-a",
+            "100000000000",
+            "-a",
+            "100000000001,100000000000",
+        ]);
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("2 accounts (2 ok, 0 partial, 0 failed)"),
+        "{}",
+        text(&output)
+    );
+
+    let output = tokio::task::spawn_blocking({
+        let mut command = run(&["update", "-a", "not-an-account"]);
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("\"not-an-account\" is neither a 12-digit account id"),
+        "{}",
+        text(&output)
+    );
+}

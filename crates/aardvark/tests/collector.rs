@@ -16,7 +16,10 @@ use aardvark::db::read::AdvisorFilter;
 use aardvark::db::Database;
 use aws_sdk_sts::config::Credentials;
 use aws_sim::scenario::{Account, AccountStatus as SimStatus, Principal, ServiceUse, SwagBucket};
-use aws_sim::{AccountFaults, AssumeRoleFault, Burst, ExpectedService, PrincipalFaults, PrincipalKind, RateLimit, Scenario, SimHandle};
+use aws_sim::{
+    AccountFaults, AssumeRoleFault, Burst, ExpectedService, PrincipalFaults, PrincipalKind,
+    RateLimit, Scenario, SimHandle,
+};
 use common::{fresh_db, Backend, TestDb};
 
 /// Every run must end well within this; a hang fails the test instead of blocking CI.
@@ -37,10 +40,21 @@ fn settings_for(sim: &SimHandle, db: &TestDb) -> Settings {
     }
 }
 
-async fn collect(sim: &SimHandle, db: &Database, settings: Settings, request: UpdateRequest) -> Result<RunReport, CollectorError> {
+async fn collect(
+    sim: &SimHandle,
+    db: &Database,
+    settings: Settings,
+    request: UpdateRequest,
+) -> Result<RunReport, CollectorError> {
     let overrides = AwsOverrides {
         endpoint_url: Some(sim.base_url.clone()),
-        credentials: Some(Credentials::new("AKIDHUB", "hub-secret", None, None, "test")),
+        credentials: Some(Credentials::new(
+            "AKIDHUB",
+            "hub-secret",
+            None,
+            None,
+            "test",
+        )),
     };
     let collector = Collector::new(settings, db.clone(), overrides).await;
     tokio::time::timeout(RUN_DEADLINE, collector.run(&request, Progress::logs()))
@@ -50,7 +64,10 @@ async fn collect(sim: &SimHandle, db: &Database, settings: Settings, request: Up
 
 /// Everything stored, in the simulator's terms.
 async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
-    let page = db.advisors(&AdvisorFilter::default(), 1, 1_000_000).await.unwrap();
+    let page = db
+        .advisors(&AdvisorFilter::default(), 1, 1_000_000)
+        .await
+        .unwrap();
     page.principals
         .into_iter()
         .map(|principal| {
@@ -62,7 +79,9 @@ async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
                     service_name: s.service_name.unwrap_or_default(),
                     last_authenticated: s.last_authenticated.unwrap_or_default(),
                     last_authenticated_entity: s.last_authenticated_entity,
-                    total_authenticated_entities: s.total_authenticated_entities.unwrap_or_default(),
+                    total_authenticated_entities: s
+                        .total_authenticated_entities
+                        .unwrap_or_default(),
                 })
                 .collect();
             services.sort();
@@ -73,10 +92,22 @@ async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
 
 /// Asserts that what was stored is exactly what was expected, naming the first differences
 /// rather than printing both maps whole.
-fn assert_same(stored: &BTreeMap<String, Vec<ExpectedService>>, expected: &BTreeMap<String, Vec<ExpectedService>>) {
-    let missing: Vec<&String> = expected.keys().filter(|arn| !stored.contains_key(*arn)).collect();
-    let extra: Vec<&String> = stored.keys().filter(|arn| !expected.contains_key(*arn)).collect();
-    let different: Vec<&String> = expected.keys().filter(|arn| stored.get(*arn).is_some_and(|s| s != &expected[*arn])).collect();
+fn assert_same(
+    stored: &BTreeMap<String, Vec<ExpectedService>>,
+    expected: &BTreeMap<String, Vec<ExpectedService>>,
+) {
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|arn| !stored.contains_key(*arn))
+        .collect();
+    let extra: Vec<&String> = stored
+        .keys()
+        .filter(|arn| !expected.contains_key(*arn))
+        .collect();
+    let different: Vec<&String> = expected
+        .keys()
+        .filter(|arn| stored.get(*arn).is_some_and(|s| s != &expected[*arn]))
+        .collect();
     assert!(
         missing.is_empty() && extra.is_empty() && different.is_empty(),
         "{} missing (first {:?}), {} unexpected (first {:?}), {} different (first {:?}: stored {:?}, expected {:?})",
@@ -101,18 +132,28 @@ fn seed_scenario(denied: &[u64]) -> Scenario {
     let mut scenario = Scenario::generated(42, 200, 4);
     scenario.defaults.latency_ms = 30;
     for &i in denied {
-        scenario = scenario.with_account_faults(&account_id(i), AccountFaults { assume_role: Some(AssumeRoleFault::ScpDeny), ..Default::default() });
+        scenario = scenario.with_account_faults(
+            &account_id(i),
+            AccountFaults {
+                assume_role: Some(AssumeRoleFault::ScpDeny),
+                ..Default::default()
+            },
+        );
     }
     scenario
 }
 
 async fn seed_scenario_run(denied: &[u64]) {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let sim = aws_sim::start(seed_scenario(denied)).await.unwrap();
     let mut settings = settings_for(&sim, &db);
     settings.updater_account_concurrency = 16;
     settings.updater_principal_concurrency = 2;
-    let report = collect(&sim, &db.db, settings, UpdateRequest::default()).await.unwrap();
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
 
     assert_eq!(report.accounts.len(), 200);
     assert_eq!(report.exit_code(), 2);
@@ -121,15 +162,34 @@ async fn seed_scenario_run(denied: &[u64]) {
         assert_eq!(account.status, AccountStatus::Failed);
         let failure = account.failure.as_ref().unwrap();
         assert_eq!(failure.code, "AccessDenied");
-        assert!(failure.message.ends_with("with an explicit deny in a service control policy"), "{}", failure.message);
-        assert!(report.summary().contains(&format!("{}: AccessDenied", account_id(i))));
+        assert!(
+            failure
+                .message
+                .ends_with("with an explicit deny in a service control policy"),
+            "{}",
+            failure.message
+        );
+        assert!(report
+            .summary()
+            .contains(&format!("{}: AccessDenied", account_id(i))));
     }
-    assert_eq!(report.accounts.iter().filter(|a| a.status == AccountStatus::Ok).count(), 180);
+    assert_eq!(
+        report
+            .accounts
+            .iter()
+            .filter(|a| a.status == AccountStatus::Ok)
+            .count(),
+        180
+    );
     assert_same(&stored(&db.db).await, sim.expected());
 
     let stats = sim.stats();
     for &i in denied {
-        assert_eq!(stats.calls_of(&account_id(i), "AssumeRole"), 1, "no retry of a denied AssumeRole");
+        assert_eq!(
+            stats.calls_of(&account_id(i), "AssumeRole"),
+            1,
+            "no retry of a denied AssumeRole"
+        );
         assert_eq!(stats.calls_in(&account_id(i)), 1);
     }
     // Full concurrency to the end: in every stretch of the run until the last accounts drain,
@@ -137,8 +197,15 @@ async fn seed_scenario_run(denied: &[u64]) {
     let history = &stats.in_flight_history;
     let stretch = history.len() / 10;
     for decile in 1..9 {
-        let peak = history[decile * stretch..(decile + 1) * stretch].iter().max().copied().unwrap_or(0);
-        assert!(peak >= 12, "only {peak} requests in flight in decile {decile} of the run");
+        let peak = history[decile * stretch..(decile + 1) * stretch]
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            peak >= 12,
+            "only {peak} requests in flight in decile {decile} of the run"
+        );
     }
 }
 
@@ -158,17 +225,53 @@ async fn seed_scenario_with_scp_denials_all_at_the_front() {
 /// and the other accounts are unaffected.
 #[tokio::test]
 async fn account_failures_are_isolated_and_classified() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let mut scenario = Scenario::generated(7, 6, 4)
-        .with_account_faults(&account_id(0), AccountFaults { assume_role: Some(AssumeRoleFault::RoleMissing), ..Default::default() })
-        .with_account_faults(&account_id(1), AccountFaults { assume_role: Some(AssumeRoleFault::TrustDenied), ..Default::default() })
-        .with_account_faults(&account_id(2), AccountFaults { deny_listing: vec![PrincipalKind::Group], ..Default::default() })
-        .with_account_faults(&account_id(3), AccountFaults { server_errors: Some(Burst { first: 0, every: 1, status: Some(500) }), ..Default::default() });
-    scenario.accounts.push(Account { id: "555555555555".into(), status: SimStatus::Suspended, ..Default::default() });
+        .with_account_faults(
+            &account_id(0),
+            AccountFaults {
+                assume_role: Some(AssumeRoleFault::RoleMissing),
+                ..Default::default()
+            },
+        )
+        .with_account_faults(
+            &account_id(1),
+            AccountFaults {
+                assume_role: Some(AssumeRoleFault::TrustDenied),
+                ..Default::default()
+            },
+        )
+        .with_account_faults(
+            &account_id(2),
+            AccountFaults {
+                deny_listing: vec![PrincipalKind::Group],
+                ..Default::default()
+            },
+        )
+        .with_account_faults(
+            &account_id(3),
+            AccountFaults {
+                server_errors: Some(Burst {
+                    first: 0,
+                    every: 1,
+                    status: Some(500),
+                }),
+                ..Default::default()
+            },
+        );
+    scenario.accounts.push(Account {
+        id: "555555555555".into(),
+        status: SimStatus::Suspended,
+        ..Default::default()
+    });
     let sim = aws_sim::start(scenario).await.unwrap();
     let mut settings = settings_for(&sim, &db);
     settings.updater_max_attempts = 2;
-    let report = collect(&sim, &db.db, settings, UpdateRequest::default()).await.unwrap();
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
     let failure = |id: &str| {
         let account = report.account(id).unwrap();
         assert_eq!(account.status, AccountStatus::Failed, "{id}");
@@ -178,14 +281,25 @@ async fn account_failures_are_isolated_and_classified() {
     assert_eq!(failure(&account_id(1)).code, "AccessDenied");
     let listing = failure(&account_id(2));
     assert_eq!(listing.code, "AccessDenied");
-    assert!(listing.message.starts_with("ListGroups: ") && listing.message.contains("iam:ListGroups"), "{}", listing.message);
+    assert!(
+        listing.message.starts_with("ListGroups: ") && listing.message.contains("iam:ListGroups"),
+        "{}",
+        listing.message
+    );
     let server = failure(&account_id(3));
     assert_eq!(server.code, "InternalFailure");
     assert!(server.message.contains("ListRoles"), "{}", server.message);
     let suspended = failure("555555555555");
-    assert!(suspended.message.contains("suspended"), "{}", suspended.message);
+    assert!(
+        suspended.message.contains("suspended"),
+        "{}",
+        suspended.message
+    );
     for ok in [4, 5] {
-        assert_eq!(report.account(&account_id(ok)).unwrap().status, AccountStatus::Ok);
+        assert_eq!(
+            report.account(&account_id(ok)).unwrap().status,
+            AccountStatus::Ok
+        );
     }
     // Account 3 answers every call with a 5xx, which the simulator's expectation does not know.
     let reachable: BTreeMap<String, Vec<ExpectedService>> = sim
@@ -196,78 +310,176 @@ async fn account_failures_are_isolated_and_classified() {
         .collect();
     assert_same(&stored(&db.db).await, &reachable);
     let stats = sim.stats();
-    assert_eq!(stats.calls_of(&account_id(2), "ListGroups"), 1, "AccessDenied is not retried");
-    assert_eq!(stats.calls_of(&account_id(3), "ListRoles"), 2, "5xx retried up to UPDATER_MAX_ATTEMPTS");
+    assert_eq!(
+        stats.calls_of(&account_id(2), "ListGroups"),
+        1,
+        "AccessDenied is not retried"
+    );
+    assert_eq!(
+        stats.calls_of(&account_id(3), "ListRoles"),
+        2,
+        "5xx retried up to UPDATER_MAX_ATTEMPTS"
+    );
 
     // The run and each account's outcome are recorded.
     let runs = db.db.recent_runs(5).await.unwrap();
     assert_eq!(runs.len(), 1);
-    assert_eq!((runs[0].status.as_str(), runs[0].totals.accounts_failed, runs[0].totals.accounts_ok), ("partial", 5, 2));
+    assert_eq!(
+        (
+            runs[0].status.as_str(),
+            runs[0].totals.accounts_failed,
+            runs[0].totals.accounts_ok
+        ),
+        ("partial", 5, 2)
+    );
     assert!(runs[0].finished_at.is_some());
     let recorded = db.db.run_accounts(runs[0].id).await.unwrap();
     assert_eq!(recorded.len(), 7);
-    let denied = recorded.iter().find(|r| r.account_id == account_id(2)).unwrap();
-    assert_eq!((denied.status.as_str(), denied.error_code.as_deref()), ("failed", Some("AccessDenied")));
+    let denied = recorded
+        .iter()
+        .find(|r| r.account_id == account_id(2))
+        .unwrap();
+    assert_eq!(
+        (denied.status.as_str(), denied.error_code.as_deref()),
+        ("failed", Some("AccessDenied"))
+    );
 }
 
 /// Transient faults (5xx bursts, dropped connections, throttling) are absorbed by the SDK's
 /// retries; every principal is still collected exactly.
 #[tokio::test]
 async fn transient_faults_are_retried_and_everything_is_collected() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let scenario = Scenario::generated(8, 4, 8)
-        .with_account_faults(&account_id(0), AccountFaults { server_errors: Some(Burst { first: 2, every: 7, status: Some(503) }), ..Default::default() })
-        .with_account_faults(&account_id(1), AccountFaults { dropped_connections: Some(Burst { first: 1, every: 9, status: None }), ..Default::default() })
-        .with_account_faults(&account_id(2), AccountFaults { server_errors: Some(Burst { first: 1, every: 5, status: Some(500) }), ..Default::default() });
+        .with_account_faults(
+            &account_id(0),
+            AccountFaults {
+                server_errors: Some(Burst {
+                    first: 2,
+                    every: 7,
+                    status: Some(503),
+                }),
+                ..Default::default()
+            },
+        )
+        .with_account_faults(
+            &account_id(1),
+            AccountFaults {
+                dropped_connections: Some(Burst {
+                    first: 1,
+                    every: 9,
+                    status: None,
+                }),
+                ..Default::default()
+            },
+        )
+        .with_account_faults(
+            &account_id(2),
+            AccountFaults {
+                server_errors: Some(Burst {
+                    first: 1,
+                    every: 5,
+                    status: Some(500),
+                }),
+                ..Default::default()
+            },
+        );
     let sim = aws_sim::start(scenario).await.unwrap();
-    let report = collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest::default()).await.unwrap();
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     assert_same(&stored(&db.db).await, sim.expected());
 }
 
 #[tokio::test]
 async fn throttling_storm_is_survived_and_the_rate_limit_respected() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let mut scenario = Scenario::generated(9, 4, 8);
-    scenario.defaults.rate_limit = Some(RateLimit { per_second: 20.0, burst: 5 });
+    scenario.defaults.rate_limit = Some(RateLimit {
+        per_second: 20.0,
+        burst: 5,
+    });
     let sim = aws_sim::start(scenario).await.unwrap();
     // Unpaced, the collector runs into the limit at once; the SDK's retries ride it out.
-    let report = collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest::default()).await.unwrap();
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     assert_same(&stored(&db.db).await, sim.expected());
     let stormy = sim.stats().throttles.values().sum::<u64>();
     assert!(stormy > 0, "the storm happened");
 
     // Paced at the limit, throttling stays rare.
-    let Some(db2) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db2) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let sim2 = aws_sim::start(sim.scenario().clone()).await.unwrap();
     let mut paced = settings_for(&sim2, &db2);
     paced.updater_account_rate_limit = 18.0;
     paced.updater_account_burst = 5;
-    let report = collect(&sim2, &db2.db, paced, UpdateRequest::default()).await.unwrap();
+    let report = collect(&sim2, &db2.db, paced, UpdateRequest::default())
+        .await
+        .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     assert_same(&stored(&db2.db).await, sim2.expected());
     let paced_throttles = sim2.stats().throttles.values().sum::<u64>();
-    assert!(paced_throttles * 4 <= stormy, "paced {paced_throttles} vs unpaced {stormy}");
+    assert!(
+        paced_throttles * 4 <= stormy,
+        "paced {paced_throttles} vs unpaced {stormy}"
+    );
 }
 
 #[tokio::test]
 async fn listings_and_job_results_are_paginated() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let mut scenario = Scenario::generated(10, 3, 30);
     scenario.defaults.page_size = Some(2);
     scenario.defaults.job_polls = Some(3);
     let sim = aws_sim::start(scenario).await.unwrap();
-    let report = collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest::default()).await.unwrap();
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     assert_same(&stored(&db.db).await, sim.expected());
     let stats = sim.stats();
-    assert!(stats.calls_of(&account_id(0), "ListRoles") >= 4, "listings took several pages");
+    assert!(
+        stats.calls_of(&account_id(0), "ListRoles") >= 4,
+        "listings took several pages"
+    );
     let principals = sim.expected().len() as u64;
-    assert!(stats.total_calls_of("GetServiceLastAccessedDetails") > 3 * principals, "job results took several pages");
+    assert!(
+        stats.total_calls_of("GetServiceLastAccessedDetails") > 3 * principals,
+        "job results took several pages"
+    );
 }
 
-fn explicit_principal(name: &str, services: Vec<(&str, Option<i64>)>, faults: PrincipalFaults) -> Principal {
+fn explicit_principal(
+    name: &str,
+    services: Vec<(&str, Option<i64>)>,
+    faults: PrincipalFaults,
+) -> Principal {
     Principal {
         kind: PrincipalKind::Role,
         name: name.into(),
@@ -292,7 +504,11 @@ fn explicit_principal(name: &str, services: Vec<(&str, Option<i64>)>, faults: Pr
 
 fn one_account(principals: Vec<Principal>) -> Scenario {
     let mut scenario = Scenario::default();
-    scenario.accounts.push(Account { id: "222222222222".into(), principals, ..Default::default() });
+    scenario.accounts.push(Account {
+        id: "222222222222".into(),
+        principals,
+        ..Default::default()
+    });
     scenario
 }
 
@@ -302,38 +518,120 @@ const ARN_FLAKY: &str = "arn:aws:iam::222222222222:role/flaky";
 /// Principal-level rows of the failure table, and a second run over stored data: newer wins,
 /// aged out becomes 0, and a principal that fails or vanishes keeps what was stored.
 async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
-    let Some(db) = fresh_db(backend).await else { return };
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
     let first = one_account(vec![
-        explicit_principal("steady", vec![("s3", Some(1_700_000_000_000)), ("ec2", Some(1_700_000_000_000)), ("sns", None)], PrincipalFaults::default()),
-        explicit_principal("flaky", vec![("s3", Some(1_700_000_000_000))], PrincipalFaults::default()),
-        explicit_principal("gone", vec![("kms", Some(1_700_000_000_000))], PrincipalFaults::default()),
-        explicit_principal("slow", vec![("kms", Some(1_700_000_000_000))], PrincipalFaults::default()),
-        explicit_principal("broken", vec![("kms", Some(1_700_000_000_000))], PrincipalFaults::default()),
+        explicit_principal(
+            "steady",
+            vec![
+                ("s3", Some(1_700_000_000_000)),
+                ("ec2", Some(1_700_000_000_000)),
+                ("sns", None),
+            ],
+            PrincipalFaults::default(),
+        ),
+        explicit_principal(
+            "flaky",
+            vec![("s3", Some(1_700_000_000_000))],
+            PrincipalFaults::default(),
+        ),
+        explicit_principal(
+            "gone",
+            vec![("kms", Some(1_700_000_000_000))],
+            PrincipalFaults::default(),
+        ),
+        explicit_principal(
+            "slow",
+            vec![("kms", Some(1_700_000_000_000))],
+            PrincipalFaults::default(),
+        ),
+        explicit_principal(
+            "broken",
+            vec![("kms", Some(1_700_000_000_000))],
+            PrincipalFaults::default(),
+        ),
     ]);
     let sim = aws_sim::start(first).await.unwrap();
-    let report = collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest::default()).await.unwrap();
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     let before = stored(&db.db).await;
-    let stamps_before = db.db.advisors(&AdvisorFilter::default(), 1, 100).await.unwrap();
+    let stamps_before = db
+        .db
+        .advisors(&AdvisorFilter::default(), 1, 100)
+        .await
+        .unwrap();
     sim.shutdown().await;
 
     let second = one_account(vec![
-        explicit_principal("steady", vec![("s3", Some(1_800_000_000_000)), ("ec2", None), ("sns", None)], PrincipalFaults::default()),
-        explicit_principal("flaky", vec![("s3", Some(1_800_000_000_000))], PrincipalFaults { job_failed: true, ..Default::default() }),
-        explicit_principal("gone", vec![("kms", Some(1_800_000_000_000))], PrincipalFaults { vanishes: true, ..Default::default() }),
-        explicit_principal("slow", vec![("kms", Some(1_800_000_000_000))], PrincipalFaults { job_never_completes: true, ..Default::default() }),
-        explicit_principal("broken", vec![("kms", Some(1_800_000_000_000))], PrincipalFaults { malformed_result: true, ..Default::default() }),
+        explicit_principal(
+            "steady",
+            vec![
+                ("s3", Some(1_800_000_000_000)),
+                ("ec2", None),
+                ("sns", None),
+            ],
+            PrincipalFaults::default(),
+        ),
+        explicit_principal(
+            "flaky",
+            vec![("s3", Some(1_800_000_000_000))],
+            PrincipalFaults {
+                job_failed: true,
+                ..Default::default()
+            },
+        ),
+        explicit_principal(
+            "gone",
+            vec![("kms", Some(1_800_000_000_000))],
+            PrincipalFaults {
+                vanishes: true,
+                ..Default::default()
+            },
+        ),
+        explicit_principal(
+            "slow",
+            vec![("kms", Some(1_800_000_000_000))],
+            PrincipalFaults {
+                job_never_completes: true,
+                ..Default::default()
+            },
+        ),
+        explicit_principal(
+            "broken",
+            vec![("kms", Some(1_800_000_000_000))],
+            PrincipalFaults {
+                malformed_result: true,
+                ..Default::default()
+            },
+        ),
     ]);
     let sim = aws_sim::start(second).await.unwrap();
     let mut settings = settings_for(&sim, &db);
     settings.updater_job_timeout = Duration::from_secs(1);
     settings.updater_failing_arns = vec![ARN_FLAKY.into()];
-    let report = collect(&sim, &db.db, settings, UpdateRequest::default()).await.unwrap();
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
     assert_eq!(report.exit_code(), 2);
     let account = &report.accounts[0];
     assert_eq!(account.status, AccountStatus::Partial);
-    assert_eq!(account.vanished, vec!["arn:aws:iam::222222222222:role/gone".to_owned()]);
-    let failures: BTreeMap<&str, &str> = account.failed.iter().map(|f| (f.arn.as_str(), f.failure.code.as_str())).collect();
+    assert_eq!(
+        account.vanished,
+        vec!["arn:aws:iam::222222222222:role/gone".to_owned()]
+    );
+    let failures: BTreeMap<&str, &str> = account
+        .failed
+        .iter()
+        .map(|f| (f.arn.as_str(), f.failure.code.as_str()))
+        .collect();
     assert_eq!(
         failures,
         BTreeMap::from([
@@ -345,17 +643,47 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
 
     let after = stored(&db.db).await;
     let steady = &after[ARN_STEADY];
-    let find = |ns: &str| steady.iter().find(|s| s.service_namespace == ns).unwrap().last_authenticated;
-    assert_eq!((find("s3"), find("ec2"), find("sns")), (1_800_000_000_000, 0, 0), "newer wins; aged out becomes 0");
-    for arn in [ARN_FLAKY, "arn:aws:iam::222222222222:role/gone", "arn:aws:iam::222222222222:role/slow", "arn:aws:iam::222222222222:role/broken"] {
+    let find = |ns: &str| {
+        steady
+            .iter()
+            .find(|s| s.service_namespace == ns)
+            .unwrap()
+            .last_authenticated
+    };
+    assert_eq!(
+        (find("s3"), find("ec2"), find("sns")),
+        (1_800_000_000_000, 0, 0),
+        "newer wins; aged out becomes 0"
+    );
+    for arn in [
+        ARN_FLAKY,
+        "arn:aws:iam::222222222222:role/gone",
+        "arn:aws:iam::222222222222:role/slow",
+        "arn:aws:iam::222222222222:role/broken",
+    ] {
         assert_eq!(after[arn], before[arn], "{arn} keeps its stored rows");
     }
-    let stamps_after = db.db.advisors(&AdvisorFilter::default(), 1, 100).await.unwrap();
-    for (old, new) in stamps_before.principals.iter().zip(&stamps_after.principals) {
+    let stamps_after = db
+        .db
+        .advisors(&AdvisorFilter::default(), 1, 100)
+        .await
+        .unwrap();
+    for (old, new) in stamps_before
+        .principals
+        .iter()
+        .zip(&stamps_after.principals)
+    {
         if old.arn == ARN_STEADY || old.arn.ends_with(":role/Aardvark") {
-            assert_ne!(old.last_updated, new.last_updated, "collected principals are stamped");
+            assert_ne!(
+                old.last_updated, new.last_updated,
+                "collected principals are stamped"
+            );
         } else {
-            assert_eq!(old.last_updated, new.last_updated, "{} keeps its lastUpdated", old.arn);
+            assert_eq!(
+                old.last_updated, new.last_updated,
+                "{} keeps its lastUpdated",
+                old.arn
+            );
         }
     }
     let recorded = db.db.run_accounts(report.run_id).await.unwrap();
@@ -366,91 +694,244 @@ on_both_backends_collector!(second_run_updates_and_failures_keep_stored_data);
 
 #[tokio::test]
 async fn only_the_requested_arns_and_the_missing_ones_reported() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let sim = aws_sim::start(Scenario::generated(11, 3, 8)).await.unwrap();
     let wanted = format!("arn:aws:iam::{}:user/user-0001", account_id(1));
     let missing = format!("arn:aws:iam::{}:role/nobody", account_id(1));
-    let request = UpdateRequest { arns: vec![wanted.to_uppercase().replace("ARN:AWS:IAM", "arn:aws:iam"), missing.clone()], ..Default::default() };
-    let report = collect(&sim, &db.db, settings_for(&sim, &db), request).await.unwrap();
-    assert_eq!(report.accounts.len(), 1, "only the ARNs' account is visited");
+    let request = UpdateRequest {
+        arns: vec![
+            wanted.to_uppercase().replace("ARN:AWS:IAM", "arn:aws:iam"),
+            missing.clone(),
+        ],
+        ..Default::default()
+    };
+    let report = collect(&sim, &db.db, settings_for(&sim, &db), request)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.accounts.len(),
+        1,
+        "only the ARNs' account is visited"
+    );
     assert_eq!(report.arns_not_found, vec![missing.clone()]);
     assert_eq!(report.exit_code(), 2);
     assert!(report.summary().contains(&missing));
     let data = stored(&db.db).await;
-    assert_eq!(data.keys().cloned().collect::<Vec<_>>(), vec![wanted.clone()]);
+    assert_eq!(
+        data.keys().cloned().collect::<Vec<_>>(),
+        vec![wanted.clone()]
+    );
     assert_eq!(data[&wanted], sim.expected()[&wanted]);
 
-    let bad = collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest { arns: vec!["role/x".into()], ..Default::default() }).await;
+    let bad = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest {
+            arns: vec!["role/x".into()],
+            ..Default::default()
+        },
+    )
+    .await;
     assert!(matches!(bad, Err(CollectorError::InvalidArn(_))), "{bad:?}");
 }
 
 #[tokio::test]
 async fn accounts_from_swag_by_name_alias_filter_and_service() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let mut scenario = Scenario::generated(12, 3, 4);
-    scenario.swag = Some(SwagBucket { bucket: "swag".into(), key: "v2/accounts.json".into(), schema_version: 2 });
-    scenario.accounts.push(Account { id: "777777777777".into(), name: Some("payments".into()), aliases: vec!["pay".into()], environment: Some("test".into()), generate: aws_sim::scenario::Generate { roles: 1, ..Default::default() }, ..Default::default() });
-    scenario.accounts.push(Account { id: "888888888888".into(), name: Some("no-aardvark".into()), swag_services: Some(vec![]), ..Default::default() });
+    scenario.swag = Some(SwagBucket {
+        bucket: "swag".into(),
+        key: "v2/accounts.json".into(),
+        schema_version: 2,
+    });
+    scenario.accounts.push(Account {
+        id: "777777777777".into(),
+        name: Some("payments".into()),
+        aliases: vec!["pay".into()],
+        environment: Some("test".into()),
+        generate: aws_sim::scenario::Generate {
+            roles: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    });
+    scenario.accounts.push(Account {
+        id: "888888888888".into(),
+        name: Some("no-aardvark".into()),
+        swag_services: Some(vec![]),
+        ..Default::default()
+    });
     let sim = aws_sim::start(scenario).await.unwrap();
     let mut settings = settings_for(&sim, &db);
     settings.account_source = AccountSource::Swag;
-    settings.swag = Some(SwagSettings { bucket: Some("swag".into()), service_enabled_requirement: Some("aardvark".into()), ..Default::default() });
-    let report = collect(&sim, &db.db, settings.clone(), UpdateRequest::default()).await.unwrap();
+    settings.swag = Some(SwagSettings {
+        bucket: Some("swag".into()),
+        service_enabled_requirement: Some("aardvark".into()),
+        ..Default::default()
+    });
+    let report = collect(&sim, &db.db, settings.clone(), UpdateRequest::default())
+        .await
+        .unwrap();
     let mut visited: Vec<&str> = report.accounts.iter().map(|a| a.id.as_str()).collect();
     visited.sort();
-    assert_eq!(visited, ["100000000000", "100000000001", "100000000002", "777777777777"], "the account without aardvark enabled is skipped");
+    assert_eq!(
+        visited,
+        [
+            "100000000000",
+            "100000000001",
+            "100000000002",
+            "777777777777"
+        ],
+        "the account without aardvark enabled is skipped"
+    );
 
-    let by_name = collect(&sim, &db.db, settings.clone(), UpdateRequest { accounts: vec!["pay".into(), "account-100000000001".into()], ..Default::default() }).await.unwrap();
+    let by_name = collect(
+        &sim,
+        &db.db,
+        settings.clone(),
+        UpdateRequest {
+            accounts: vec!["pay".into(), "account-100000000001".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut visited: Vec<&str> = by_name.accounts.iter().map(|a| a.id.as_str()).collect();
     visited.sort();
     assert_eq!(visited, ["100000000001", "777777777777"]);
-    assert_eq!(by_name.account("777777777777").unwrap().name.as_deref(), Some("payments"));
+    assert_eq!(
+        by_name.account("777777777777").unwrap().name.as_deref(),
+        Some("payments")
+    );
 
     settings.swag.as_mut().unwrap().filter = Some("[?environment=='test']".into());
-    let filtered = collect(&sim, &db.db, settings.clone(), UpdateRequest::default()).await.unwrap();
-    assert_eq!(filtered.accounts.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["777777777777"]);
+    let filtered = collect(&sim, &db.db, settings.clone(), UpdateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        filtered
+            .accounts
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect::<Vec<_>>(),
+        ["777777777777"]
+    );
 
-    let unknown = collect(&sim, &db.db, settings, UpdateRequest { accounts: vec!["nonesuch".into()], ..Default::default() }).await;
-    assert!(matches!(&unknown, Err(CollectorError::Accounts(message)) if message.contains("nonesuch")), "{unknown:?}");
+    let unknown = collect(
+        &sim,
+        &db.db,
+        settings,
+        UpdateRequest {
+            accounts: vec!["nonesuch".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(&unknown, Err(CollectorError::Accounts(message)) if message.contains("nonesuch")),
+        "{unknown:?}"
+    );
 }
 
 #[tokio::test]
 async fn accounts_from_organizations_are_the_active_ones() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let mut scenario = Scenario::generated(13, 23, 1);
-    scenario.accounts.push(Account { id: "666666666666".into(), status: SimStatus::Suspended, ..Default::default() });
+    scenario.accounts.push(Account {
+        id: "666666666666".into(),
+        status: SimStatus::Suspended,
+        ..Default::default()
+    });
     let sim = aws_sim::start(scenario).await.unwrap();
     let mut settings = settings_for(&sim, &db);
     settings.account_source = AccountSource::Organizations;
     settings.accounts.clear();
-    let report = collect(&sim, &db.db, settings, UpdateRequest { accounts: vec!["all".into()], ..Default::default() }).await.unwrap();
-    assert_eq!(report.accounts.len(), 23, "all ACTIVE accounts, over two pages, and not the suspended one");
+    let report = collect(
+        &sim,
+        &db.db,
+        settings,
+        UpdateRequest {
+            accounts: vec!["all".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.accounts.len(),
+        23,
+        "all ACTIVE accounts, over two pages, and not the suspended one"
+    );
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     assert_same(&stored(&db.db).await, sim.expected());
 }
 
 #[tokio::test]
 async fn pruning_follows_only_complete_listings() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let sim = aws_sim::start(Scenario::generated(14, 2, 4)).await.unwrap();
-    collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest::default()).await.unwrap();
+    collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
     // Principals AWS no longer has: one in a readable account, one in an account that fails.
     let ghost_ok = format!("arn:aws:iam::{}:role/deleted", account_id(0));
     let ghost_failed = format!("arn:aws:iam::{}:role/deleted", account_id(1));
-    db.store(&[common::principal(&ghost_ok, vec![common::service("s3", 1, None, 1)]), common::principal(&ghost_failed, vec![common::service("s3", 1, None, 1)])]).await;
+    db.store(&[
+        common::principal(&ghost_ok, vec![common::service("s3", 1, None, 1)]),
+        common::principal(&ghost_failed, vec![common::service("s3", 1, None, 1)]),
+    ])
+    .await;
     sim.shutdown().await;
-    let scenario = Scenario::generated(14, 2, 4).with_account_faults(&account_id(1), AccountFaults { deny_listing: vec![PrincipalKind::Policy], ..Default::default() });
+    let scenario = Scenario::generated(14, 2, 4).with_account_faults(
+        &account_id(1),
+        AccountFaults {
+            deny_listing: vec![PrincipalKind::Policy],
+            ..Default::default()
+        },
+    );
     let sim = aws_sim::start(scenario).await.unwrap();
-    let report = collect(&sim, &db.db, settings_for(&sim, &db), UpdateRequest { prune: true, ..Default::default() }).await.unwrap();
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest {
+            prune: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.account(&account_id(0)).unwrap().pruned, 1);
     let data = stored(&db.db).await;
-    assert!(!data.contains_key(&ghost_ok), "absent from a complete listing: pruned");
-    assert!(data.contains_key(&ghost_failed), "the failed listing prunes nothing");
+    assert!(
+        !data.contains_key(&ghost_ok),
+        "absent from a complete listing: pruned"
+    );
+    assert!(
+        data.contains_key(&ghost_failed),
+        "the failed listing prunes nothing"
+    );
 }
 
 #[tokio::test]
 async fn a_lost_database_fails_the_run() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let mut scenario = Scenario::generated(15, 20, 8);
     scenario.defaults.latency_ms = 20;
     let sim = aws_sim::start(scenario).await.unwrap();
@@ -459,26 +940,42 @@ async fn a_lost_database_fails_the_run() {
     let run_db = db.db.clone();
     let run = tokio::spawn({
         let settings = settings.clone();
-        let overrides = AwsOverrides { endpoint_url: Some(sim.base_url.clone()), credentials: Some(Credentials::new("AKIDHUB", "s", None, None, "t")) };
+        let overrides = AwsOverrides {
+            endpoint_url: Some(sim.base_url.clone()),
+            credentials: Some(Credentials::new("AKIDHUB", "s", None, None, "t")),
+        };
         async move {
             let collector = Collector::new(settings, run_db, overrides).await;
-            collector.run(&UpdateRequest::default(), Progress::logs()).await
+            collector
+                .run(&UpdateRequest::default(), Progress::logs())
+                .await
         }
     });
     // Once the collection is under way, the database goes away.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while sim.stats().total_calls_of("GetServiceLastAccessedDetails") < 10 {
-        assert!(std::time::Instant::now() < deadline, "the collection did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the collection did not start"
+        );
         tokio::task::yield_now().await;
     }
     db.db.close().await;
-    let result = tokio::time::timeout(RUN_DEADLINE, run).await.expect("the run ended").unwrap();
-    assert!(matches!(result, Err(CollectorError::DatabaseLost(_))), "{result:?}");
+    let result = tokio::time::timeout(RUN_DEADLINE, run)
+        .await
+        .expect("the run ended")
+        .unwrap();
+    assert!(
+        matches!(result, Err(CollectorError::DatabaseLost(_))),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]
 async fn two_runs_at_once_on_one_database_are_safe() {
-    let Some(db) = fresh_db(Backend::Sqlite).await else { return };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
     let sim = aws_sim::start(Scenario::generated(16, 6, 8)).await.unwrap();
     let settings = settings_for(&sim, &db);
     let (a, b) = tokio::join!(

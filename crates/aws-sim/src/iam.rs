@@ -378,7 +378,15 @@ fn get_details(
         let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\
             <ServiceName>Amazon S3</ServiceName><ServiceNamespace>s3</ServiceNamespace>\
             <TotalAuthenticatedEntities>many</TotalAuthenticatedEntities></member></ServicesLastAccessed>";
-        return Reply::xml(StatusCode::OK, xml::response(xml::IAM_NAMESPACE, "GetServiceLastAccessedDetails", request_id, result));
+        return Reply::xml(
+            StatusCode::OK,
+            xml::response(
+                xml::IAM_NAMESPACE,
+                "GetServiceLastAccessedDetails",
+                request_id,
+                result,
+            ),
+        );
     }
     let job_type = if job.action_level {
         "ACTION_LEVEL"

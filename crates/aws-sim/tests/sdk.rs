@@ -591,8 +591,20 @@ async fn principal_faults_fail_hang_or_vanish() {
         assert_eq!(poll.job_status(), &JobStatusType::InProgress);
     }
     let broken = job("broken").await.unwrap();
-    let err = iam.get_service_last_accessed_details().job_id(broken.job_id().unwrap()).send().await.unwrap_err();
-    assert!(matches!(err, aws_sdk_iam::error::SdkError::ResponseError(_) | aws_sdk_iam::error::SdkError::ServiceError(_)), "{err:?}");
+    let err = iam
+        .get_service_last_accessed_details()
+        .job_id(broken.job_id().unwrap())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            aws_sdk_iam::error::SdkError::ResponseError(_)
+                | aws_sdk_iam::error::SdkError::ServiceError(_)
+        ),
+        "{err:?}"
+    );
     let gone = job("gone").await.unwrap_err().into_service_error();
     assert_eq!(code_and_message(&gone).0, "NoSuchEntity");
     let users = iam.list_users().send().await.unwrap();

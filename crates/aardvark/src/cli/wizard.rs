@@ -75,10 +75,11 @@ pub fn build_settings(
         interactive: !args.no_prompt,
     };
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
+    let defaults = crate::config::Settings::default();
     let role = asker.ask(
         "Role to assume in each account",
         args.role_name.as_deref(),
-        "Aardvark",
+        &defaults.aws_rolename,
         |answer| {
             if answer.is_empty() || answer.contains(char::is_whitespace) {
                 Err("a role name without spaces".into())
@@ -91,7 +92,7 @@ pub fn build_settings(
     let uri = asker.ask(
         "Database URI",
         args.database_uri.as_deref(),
-        "sqlite:///aardvark.db",
+        &defaults.database_uri,
         |answer| {
             DatabaseTarget::parse(answer)
                 .map(|_| Value::from(answer))
@@ -103,7 +104,7 @@ pub fn build_settings(
     let threads = asker.ask(
         "Principals to collect at once",
         threads.as_deref(),
-        "5",
+        &defaults.updater_num_threads.to_string(),
         |answer| match answer.parse::<u64>() {
             Ok(n) if (1..=10_000).contains(&n) => Ok(Value::from(n)),
             _ => Err("a whole number from 1 to 10000".into()),

@@ -48,7 +48,9 @@ impl Failure {
                 let inner = service.err();
                 let status = service.raw().status();
                 match inner.code() {
-                    Some(code) => Self::new(code, inner.message().map_or_else(context, str::to_owned)),
+                    Some(code) => {
+                        Self::new(code, inner.message().map_or_else(context, str::to_owned))
+                    }
                     // A success status whose body the SDK could not read is a malformed answer.
                     None if status.is_success() => Self::new("MalformedResponse", context()),
                     None => Self::new(format!("HTTP{}", status.as_u16()), context()),

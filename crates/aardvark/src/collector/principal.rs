@@ -29,7 +29,10 @@ pub struct Polling {
     pub deadline: Duration,
 }
 
-fn classify<E>(operation: &str, err: &aws_sdk_iam::error::SdkError<E, aws_sdk_iam::config::http::HttpResponse>) -> PrincipalError
+fn classify<E>(
+    operation: &str,
+    err: &aws_sdk_iam::error::SdkError<E, aws_sdk_iam::config::http::HttpResponse>,
+) -> PrincipalError
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
 {

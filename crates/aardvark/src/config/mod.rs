@@ -167,7 +167,7 @@ impl Default for Settings {
             aws_region: "us-east-1".into(),
             aws_arn_partition: Partition::Aws,
             database_uri: "sqlite:///aardvark.db".into(),
-            updater_num_threads: 5,
+            updater_num_threads: 50,
             updater_failing_arns: Vec::new(),
             updater_prune: false,
             updater_account_concurrency: 50,
