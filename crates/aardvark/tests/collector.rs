@@ -399,6 +399,42 @@ async fn transient_faults_are_retried_and_everything_is_collected() {
     assert_same(&stored(&db.db).await, sim.expected());
 }
 
+/// A call that takes longer than its attempt timeout is retried, then fails its account with
+/// the reason; the other accounts are unaffected.
+#[tokio::test]
+async fn timeouts_fail_the_account_after_retries() {
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let scenario = Scenario::generated(17, 2, 2).with_account_faults(
+        &account_id(0),
+        AccountFaults {
+            latency_ms: 1_500,
+            ..Default::default()
+        },
+    );
+    let sim = aws_sim::start(scenario).await.unwrap();
+    let mut settings = settings_for(&sim, &db);
+    settings.updater_request_timeout = Duration::from_secs(1);
+    settings.updater_max_attempts = 2;
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
+    let slow = report.account(&account_id(0)).unwrap();
+    assert_eq!(slow.status, AccountStatus::Failed);
+    assert_eq!(
+        slow.failure.as_ref().unwrap().code,
+        "Timeout",
+        "{:?}",
+        slow.failure
+    );
+    assert_eq!(sim.stats().calls_of(&account_id(0), "ListRoles"), 2);
+    assert_eq!(
+        report.account(&account_id(1)).unwrap().status,
+        AccountStatus::Ok
+    );
+}
+
 #[tokio::test]
 async fn throttling_storm_is_survived_and_the_rate_limit_respected() {
     let Some(db) = fresh_db(Backend::Sqlite).await else {

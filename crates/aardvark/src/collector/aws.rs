@@ -89,11 +89,14 @@ impl AwsContext {
             .with_max_attempts(settings.updater_max_attempts)
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(10));
+        let attempt = settings.updater_request_timeout;
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
-            .operation_attempt_timeout(Duration::from_secs(60))
-            .operation_timeout(Duration::from_secs(300))
+            .connect_timeout(attempt.min(Duration::from_secs(10)))
+            .read_timeout(attempt)
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(
+                attempt * (settings.updater_max_attempts + 1) + Duration::from_secs(30),
+            )
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(settings.aws_region.clone()))

@@ -139,8 +139,10 @@ pub struct Settings {
     /// First wait between polls of a job; doubles up to `updater_poll_max_interval`.
     pub updater_poll_interval: Duration,
     pub updater_poll_max_interval: Duration,
-    /// Attempts per AWS call (the SDK's standard retry mode).
+    /// Attempts per AWS call (the SDK's adaptive retry mode).
     pub updater_max_attempts: u32,
+    /// How long one attempt of an AWS call may take.
+    pub updater_request_timeout: Duration,
     /// Endpoint for every AWS service (else the SDK's own, or `AWS_ENDPOINT_URL`).
     pub aws_endpoint_url: Option<String>,
     /// Endpoints per service: `sts`, `iam`, `s3`, `organizations`.
@@ -178,6 +180,7 @@ impl Default for Settings {
             updater_poll_interval: Duration::from_millis(500),
             updater_poll_max_interval: Duration::from_secs(5),
             updater_max_attempts: 5,
+            updater_request_timeout: Duration::from_secs(60),
             aws_endpoint_url: None,
             aws_endpoints: BTreeMap::new(),
             swag: None,
@@ -413,6 +416,7 @@ const SETTING_NAMES: &[&str] = &[
     "UPDATER_POLL_INTERVAL_MS",
     "UPDATER_POLL_MAX_INTERVAL_MS",
     "UPDATER_MAX_ATTEMPTS",
+    "UPDATER_REQUEST_TIMEOUT_SECONDS",
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINTS",
     "SWAG",
@@ -521,6 +525,10 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
             }
             "UPDATER_MAX_ATTEMPTS" => {
                 settings.updater_max_attempts = whole(key, origin, value, 1, 20)? as u32
+            }
+            "UPDATER_REQUEST_TIMEOUT_SECONDS" => {
+                settings.updater_request_timeout =
+                    Duration::from_secs(whole(key, origin, value, 1, 3_600)?)
             }
             "AWS_ENDPOINT_URL" => settings.aws_endpoint_url = Some(url(key, origin, value)?),
             "AWS_ENDPOINTS" => {

@@ -1,0 +1,288 @@
+//! Ingest and API benchmarks: `cargo bench -p aardvark --bench api [-- postgres] [-- million]`.
+//!
+//! 1. Ingest: generates ACCOUNTS x PRINCIPALS principals with SERVICES services each and writes
+//!    them through the storage layer's write path (upsert rules included), printing rows/s.
+//! 2. API: serves that database with the release `aardvark serve` binary in its own process and
+//!    drives each query kind clients send at 16 concurrent connections, printing requests/s, p50,
+//!    p99, and the server's peak RSS.
+//!
+//! SQLite always; `postgres` adds PostgreSQL (AARDVARK_TEST_POSTGRES_URL, a fresh database), and
+//! `million` adds 1,000,000 principals on PostgreSQL for the phrase query.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
+use aardvark::db::Database;
+
+const SERVICES: usize = 20;
+const CONCURRENCY: usize = 16;
+const RUN: Duration = Duration::from_secs(6);
+const BATCH: u64 = 100;
+
+fn arn(account: u64, principal: u64) -> String {
+    let kinds = ["role", "user", "group", "policy"];
+    format!(
+        "arn:aws:iam::{:012}:{}/p-{principal:05}",
+        100_000_000_000 + account,
+        kinds[(principal % 4) as usize]
+    )
+}
+
+fn principal(account: u64, index: u64) -> PrincipalUsage {
+    let arn = arn(account, index);
+    let services = (0..SERVICES)
+        .map(|s| {
+            let (namespace, name) =
+                aws_sim::SERVICES[(index as usize * 7 + s * 13) % aws_sim::SERVICES.len()];
+            let used = (index + s as u64) % 3 != 0;
+            ServiceUsage {
+                service_name: name.to_owned(),
+                service_namespace: namespace.to_owned(),
+                last_authenticated: if used {
+                    1_790_000_000_000 - ((index * 31 + s as u64 * 17) % 400) as i64 * 86_400_000
+                } else {
+                    0
+                },
+                last_authenticated_entity: used.then(|| arn.clone()),
+                total_authenticated_entities: i64::from(used),
+            }
+        })
+        .collect();
+    PrincipalUsage { arn, services }
+}
+
+/// Writes accounts x per_account principals; returns service rows per second.
+async fn ingest(db: &Database, accounts: u64, per_account: u64) -> f64 {
+    let started = Instant::now();
+    let total = accounts * per_account;
+    let mut batch = Vec::with_capacity(BATCH as usize);
+    for n in 0..total {
+        batch.push(principal(n / per_account, n % per_account));
+        if batch.len() as u64 == BATCH || n + 1 == total {
+            db.store_principals(&batch, WriteOptions::default())
+                .await
+                .unwrap();
+            batch.clear();
+        }
+    }
+    (total as usize * SERVICES) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|line| line.starts_with(field))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+fn serve(uri: &str) -> (Child, String) {
+    let binary =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/aardvark");
+    let mut child = Command::new(&binary)
+        .args(["-q", "serve", "-b", "127.0.0.1:0"])
+        .env("AARDVARK_DATABASE_URI", uri)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot start {} (cargo build --release -p aardvark): {err}",
+                binary.display()
+            )
+        });
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let address = line
+        .trim_start_matches("serving on http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    (child, format!("http://{address}"))
+}
+
+/// Drives one query kind for RUN at CONCURRENCY; prints requests/s, p50 and p99.
+async fn drive(label: &str, base: &str, query: Arc<dyn Fn(u64) -> String + Send + Sync>) {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY as u64 {
+        let client = reqwest::Client::new();
+        let base = base.to_owned();
+        let query = query.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = worker;
+            while started.elapsed() < RUN {
+                let url = format!("{base}{}", query(n.wrapping_mul(2_654_435_761)));
+                let sent = Instant::now();
+                let reply = client.get(&url).send().await.unwrap();
+                assert!(reply.status().is_success(), "{url}: {}", reply.status());
+                reply.bytes().await.unwrap();
+                latencies.push(sent.elapsed());
+                n += CONCURRENCY as u64;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let at = |q: f64| {
+        latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1000.0
+    };
+    println!(
+        "  {label:<32} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests)",
+        latencies.len() as f64 / elapsed,
+        at(0.50),
+        at(0.99),
+        latencies.len()
+    );
+}
+
+async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
+    let (mut server, base) = serve(uri);
+    println!(
+        "API on {backend}, {} principals x {SERVICES} services, {CONCURRENCY} connections:",
+        accounts * per_account
+    );
+    let total = accounts * per_account;
+    drive(
+        "exact ARN (arn=)",
+        &base,
+        Arc::new(move |n| {
+            format!(
+                "/api/1/advisors?arn={}",
+                arn((n / per_account) % accounts, n % per_account)
+            )
+        }),
+    )
+    .await;
+    drive(
+        "account phrase, count=1000",
+        &base,
+        Arc::new(move |n| {
+            format!(
+                "/api/1/advisors?phrase={:012}&count=1000",
+                100_000_000_000 + n % accounts
+            )
+        }),
+    )
+    .await;
+    drive(
+        "unfiltered page of 30",
+        &base,
+        Arc::new(move |n| format!("/api/1/advisors?page={}", 1 + n % (total / 30))),
+    )
+    .await;
+    drive(
+        "regex, count=100",
+        &base,
+        Arc::new(move |n| {
+            format!(
+                "/api/1/advisors?regex=arn:aws:iam::{:012}:role/&count=100",
+                100_000_000_000 + n % accounts
+            )
+        }),
+    )
+    .await;
+    drive(
+        "combine over an account",
+        &base,
+        Arc::new(move |n| {
+            format!(
+                "/api/1/advisors?phrase={:012}&combine=true&count=1000",
+                100_000_000_000 + n % accounts
+            )
+        }),
+    )
+    .await;
+    println!(
+        "  server peak RSS {} MB",
+        proc_status(server.id(), "VmHWM:") / 1024
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+async fn postgres_database(name: &str) -> Option<String> {
+    let admin = std::env::var("AARDVARK_TEST_POSTGRES_URL").ok()?;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin.split('?').next().unwrap();
+    Some(format!("{}/{name}", base.rsplit_once('/').unwrap().0))
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (accounts, per_account) = (1_000, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("sqlite:///{}", dir.path().join("api.db").display());
+    let db = Database::connect(&uri).await.unwrap();
+    db.migrate().await.unwrap();
+    let rate = ingest(&db, accounts, per_account).await;
+    println!("ingest into SQLite: {:.0} service rows/s ({} principals x {SERVICES} services, batches of {BATCH})", rate, accounts * per_account);
+    let rate = ingest(&db, 50, per_account).await;
+    println!("re-ingest into SQLite (every row an update): {rate:.0} service rows/s");
+    db.close().await;
+    api_suite("SQLite", &uri, accounts, per_account).await;
+
+    if args.iter().any(|a| a == "postgres" || a == "million") {
+        let Some(pg) = postgres_database("aardvark_bench").await else {
+            println!("AARDVARK_TEST_POSTGRES_URL is not set: no PostgreSQL figures");
+            return;
+        };
+        let db = Database::connect(&pg).await.unwrap();
+        db.migrate().await.unwrap();
+        let rate = ingest(&db, accounts, per_account).await;
+        println!("ingest into PostgreSQL: {rate:.0} service rows/s");
+        db.close().await;
+        api_suite("PostgreSQL", &pg, accounts, per_account).await;
+        if args.iter().any(|a| a == "million") {
+            let db = Database::connect(&pg).await.unwrap();
+            let rate = ingest_more(&db, accounts, 10_000, per_account).await;
+            println!("ingest up to 1,000,000 principals into PostgreSQL: {rate:.0} service rows/s");
+            db.close().await;
+            api_suite("PostgreSQL", &pg, 10_000, per_account).await;
+        }
+    }
+}
+
+/// Adds accounts `from..to` to a database that has `0..from`.
+async fn ingest_more(db: &Database, from: u64, to: u64, per_account: u64) -> f64 {
+    let started = Instant::now();
+    let mut batch = Vec::new();
+    for account in from..to {
+        for index in 0..per_account {
+            batch.push(principal(account, index));
+            if batch.len() as u64 == BATCH {
+                db.store_principals(&batch, WriteOptions::default())
+                    .await
+                    .unwrap();
+                batch.clear();
+            }
+        }
+    }
+    db.store_principals(&batch, WriteOptions::default())
+        .await
+        .unwrap();
+    ((to - from) * per_account) as f64 * SERVICES as f64 / started.elapsed().as_secs_f64()
+}

@@ -1,0 +1,206 @@
+//! Collection benchmark: `cargo bench -p aardvark --bench collection [-- all]`.
+//!
+//! The simulator runs as its own process (so the collector's and the simulator's CPU and memory
+//! are measured apart); the collector runs in this process into a fresh SQLite file. Each
+//! scenario prints its lower bound (DESIGN.md section 8), the wall time and their ratio, calls
+//! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aardvark::collector::aws::AwsOverrides;
+use aardvark::collector::progress::Progress;
+use aardvark::collector::{Collector, UpdateRequest};
+use aardvark::config::{AccountSource, Settings};
+use aardvark::db::Database;
+use aws_sdk_sts::config::Credentials;
+use aws_sim::{RateLimit, Scenario};
+
+struct Case {
+    accounts: u32,
+    principals: u32,
+    latency_ms: u64,
+    rate: f64,
+    burst: u32,
+    job_polls: u32,
+}
+
+/// Clock ticks per second of /proc's CPU times.
+const TICKS: f64 = 100.0;
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|line| line.starts_with(field))
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse().ok())
+        .unwrap_or(0)
+}
+
+/// User + system CPU seconds of a process.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / TICKS
+}
+
+async fn run(case: &Case) {
+    let mut scenario = Scenario::generated(2026, case.accounts, case.principals);
+    scenario.defaults.latency_ms = case.latency_ms;
+    scenario.defaults.job_polls = Some(case.job_polls);
+    scenario.defaults.rate_limit = Some(RateLimit {
+        per_second: case.rate,
+        burst: case.burst,
+    });
+    let world = scenario.world().unwrap();
+    let principals_per_account = world[0].principals.len() as f64;
+    let list_calls = 4.0;
+    let calls_per_account = list_calls
+        + 2.0 * principals_per_account
+        + f64::from(case.job_polls - 1) * principals_per_account;
+    let lower_bound = calls_per_account / case.rate + case.latency_ms as f64 / 1000.0;
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario_file = dir.path().join("scenario.yaml");
+    std::fs::write(&scenario_file, serde_yaml::to_string(&scenario).unwrap()).unwrap();
+    let sim_binary =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/aws-sim");
+    let mut sim = Command::new(&sim_binary)
+        .args(["--scenario", scenario_file.to_str().unwrap(), "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot start {} (cargo build --release -p aws-sim): {err}",
+                sim_binary.display()
+            )
+        });
+    let mut sim_out = BufReader::new(sim.stdout.take().unwrap()).lines();
+    let url = sim_out
+        .next()
+        .unwrap()
+        .unwrap()
+        .trim_start_matches("aws-sim listening on ")
+        .to_owned();
+
+    let uri = format!("sqlite:///{}", dir.path().join("bench.db").display());
+    let db = Database::connect(&uri).await.unwrap();
+    db.migrate().await.unwrap();
+    let settings = Settings {
+        database_uri: uri,
+        account_source: AccountSource::Static,
+        accounts: scenario.account_ids(),
+        updater_num_threads: 10_000,
+        updater_account_concurrency: case.accounts as usize,
+        updater_principal_concurrency: 16,
+        updater_account_rate_limit: case.rate,
+        updater_account_burst: case.burst,
+        updater_poll_interval: Duration::from_millis(100),
+        updater_poll_max_interval: Duration::from_millis(400),
+        ..Settings::default()
+    };
+    let overrides = AwsOverrides {
+        endpoint_url: Some(url),
+        credentials: Some(Credentials::new("AKIDBENCH", "bench", None, None, "bench")),
+    };
+    let collector = Collector::new(settings, db.clone(), overrides).await;
+    let me = std::process::id();
+    let (cpu_before, sim_cpu_before) = (cpu_seconds(me), cpu_seconds(sim.id()));
+    let started = Instant::now();
+    let report = collector
+        .run(&UpdateRequest::default(), Progress::logs())
+        .await
+        .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu, sim_cpu) = (
+        cpu_seconds(me) - cpu_before,
+        cpu_seconds(sim.id()) - sim_cpu_before,
+    );
+    let sim_rss = proc_status(sim.id(), "VmHWM:");
+    let _ = Command::new("kill")
+        .args(["-INT", &sim.id().to_string()])
+        .status();
+    let served = sim_out
+        .find_map(|line| line.ok().filter(|l| l.starts_with("served")))
+        .unwrap_or_default();
+    let _ = sim.wait();
+    let calls = case.accounts as f64 * calls_per_account;
+    println!(
+        "collection {}x{} (P={principals_per_account}), latency {} ms, {}/s burst {}, job done on poll {}:",
+        case.accounts, case.principals, case.latency_ms, case.rate, case.burst, case.job_polls
+    );
+    println!(
+        "  lower bound {lower_bound:.2} s, wall {wall:.2} s, ratio {:.3}",
+        wall / lower_bound
+    );
+    println!(
+        "  {} principals collected, {} failed; {calls:.0} calls needed, {:.0} calls/s; simulator: {served}",
+        report.principals_collected(),
+        report.principals_failed(),
+        calls / wall
+    );
+    println!(
+        "  collector CPU {cpu:.1} s ({:.0}% of one core), peak RSS {} MB; simulator CPU {sim_cpu:.1} s, peak RSS {} MB",
+        100.0 * cpu / wall,
+        proc_status(me, "VmHWM:") / 1024,
+        sim_rss / 1024
+    );
+    assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    db.close().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let all = std::env::args().any(|arg| arg == "all");
+    let mut cases = vec![
+        Case {
+            accounts: 200,
+            principals: 50,
+            latency_ms: 50,
+            rate: 10.0,
+            burst: 10,
+            job_polls: 2,
+        },
+        Case {
+            accounts: 200,
+            principals: 50,
+            latency_ms: 50,
+            rate: 5.0,
+            burst: 10,
+            job_polls: 2,
+        },
+    ];
+    if all {
+        cases.push(Case {
+            accounts: 1000,
+            principals: 100,
+            latency_ms: 50,
+            rate: 10.0,
+            burst: 10,
+            job_polls: 2,
+        });
+        cases.push(Case {
+            accounts: 1000,
+            principals: 100,
+            latency_ms: 50,
+            rate: 5.0,
+            burst: 10,
+            job_polls: 2,
+        });
+    }
+    for case in &cases {
+        run(case).await;
+    }
+}
