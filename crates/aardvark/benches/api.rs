@@ -88,6 +88,7 @@ fn serve(uri: &str) -> (Child, String) {
         .args(["-q", "serve", "-b", "127.0.0.1:0"])
         .env("AARDVARK_DATABASE_URI", uri)
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|err| {
             panic!(

@@ -412,6 +412,18 @@ async fn arn_filter_matches_exactly_in_any_case(backend: Backend) {
         .post_json("/api/1/advisors", r#"{"arn": [1]}"#)
         .await
         .assert_error(400, "'arn'");
+    // Characters that mean something in SQL, JSON or array literals are only characters.
+    let odd = json!({"arn": ["a\"b", "c\\d", "e,f", "{g}", "h'i", "NULL", ""]}).to_string();
+    f.app
+        .post_json("/api/1/advisors", &odd)
+        .await
+        .assert_exact(200, &json!({"count": 0, "page": 1, "total": 0}));
+    let body = f
+        .app
+        .post_json("/api/1/advisors", &json!({"arn": ["x\"y", A]}).to_string())
+        .await
+        .json();
+    assert_eq!(arns_of(&body), sorted(&[A]));
 }
 
 async fn regex_is_anchored_at_the_start_and_case_sensitive(backend: Backend) {

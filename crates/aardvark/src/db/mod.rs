@@ -229,16 +229,40 @@ impl Database {
         }
     }
 
-    /// SQL for "the elements of the JSON array bound at `placeholder`", as a sub-select.
-    fn json_array_values(&self, placeholder: &str, as_integer: bool) -> String {
-        match (self.dialect, as_integer) {
-            (Dialect::Sqlite, _) => format!("SELECT value FROM json_each({placeholder})"),
-            (Dialect::Postgres, false) => {
-                format!("SELECT json_array_elements_text(CAST({placeholder} AS json))")
-            }
-            (Dialect::Postgres, true) => format!(
-                "SELECT CAST(json_array_elements_text(CAST({placeholder} AS json)) AS INTEGER)"
+    /// SQL for "`expr` is one of `ids`", with the one parameter to bind at `placeholder`:
+    /// a JSON array read by `json_each` in SQLite, an `integer[]` in PostgreSQL (which its
+    /// planner can use indexes with). A list is one parameter whatever its length.
+    fn among_ids(&self, expr: &str, placeholder: &str, ids: &[i64]) -> (String, String) {
+        let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        match self.dialect {
+            Dialect::Sqlite => (
+                format!("{expr} IN (SELECT value FROM json_each({placeholder}))"),
+                format!("[{joined}]"),
             ),
+            Dialect::Postgres => (
+                format!("{expr} = ANY(CAST({placeholder} AS integer[]))"),
+                format!("{{{joined}}}"),
+            ),
+        }
+    }
+
+    /// Like [`Self::among_ids`], for strings (`text[]` in PostgreSQL).
+    fn among_texts(&self, expr: &str, placeholder: &str, texts: &[String]) -> (String, String) {
+        match self.dialect {
+            Dialect::Sqlite => (
+                format!("{expr} IN (SELECT value FROM json_each({placeholder}))"),
+                serde_json::to_string(texts).expect("strings serialize"),
+            ),
+            Dialect::Postgres => {
+                let quoted: Vec<String> = texts
+                    .iter()
+                    .map(|text| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
+                    .collect();
+                (
+                    format!("{expr} = ANY(CAST({placeholder} AS text[]))"),
+                    format!("{{{}}}", quoted.join(",")),
+                )
+            }
         }
     }
 }

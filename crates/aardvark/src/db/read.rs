@@ -69,11 +69,10 @@ impl Database {
         }
         if let Some(arns) = &filter.arns {
             let lowered: Vec<String> = arns.iter().map(|arn| arn.to_lowercase()).collect();
-            params.push(serde_json::to_string(&lowered).expect("strings serialize"));
-            conditions.push(format!(
-                "lower(arn) IN ({})",
-                self.json_array_values(&format!("${}", params.len()), false)
-            ));
+            let (condition, param) =
+                self.among_texts("lower(arn)", &format!("${}", params.len() + 1), &lowered);
+            params.push(param);
+            conditions.push(condition);
         }
         let where_clause = format!("WHERE {}", conditions.join(" AND "));
         let columns = format!(
@@ -83,24 +82,41 @@ impl Database {
         let offset = (page - 1).saturating_mul(count);
 
         let (total, mut principals) = if let Some(regex) = &filter.regex {
-            let sql = format!("SELECT {columns} FROM aws_iam_object {where_clause} ORDER BY id");
+            // ARNs only for the match; the page's other columns come with a second statement.
+            let sql = format!(
+                "SELECT CAST(id AS BIGINT), arn FROM aws_iam_object {where_clause} ORDER BY id"
+            );
             let mut query = sqlx::query(&sql);
             for param in &params {
                 query = query.bind(param);
             }
-            let mut matched = Vec::new();
+            let mut matched: Vec<i64> = Vec::new();
             for row in query.fetch_all(self.pool()).await? {
                 let arn: String = row.try_get(1)?;
                 if regex.is_match(&arn) {
-                    matched.push(principal_from_row(&row)?);
+                    matched.push(row.try_get(0)?);
                 }
             }
             let total = matched.len() as i64;
-            let page: Vec<StoredPrincipal> = matched
+            let page_ids: Vec<i64> = matched
                 .into_iter()
                 .skip(usize::try_from(offset).unwrap_or(usize::MAX))
                 .take(usize::try_from(count).unwrap_or(usize::MAX))
                 .collect();
+            let page = if page_ids.is_empty() {
+                Vec::new()
+            } else {
+                let (matching, list) = self.among_ids("id", "$1", &page_ids);
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM aws_iam_object WHERE {matching} ORDER BY id"
+                ))
+                .bind(list)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(principal_from_row)
+                .collect::<Result<_, _>>()?
+            };
             (total, page)
         } else {
             let count_sql = format!("SELECT COUNT(*) FROM aws_iam_object {where_clause}");
@@ -136,17 +152,14 @@ impl Database {
 
         if !principals.is_empty() {
             let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
+            let (matching, list) = self.among_ids("item_id", "$1", &ids);
             let sql = format!(
                 "SELECT CAST(item_id AS BIGINT), CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \
                  \"serviceNamespace\", \"lastAuthenticatedEntity\", \
                  CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
-                 FROM advisor_data WHERE item_id IN ({}) ORDER BY item_id, id",
-                self.json_array_values("$1", true)
+                 FROM advisor_data WHERE {matching} ORDER BY item_id, id"
             );
-            let rows = sqlx::query(&sql)
-                .bind(serde_json::to_string(&ids).expect("integers serialize"))
-                .fetch_all(self.pool())
-                .await?;
+            let rows = sqlx::query(&sql).bind(list).fetch_all(self.pool()).await?;
             let position: std::collections::HashMap<i64, usize> =
                 ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
             for row in rows {

@@ -159,14 +159,13 @@ impl Database {
             }
         }
 
-        let id_list =
-            serde_json::to_string(&ids.values().collect::<Vec<_>>()).expect("integers serialize");
+        let item_ids: Vec<i64> = ids.values().copied().collect();
+        let (matching, id_list) = self.among_ids("item_id", "$1", &item_ids);
         let sql = format!(
             "SELECT CAST(id AS BIGINT), CAST(item_id AS BIGINT), \"serviceNamespace\", \
              CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \"lastAuthenticatedEntity\", \
              CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
-             FROM advisor_data WHERE item_id IN ({})",
-            self.json_array_values("$1", true)
+             FROM advisor_data WHERE {matching}"
         );
         let mut stored: HashMap<i64, HashMap<Option<String>, StoredRow>> = HashMap::new();
         for row in sqlx::query(&sql).bind(&id_list).fetch_all(&mut *tx).await? {
@@ -270,12 +269,11 @@ impl Database {
         }
         if !deletes.is_empty() {
             summary.namespaces_pruned = deletes.len();
-            let sql = format!(
-                "DELETE FROM advisor_data WHERE id IN ({})",
-                self.json_array_values("$1", true)
-            );
-            let list = serde_json::to_string(&deletes).expect("integers serialize");
-            sqlx::query(&sql).bind(list).execute(&mut *tx).await?;
+            let (matching, list) = self.among_ids("id", "$1", &deletes);
+            sqlx::query(&format!("DELETE FROM advisor_data WHERE {matching}"))
+                .bind(list)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(summary)
@@ -307,16 +305,14 @@ impl Database {
             }
         }
         if !ids.is_empty() {
-            let list = serde_json::to_string(&ids).expect("integers serialize");
-            let matching = self.json_array_values("$1", true);
+            let (rows_matching, list) = self.among_ids("item_id", "$1", &ids);
+            sqlx::query(&format!("DELETE FROM advisor_data WHERE {rows_matching}"))
+                .bind(&list)
+                .execute(&mut *tx)
+                .await?;
+            let (principals_matching, list) = self.among_ids("id", "$1", &ids);
             sqlx::query(&format!(
-                "DELETE FROM advisor_data WHERE item_id IN ({matching})"
-            ))
-            .bind(&list)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(&format!(
-                "DELETE FROM aws_iam_object WHERE id IN ({matching})"
+                "DELETE FROM aws_iam_object WHERE {principals_matching}"
             ))
             .bind(&list)
             .execute(&mut *tx)
