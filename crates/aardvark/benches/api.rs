@@ -88,7 +88,9 @@ fn serve(uri: &str) -> (Child, String) {
         .args(["-q", "serve", "-b", "127.0.0.1:0"])
         .env("AARDVARK_DATABASE_URI", uri)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::File::create(std::env::temp_dir().join("aardvark-bench-server.log")).unwrap(),
+        )
         .spawn()
         .unwrap_or_else(|err| {
             panic!(

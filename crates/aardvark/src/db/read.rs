@@ -4,7 +4,9 @@
 use regex::Regex;
 use sqlx::Row;
 
-use super::{Database, DbError};
+use futures::TryStreamExt;
+
+use super::{Database, DbError, Dialect};
 
 /// Filters and page of an advisors query. Filters combine with AND.
 #[derive(Debug, Clone, Default)]
@@ -53,19 +55,31 @@ impl Database {
         page: i64,
         count: i64,
     ) -> Result<AdvisorPage, DbError> {
-        let mut conditions = vec!["arn IS NOT NULL".to_owned()];
+        let mut conditions: Vec<String> = Vec::new();
         let mut params: Vec<String> = Vec::new();
         if let Some(phrase) = filter.phrase.as_deref().filter(|p| !p.is_empty()) {
-            let escaped: String = phrase
-                .to_lowercase()
-                .chars()
-                .flat_map(|c| match c {
-                    '%' | '_' | '\\' => vec!['\\', c],
-                    c => vec![c],
-                })
-                .collect();
-            params.push(format!("%{escaped}%"));
-            conditions.push(format!("lower(arn) LIKE ${} ESCAPE '\\'", params.len()));
+            let phrase = phrase.to_lowercase();
+            let placeholder = format!("${}", params.len() + 1);
+            match self.dialect() {
+                // instr() is a plain substring test: no wildcards to escape, and far cheaper
+                // than LIKE '%…%' … ESCAPE, which SQLite cannot index anyway.
+                Dialect::Sqlite => {
+                    conditions.push(format!("instr(lower(arn), {placeholder}) > 0"));
+                    params.push(phrase);
+                }
+                // LIKE can use the trigram index; the phrase's wildcards are escaped.
+                Dialect::Postgres => {
+                    let escaped: String = phrase
+                        .chars()
+                        .flat_map(|c| match c {
+                            '%' | '_' | '\\' => vec!['\\', c],
+                            c => vec![c],
+                        })
+                        .collect();
+                    conditions.push(format!("lower(arn) LIKE {placeholder} ESCAPE '\\'"));
+                    params.push(format!("%{escaped}%"));
+                }
+            }
         }
         if let Some(arns) = &filter.arns {
             let lowered: Vec<String> = arns.iter().map(|arn| arn.to_lowercase()).collect();
@@ -74,15 +88,39 @@ impl Database {
             params.push(param);
             conditions.push(condition);
         }
-        let where_clause = format!("WHERE {}", conditions.join(" AND "));
         let columns = format!(
             "CAST(id AS BIGINT), arn, {}",
             self.timestamp_text("\"lastUpdated\"")
         );
         let offset = (page - 1).saturating_mul(count);
 
-        let (total, mut principals) = if let Some(regex) = &filter.regex {
-            // ARNs only for the match; the page's other columns come with a second statement.
+        let (total, mut principals) = if conditions.is_empty() && filter.regex.is_none() {
+            let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aws_iam_object")
+                .fetch_one(self.pool())
+                .await?;
+            let page = if count == 0 || offset >= total {
+                Vec::new()
+            } else {
+                sqlx::query(&format!(
+                    "SELECT {columns} FROM aws_iam_object ORDER BY id LIMIT $1 OFFSET $2"
+                ))
+                .bind(count)
+                .bind(offset)
+                .fetch_all(self.pool())
+                .await?
+                .iter()
+                .map(principal_from_row)
+                .collect::<Result<_, _>>()?
+            };
+            (total, page)
+        } else {
+            // One pass over the matching ids and ARNs, streamed so that memory holds only the
+            // matches; the regex is applied here, the same on both databases.
+            let where_clause = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conditions.join(" AND "))
+            };
             let sql = format!(
                 "SELECT CAST(id AS BIGINT), arn FROM aws_iam_object {where_clause} ORDER BY id"
             );
@@ -90,13 +128,19 @@ impl Database {
             for param in &params {
                 query = query.bind(param);
             }
+            let mut rows = query.fetch(self.pool());
             let mut matched: Vec<i64> = Vec::new();
-            for row in query.fetch_all(self.pool()).await? {
-                let arn: String = row.try_get(1)?;
-                if regex.is_match(&arn) {
+            while let Some(row) = rows.try_next().await? {
+                let arn: Option<String> = row.try_get(1)?;
+                if filter
+                    .regex
+                    .as_ref()
+                    .is_none_or(|regex| arn.is_some_and(|arn| regex.is_match(&arn)))
+                {
                     matched.push(row.try_get(0)?);
                 }
             }
+            drop(rows);
             let total = matched.len() as i64;
             let page_ids: Vec<i64> = matched
                 .into_iter()
@@ -116,36 +160,6 @@ impl Database {
                 .iter()
                 .map(principal_from_row)
                 .collect::<Result<_, _>>()?
-            };
-            (total, page)
-        } else {
-            let count_sql = format!("SELECT COUNT(*) FROM aws_iam_object {where_clause}");
-            let mut query = sqlx::query_scalar::<_, i64>(&count_sql);
-            for param in &params {
-                query = query.bind(param);
-            }
-            let total = query.fetch_one(self.pool()).await?;
-            let page = if count == 0 || offset >= total {
-                Vec::new()
-            } else {
-                let n = params.len();
-                let sql = format!(
-                    "SELECT {columns} FROM aws_iam_object {where_clause} ORDER BY id LIMIT ${} OFFSET ${}",
-                    n + 1,
-                    n + 2
-                );
-                let mut query = sqlx::query(&sql);
-                for param in &params {
-                    query = query.bind(param);
-                }
-                query
-                    .bind(count)
-                    .bind(offset)
-                    .fetch_all(self.pool())
-                    .await?
-                    .iter()
-                    .map(principal_from_row)
-                    .collect::<Result<_, _>>()?
             };
             (total, page)
         };
@@ -183,7 +197,8 @@ impl Database {
 fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<StoredPrincipal, sqlx::Error> {
     Ok(StoredPrincipal {
         id: row.try_get(0)?,
-        arn: row.try_get(1)?,
+        // Upstream's column allows NULL; such a row is listed under an empty ARN.
+        arn: row.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
         last_updated: row.try_get(2)?,
         services: Vec::new(),
     })

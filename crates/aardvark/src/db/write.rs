@@ -12,8 +12,10 @@ use super::{now_timestamp, Database, DbError};
 pub const SERVICE_NAME_MAX_CHARS: usize = 128;
 pub const SERVICE_NAMESPACE_MAX_CHARS: usize = 64;
 
-/// Rows per multi-row statement: far below SQLite's and PostgreSQL's parameter limits.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Parameters per multi-row statement. Far below both databases' limits, and small because
+/// sqlx looks up each SQLite parameter's name in a list, which costs time quadratic in the
+/// number of parameters (measured: 54% of ingest time at 3,000 parameters a statement).
+const PARAMS_PER_STATEMENT: usize = 360;
 
 /// One service's last use by a principal, as AWS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +141,7 @@ impl Database {
         let now = now_timestamp();
         let mut ids: HashMap<String, i64> = HashMap::new();
         let arns: Vec<&str> = by_arn.keys().copied().collect();
-        for chunk in arns.chunks(ROWS_PER_STATEMENT) {
+        for chunk in arns.chunks(PARAMS_PER_STATEMENT - 1) {
             let timestamp = self.timestamp_param("$1");
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, {timestamp})", i + 2))
@@ -230,7 +232,7 @@ impl Database {
             }
         }
 
-        for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        for chunk in writes.chunks(PARAMS_PER_STATEMENT / 6) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     let p = i * 6;
