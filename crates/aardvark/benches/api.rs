@@ -68,7 +68,9 @@ async fn ingest(db: &Database, accounts: u64, per_account: u64) -> f64 {
             batch.clear();
         }
     }
-    (total as usize * SERVICES) as f64 / started.elapsed().as_secs_f64()
+    let rate = (total as usize * SERVICES) as f64 / started.elapsed().as_secs_f64();
+    db.optimize().await.unwrap();
+    rate
 }
 
 fn proc_status(pid: u32, field: &str) -> u64 {

@@ -247,7 +247,57 @@ async fn duplicate_rows_from_older_writers_are_merged_by_the_migration(backend: 
     );
 }
 
+/// The read path keeps principals in memory; writes from another process (another pool here)
+/// must show at once: new principals, removed ones, and renamed ones.
+async fn reads_follow_writes_from_other_processes(backend: Backend) {
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    let other = Database::connect(&t.uri).await.unwrap();
+    let all = |db: Database| async move {
+        let page = db
+            .advisors(&AdvisorFilter::default(), 1, 100)
+            .await
+            .unwrap();
+        page.principals
+            .into_iter()
+            .map(|p| p.arn)
+            .collect::<Vec<_>>()
+    };
+    assert!(all(t.db.clone()).await.is_empty());
+    other
+        .store_principals(
+            &[principal(ROLE, vec![service("s3", 1, None, 1)])],
+            WriteOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all(t.db.clone()).await, vec![ROLE.to_owned()]);
+    let second = "arn:aws:iam::123456789012:role/Second";
+    other
+        .store_principals(&[principal(second, vec![])], WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        all(t.db.clone()).await,
+        vec![ROLE.to_owned(), second.to_owned()]
+    );
+    other
+        .prune_account("123456789012", &HashSet::from([second.to_owned()]))
+        .await
+        .unwrap();
+    assert_eq!(all(t.db.clone()).await, vec![second.to_owned()]);
+    t.execute("UPDATE aws_iam_object SET arn = 'arn:aws:iam::123456789012:role/Renamed'")
+        .await;
+    assert_eq!(
+        all(t.db.clone()).await,
+        vec!["arn:aws:iam::123456789012:role/Renamed".to_owned()]
+    );
+    other.close().await;
+}
+
 on_both_backends!(
+    reads_follow_writes_from_other_processes,
     upsert_rules,
     names_are_truncated_and_duplicates_collapse,
     last_updated_is_set_to_now_in_utc,

@@ -240,6 +240,9 @@ impl Collector {
             )));
         }
         self.db.finish_run(run_id, &totals).await?;
+        if let Err(err) = self.db.optimize().await {
+            tracing::warn!(error = %err, "cannot refresh the database's statistics");
+        }
         tracing::info!(run_id, status = %totals.status, seconds = report.duration.as_secs_f64(), "collection finished");
         Ok(report)
     }

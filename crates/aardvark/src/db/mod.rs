@@ -24,6 +24,7 @@ const TABLES: &[&str] = &[
     "aardvark_run_failures",
     "aardvark_run_accounts",
     "aardvark_runs",
+    "aardvark_principal_version",
     "advisor_data",
     "aws_iam_object",
     "_sqlx_migrations",
@@ -75,6 +76,8 @@ pub enum Dialect {
 pub struct Database {
     pool: AnyPool,
     dialect: Dialect,
+    /// The principals' ids and ARNs, kept in memory for the read path.
+    directory: std::sync::Arc<read::DirectoryCache>,
 }
 
 impl Database {
@@ -155,7 +158,11 @@ impl Database {
                 .map_err(connect_error)?;
         }
         let pool = options.connect(&url).await.map_err(connect_error)?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            directory: Default::default(),
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -197,11 +204,26 @@ impl Database {
             .all(|migration| applied.contains(&migration.version)))
     }
 
+    /// Refreshes the query planner's statistics, so that plans stay right as tables grow
+    /// (run after each collection; cheap on both databases).
+    pub async fn optimize(&self) -> Result<(), DbError> {
+        let statement = match self.dialect {
+            Dialect::Sqlite => "PRAGMA optimize",
+            Dialect::Postgres => "ANALYZE aws_iam_object, advisor_data",
+        };
+        self.pool.execute(statement).await?;
+        Ok(())
+    }
+
     /// Drops every table this program created, with the data in them.
     pub async fn drop_all(&self) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         for table in TABLES {
             tx.execute(format!("DROP TABLE IF EXISTS {table}").as_str())
+                .await?;
+        }
+        if self.dialect == Dialect::Postgres {
+            tx.execute("DROP FUNCTION IF EXISTS aardvark_bump_principal_version()")
                 .await?;
         }
         tx.commit().await?;
@@ -243,26 +265,6 @@ impl Database {
                 format!("{expr} = ANY(CAST({placeholder} AS integer[]))"),
                 format!("{{{joined}}}"),
             ),
-        }
-    }
-
-    /// Like [`Self::among_ids`], for strings (`text[]` in PostgreSQL).
-    fn among_texts(&self, expr: &str, placeholder: &str, texts: &[String]) -> (String, String) {
-        match self.dialect {
-            Dialect::Sqlite => (
-                format!("{expr} IN (SELECT value FROM json_each({placeholder}))"),
-                serde_json::to_string(texts).expect("strings serialize"),
-            ),
-            Dialect::Postgres => {
-                let quoted: Vec<String> = texts
-                    .iter()
-                    .map(|text| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")))
-                    .collect();
-                (
-                    format!("{expr} = ANY(CAST({placeholder} AS text[]))"),
-                    format!("{{{}}}", quoted.join(",")),
-                )
-            }
         }
     }
 }

@@ -1,12 +1,16 @@
 //! The read path behind `/api/1/advisors`: principals filtered, paginated in `id` order, and
-//! their services in `advisor_data.id` order, in a fixed number of statements per request.
+//! their services in `advisor_data.id` order, in three statements per request whatever the page
+//! size (the directory's version, the page's principals, their services).
 
 use regex::Regex;
 use sqlx::Row;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use futures::TryStreamExt;
 
-use super::{Database, DbError, Dialect};
+use super::{Database, DbError};
 
 /// Filters and page of an advisors query. Filters combine with AND.
 #[derive(Debug, Clone, Default)]
@@ -47,7 +51,79 @@ pub struct AdvisorPage {
     pub principals: Vec<StoredPrincipal>,
 }
 
+/// Every principal's id and ARN in id order, as of one version of the principals table.
+#[derive(Debug)]
+struct Directory {
+    version: i64,
+    ids: Vec<i64>,
+    arns: Vec<String>,
+    lowered: Vec<String>,
+    /// Positions by lower-cased ARN.
+    by_lowered: HashMap<String, Vec<usize>>,
+}
+
+/// The read path's in-memory directory of principals. Filters (phrase, exact ARNs, regex) and
+/// paging run over it; SQL fetches only the page's rows. A trigger-maintained version number
+/// says when it must be read again, so it is never stale.
+#[derive(Debug, Default)]
+pub(crate) struct DirectoryCache {
+    current: tokio::sync::RwLock<Option<Arc<Directory>>>,
+    reload: tokio::sync::Mutex<()>,
+}
+
 impl Database {
+    async fn principal_version(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(version AS BIGINT) FROM aardvark_principal_version WHERE id = 1",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The directory as of now: the cached one if the version still matches, else read again
+    /// (by one request at a time; the others wait for it).
+    async fn directory(&self) -> Result<Arc<Directory>, DbError> {
+        let version = self.principal_version().await?;
+        if let Some(directory) = self.directory.current.read().await.as_ref() {
+            if directory.version == version {
+                return Ok(directory.clone());
+            }
+        }
+        let _reloading = self.directory.reload.lock().await;
+        if let Some(directory) = self.directory.current.read().await.as_ref() {
+            if directory.version >= version {
+                return Ok(directory.clone());
+            }
+        }
+        // The version is read before the rows: a change in between makes the next request
+        // read again, never serve rows older than the version it holds.
+        let version = self.principal_version().await?;
+        let mut rows =
+            sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object ORDER BY id")
+                .fetch(self.pool());
+        let (mut ids, mut arns, mut lowered) = (Vec::new(), Vec::new(), Vec::new());
+        let mut by_lowered: HashMap<String, Vec<usize>> = HashMap::new();
+        while let Some(row) = rows.try_next().await? {
+            // Upstream's column allows NULL; such a row is listed under an empty ARN.
+            let arn: String = row.try_get::<Option<String>, _>(1)?.unwrap_or_default();
+            let lower = arn.to_lowercase();
+            by_lowered.entry(lower.clone()).or_default().push(ids.len());
+            ids.push(row.try_get(0)?);
+            arns.push(arn);
+            lowered.push(lower);
+        }
+        drop(rows);
+        let directory = Arc::new(Directory {
+            version,
+            ids,
+            arns,
+            lowered,
+            by_lowered,
+        });
+        *self.directory.current.write().await = Some(directory.clone());
+        Ok(directory)
+    }
+
     /// Principals matching `filter`, `count` per page, page `page` (1-based).
     pub async fn advisors(
         &self,
@@ -55,140 +131,83 @@ impl Database {
         page: i64,
         count: i64,
     ) -> Result<AdvisorPage, DbError> {
-        let mut conditions: Vec<String> = Vec::new();
-        let mut params: Vec<String> = Vec::new();
-        if let Some(phrase) = filter.phrase.as_deref().filter(|p| !p.is_empty()) {
-            let phrase = phrase.to_lowercase();
-            let placeholder = format!("${}", params.len() + 1);
-            match self.dialect() {
-                // instr() is a plain substring test: no wildcards to escape, and far cheaper
-                // than LIKE '%…%' … ESCAPE, which SQLite cannot index anyway.
-                Dialect::Sqlite => {
-                    conditions.push(format!("instr(lower(arn), {placeholder}) > 0"));
-                    params.push(phrase);
-                }
-                // LIKE can use the trigram index; the phrase's wildcards are escaped.
-                Dialect::Postgres => {
-                    let escaped: String = phrase
-                        .chars()
-                        .flat_map(|c| match c {
-                            '%' | '_' | '\\' => vec!['\\', c],
-                            c => vec![c],
-                        })
-                        .collect();
-                    conditions.push(format!("lower(arn) LIKE {placeholder} ESCAPE '\\'"));
-                    params.push(format!("%{escaped}%"));
-                }
+        let directory = self.directory().await?;
+        let phrase = filter
+            .phrase
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(str::to_lowercase);
+        let mut positions: Vec<usize> = match &filter.arns {
+            Some(arns) => {
+                let mut found: Vec<usize> = arns
+                    .iter()
+                    .filter_map(|arn| directory.by_lowered.get(&arn.to_lowercase()))
+                    .flatten()
+                    .copied()
+                    .collect();
+                found.sort_unstable();
+                found.dedup();
+                found
             }
+            None => (0..directory.ids.len()).collect(),
+        };
+        if let Some(phrase) = &phrase {
+            positions.retain(|&at| directory.lowered[at].contains(phrase.as_str()));
         }
-        if let Some(arns) = &filter.arns {
-            let lowered: Vec<String> = arns.iter().map(|arn| arn.to_lowercase()).collect();
-            let (condition, param) =
-                self.among_texts("lower(arn)", &format!("${}", params.len() + 1), &lowered);
-            params.push(param);
-            conditions.push(condition);
+        if let Some(regex) = &filter.regex {
+            positions.retain(|&at| regex.is_match(&directory.arns[at]));
         }
-        let columns = format!(
-            "CAST(id AS BIGINT), arn, {}",
+        let total = positions.len() as i64;
+        let offset = usize::try_from((page - 1).saturating_mul(count)).unwrap_or(usize::MAX);
+        let page_ids: Vec<i64> = positions
+            .iter()
+            .skip(offset)
+            .take(usize::try_from(count).unwrap_or(usize::MAX))
+            .map(|&at| directory.ids[at])
+            .collect();
+        if page_ids.is_empty() {
+            return Ok(AdvisorPage {
+                total,
+                principals: Vec::new(),
+            });
+        }
+
+        let (matching, list) = self.among_ids("id", "$1", &page_ids);
+        let sql = format!(
+            "SELECT CAST(id AS BIGINT), arn, {} FROM aws_iam_object WHERE {matching} ORDER BY id",
             self.timestamp_text("\"lastUpdated\"")
         );
-        let offset = (page - 1).saturating_mul(count);
+        let mut principals: Vec<StoredPrincipal> = sqlx::query(&sql)
+            .bind(list)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(principal_from_row)
+            .collect::<Result<_, _>>()?;
 
-        let (total, mut principals) = if conditions.is_empty() && filter.regex.is_none() {
-            let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aws_iam_object")
-                .fetch_one(self.pool())
-                .await?;
-            let page = if count == 0 || offset >= total {
-                Vec::new()
-            } else {
-                sqlx::query(&format!(
-                    "SELECT {columns} FROM aws_iam_object ORDER BY id LIMIT $1 OFFSET $2"
-                ))
-                .bind(count)
-                .bind(offset)
-                .fetch_all(self.pool())
-                .await?
-                .iter()
-                .map(principal_from_row)
-                .collect::<Result<_, _>>()?
+        let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
+        let (matching, list) = self.among_ids("item_id", "$1", &ids);
+        let sql = format!(
+            "SELECT CAST(item_id AS BIGINT), CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \
+             \"serviceNamespace\", \"lastAuthenticatedEntity\", \
+             CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
+             FROM advisor_data WHERE {matching} ORDER BY item_id, id"
+        );
+        let rows = sqlx::query(&sql).bind(list).fetch_all(self.pool()).await?;
+        let position: HashMap<i64, usize> =
+            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        for row in rows {
+            let item_id: i64 = row.try_get(0)?;
+            let Some(&at) = position.get(&item_id) else {
+                continue;
             };
-            (total, page)
-        } else {
-            // One pass over the matching ids and ARNs, streamed so that memory holds only the
-            // matches; the regex is applied here, the same on both databases.
-            let where_clause = if conditions.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", conditions.join(" AND "))
-            };
-            let sql = format!(
-                "SELECT CAST(id AS BIGINT), arn FROM aws_iam_object {where_clause} ORDER BY id"
-            );
-            let mut query = sqlx::query(&sql);
-            for param in &params {
-                query = query.bind(param);
-            }
-            let mut rows = query.fetch(self.pool());
-            let mut matched: Vec<i64> = Vec::new();
-            while let Some(row) = rows.try_next().await? {
-                let arn: Option<String> = row.try_get(1)?;
-                if filter
-                    .regex
-                    .as_ref()
-                    .is_none_or(|regex| arn.is_some_and(|arn| regex.is_match(&arn)))
-                {
-                    matched.push(row.try_get(0)?);
-                }
-            }
-            drop(rows);
-            let total = matched.len() as i64;
-            let page_ids: Vec<i64> = matched
-                .into_iter()
-                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(count).unwrap_or(usize::MAX))
-                .collect();
-            let page = if page_ids.is_empty() {
-                Vec::new()
-            } else {
-                let (matching, list) = self.among_ids("id", "$1", &page_ids);
-                sqlx::query(&format!(
-                    "SELECT {columns} FROM aws_iam_object WHERE {matching} ORDER BY id"
-                ))
-                .bind(list)
-                .fetch_all(self.pool())
-                .await?
-                .iter()
-                .map(principal_from_row)
-                .collect::<Result<_, _>>()?
-            };
-            (total, page)
-        };
-
-        if !principals.is_empty() {
-            let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
-            let (matching, list) = self.among_ids("item_id", "$1", &ids);
-            let sql = format!(
-                "SELECT CAST(item_id AS BIGINT), CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \
-                 \"serviceNamespace\", \"lastAuthenticatedEntity\", \
-                 CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
-                 FROM advisor_data WHERE {matching} ORDER BY item_id, id"
-            );
-            let rows = sqlx::query(&sql).bind(list).fetch_all(self.pool()).await?;
-            let position: std::collections::HashMap<i64, usize> =
-                ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-            for row in rows {
-                let item_id: i64 = row.try_get(0)?;
-                let Some(&at) = position.get(&item_id) else {
-                    continue;
-                };
-                principals[at].services.push(StoredService {
-                    last_authenticated: row.try_get(1)?,
-                    service_name: row.try_get(2)?,
-                    service_namespace: row.try_get(3)?,
-                    last_authenticated_entity: row.try_get(4)?,
-                    total_authenticated_entities: row.try_get(5)?,
-                });
-            }
+            principals[at].services.push(StoredService {
+                last_authenticated: row.try_get(1)?,
+                service_name: row.try_get(2)?,
+                service_namespace: row.try_get(3)?,
+                last_authenticated_entity: row.try_get(4)?,
+                total_authenticated_entities: row.try_get(5)?,
+            });
         }
         Ok(AdvisorPage { total, principals })
     }

@@ -1,0 +1,15 @@
+-- A counter bumped whenever a principal is added, removed or renamed, so that the API can keep
+-- the list of principals in memory and know, with one cheap read, when it went stale.
+CREATE TABLE aardvark_principal_version (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	version BIGINT NOT NULL
+);
+INSERT INTO aardvark_principal_version (id, version) VALUES (1, 0);
+CREATE OR REPLACE FUNCTION aardvark_bump_principal_version() RETURNS trigger AS $$
+BEGIN
+	UPDATE aardvark_principal_version SET version = version + 1 WHERE id = 1;
+	RETURN NULL;
+END
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER aardvark_principal_changed AFTER INSERT OR DELETE OR UPDATE OF arn ON aws_iam_object
+	FOR EACH ROW EXECUTE FUNCTION aardvark_bump_principal_version();
