@@ -1,6 +1,6 @@
 //! The read path behind `/api/1/advisors`: principals filtered, paginated in `id` order, and
-//! their services in `advisor_data.id` order, in three statements per request whatever the page
-//! size (the directory's version, the page's principals, their services).
+//! their services in `advisor_data.id` order, in two statements per request whatever the page
+//! size (the directory's version; the page's principals with their services).
 
 use regex::Regex;
 use sqlx::Row;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 
-use super::{Database, DbError};
+use super::{Database, DbError, Dialect};
 
 /// Filters and page of an advisors query. Filters combine with AND.
 #[derive(Debug, Clone, Default)]
@@ -172,42 +172,54 @@ impl Database {
             });
         }
 
-        let (matching, list) = self.among_ids("id", "$1", &page_ids);
+        // The page's principals with their services aggregated into one JSON array each: one
+        // row per principal rather than per service (rows are what the drivers pay for).
+        let (matching, list) = self.among_ids("o.id", "$1", &page_ids);
+        let columns = "a.\"lastAuthenticated\", a.\"serviceName\", a.\"serviceNamespace\", \
+                       a.\"lastAuthenticatedEntity\", a.\"totalAuthenticatedEntities\"";
+        let services = match self.dialect() {
+            Dialect::Sqlite => format!(
+                "(SELECT json_group_array(json_array({columns}) ORDER BY a.id) FROM advisor_data a WHERE a.item_id = o.id)"
+            ),
+            Dialect::Postgres => format!(
+                "(SELECT CAST(json_agg(json_build_array({columns}) ORDER BY a.id) AS TEXT) FROM advisor_data a WHERE a.item_id = o.id)"
+            ),
+        };
         let sql = format!(
-            "SELECT CAST(id AS BIGINT), arn, {} FROM aws_iam_object WHERE {matching} ORDER BY id",
-            self.timestamp_text("\"lastUpdated\"")
-        );
-        let mut principals: Vec<StoredPrincipal> = sqlx::query(&sql)
-            .bind(list)
-            .fetch_all(self.pool())
-            .await?
-            .iter()
-            .map(principal_from_row)
-            .collect::<Result<_, _>>()?;
-
-        let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
-        let (matching, list) = self.among_ids("item_id", "$1", &ids);
-        let sql = format!(
-            "SELECT CAST(item_id AS BIGINT), CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \
-             \"serviceNamespace\", \"lastAuthenticatedEntity\", \
-             CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
-             FROM advisor_data WHERE {matching} ORDER BY item_id, id"
+            "SELECT CAST(o.id AS BIGINT), o.arn, {}, {services} FROM aws_iam_object o WHERE {matching} ORDER BY o.id",
+            self.timestamp_text("o.\"lastUpdated\"")
         );
         let rows = sqlx::query(&sql).bind(list).fetch_all(self.pool()).await?;
-        let position: HashMap<i64, usize> =
-            ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        for row in rows {
-            let item_id: i64 = row.try_get(0)?;
-            let Some(&at) = position.get(&item_id) else {
-                continue;
+        let mut principals = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut principal = principal_from_row(row)?;
+            let services: Option<String> = row.try_get(3)?;
+            type Entry = (
+                Option<i64>,
+                Option<String>,
+                Option<String>,
+                Option<String>,
+                Option<i64>,
+            );
+            let entries: Vec<Entry> = match services.as_deref() {
+                None | Some("") => Vec::new(),
+                Some(text) => serde_json::from_str(text).map_err(|err| {
+                    DbError::Sql(sqlx::Error::Decode(
+                        format!("services of principal {}: {err}", principal.id).into(),
+                    ))
+                })?,
             };
-            principals[at].services.push(StoredService {
-                last_authenticated: row.try_get(1)?,
-                service_name: row.try_get(2)?,
-                service_namespace: row.try_get(3)?,
-                last_authenticated_entity: row.try_get(4)?,
-                total_authenticated_entities: row.try_get(5)?,
-            });
+            principal.services = entries
+                .into_iter()
+                .map(|(last, name, namespace, entity, total)| StoredService {
+                    last_authenticated: last,
+                    service_name: name,
+                    service_namespace: namespace,
+                    last_authenticated_entity: entity,
+                    total_authenticated_entities: total,
+                })
+                .collect();
+            principals.push(principal);
         }
         Ok(AdvisorPage { total, principals })
     }
