@@ -83,7 +83,11 @@ pub struct Database {
 impl Database {
     /// Opens (creating a SQLite file if needed) the database a SQLAlchemy-style URI names.
     pub async fn connect(uri: &str) -> Result<Self, DbError> {
-        Self::connect_target(&DatabaseTarget::parse(uri)?, 10).await
+        let target = DatabaseTarget::parse(uri)?;
+        // SQLite serves reads from a few connections as fast as from many (one writer at a
+        // time, two cores here), and each connection holds a page cache of its own.
+        let connections = if target.is_sqlite() { 4 } else { 10 };
+        Self::connect_target(&target, connections).await
     }
 
     pub async fn connect_target(
