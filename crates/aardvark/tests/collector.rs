@@ -726,7 +726,7 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
     assert_eq!(recorded[0].failures.len(), 3);
 }
 
-on_both_backends_collector!(second_run_updates_and_failures_keep_stored_data);
+on_both_backends!(second_run_updates_and_failures_keep_stored_data);
 
 #[tokio::test]
 async fn only_the_requested_arns_and_the_missing_ones_reported() {

@@ -139,30 +139,6 @@ macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::common::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::common::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
-}
-
-/// Like `on_both_backends!`, with multi-threaded runtimes for collector runs.
-#[allow(clippy::crate_in_macro_def)]
-#[macro_export]
-macro_rules! on_both_backends_collector {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(crate::common::Backend::Sqlite).await;
