@@ -17,6 +17,9 @@ use crate::collector::{Collector, UpdateRequest};
 use crate::config::{self, LogFormat, Settings};
 use crate::db::{uri::redact_password, Database};
 
+/// Where `serve` and `demo` listen unless told otherwise (upstream's address).
+const DEFAULT_BIND: &str = "127.0.0.1:5000";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "aardvark",
@@ -81,12 +84,7 @@ pub enum Command {
     /// Run a collection against the built-in AWS simulator into a local SQLite file, then serve it.
     Demo {
         /// Address to serve the API on.
-        #[arg(
-            short,
-            long,
-            default_value = "127.0.0.1:5000",
-            value_name = "HOST:PORT"
-        )]
+        #[arg(short, long, default_value = DEFAULT_BIND, value_name = "HOST:PORT")]
         bind: String,
         /// The SQLite file to collect into (replaced).
         #[arg(long, default_value = "aardvark-demo.db")]
@@ -96,12 +94,7 @@ pub enum Command {
     #[command(alias = "start_api")]
     Serve {
         /// Address to listen on.
-        #[arg(
-            short,
-            long,
-            default_value = "127.0.0.1:5000",
-            value_name = "HOST:PORT"
-        )]
+        #[arg(short, long, default_value = DEFAULT_BIND, value_name = "HOST:PORT")]
         bind: String,
     },
 }

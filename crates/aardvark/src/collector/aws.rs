@@ -63,6 +63,11 @@ impl Failure {
         }
     }
 
+    /// The same failure, its message saying which operation it came from.
+    pub fn during(self, operation: &str) -> Self {
+        Self::new(self.code, format!("{operation}: {}", self.message))
+    }
+
     pub fn is(&self, code: &str) -> bool {
         self.code == code
     }

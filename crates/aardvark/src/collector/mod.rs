@@ -279,13 +279,7 @@ async fn collect_account(run: &RunShared, target: TargetAccount) -> AccountRepor
         .await
     {
         Ok(assumed) => assumed,
-        Err(err) => {
-            let failure = Failure::from_sdk(&err);
-            return fail(Failure::new(
-                failure.code,
-                format!("AssumeRole {role_arn}: {}", failure.message),
-            ));
-        }
+        Err(err) => return fail(Failure::from_sdk(&err).during(&format!("AssumeRole {role_arn}"))),
     };
     let Some(credentials) = assumed.credentials() else {
         return fail(Failure::new(
@@ -423,51 +417,41 @@ async fn collect_account(run: &RunShared, target: TargetAccount) -> AccountRepor
 
 /// Every role, user, group and customer-managed policy of the account, all pages, paced.
 async fn list_principals(iam: &aws_sdk_iam::Client, pacer: &Pacer) -> Result<Vec<String>, Failure> {
-    let listing = |operation: &str, err: Failure| {
-        Failure::new(err.code, format!("{operation}: {}", err.message))
-    };
     let mut arns = Vec::new();
-    let mut pages = iam.list_roles().max_items(1000).into_paginator().send();
-    while let Some(page) = {
-        pacer.wait().await;
-        pages.next().await
-    } {
-        let page = page.map_err(|err| listing("ListRoles", Failure::from_sdk(&err)))?;
-        arns.extend(page.roles().iter().map(|r| r.arn().to_owned()));
+    // The four paginators have four types; one loop shape for all of them.
+    macro_rules! every_page {
+        ($request:expr, $operation:literal, |$page:ident| $arns:expr) => {
+            let mut pages = $request.max_items(1000).into_paginator().send();
+            while let Some(page) = {
+                pacer.wait().await;
+                pages.next().await
+            } {
+                let $page = page.map_err(|err| Failure::from_sdk(&err).during($operation))?;
+                arns.extend($arns);
+            }
+        };
     }
-    let mut pages = iam.list_users().max_items(1000).into_paginator().send();
-    while let Some(page) = {
-        pacer.wait().await;
-        pages.next().await
-    } {
-        let page = page.map_err(|err| listing("ListUsers", Failure::from_sdk(&err)))?;
-        arns.extend(page.users().iter().map(|u| u.arn().to_owned()));
-    }
-    let mut pages = iam.list_groups().max_items(1000).into_paginator().send();
-    while let Some(page) = {
-        pacer.wait().await;
-        pages.next().await
-    } {
-        let page = page.map_err(|err| listing("ListGroups", Failure::from_sdk(&err)))?;
-        arns.extend(page.groups().iter().map(|g| g.arn().to_owned()));
-    }
-    let mut pages = iam
-        .list_policies()
-        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
-        .max_items(1000)
-        .into_paginator()
-        .send();
-    while let Some(page) = {
-        pacer.wait().await;
-        pages.next().await
-    } {
-        let page = page.map_err(|err| listing("ListPolicies", Failure::from_sdk(&err)))?;
-        arns.extend(
-            page.policies()
-                .iter()
-                .filter_map(|p| p.arn().map(str::to_owned)),
-        );
-    }
+    every_page!(iam.list_roles(), "ListRoles", |page| page
+        .roles()
+        .iter()
+        .map(|r| r.arn().to_owned()));
+    every_page!(iam.list_users(), "ListUsers", |page| page
+        .users()
+        .iter()
+        .map(|u| u.arn().to_owned()));
+    every_page!(iam.list_groups(), "ListGroups", |page| page
+        .groups()
+        .iter()
+        .map(|g| g.arn().to_owned()));
+    every_page!(
+        iam.list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local),
+        "ListPolicies",
+        |page| page
+            .policies()
+            .iter()
+            .filter_map(|p| p.arn().map(str::to_owned))
+    );
     Ok(arns)
 }
 

@@ -36,8 +36,7 @@ fn classify<E>(
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let failure = Failure::from_sdk(err);
-    let failure = Failure::new(failure.code, format!("{operation}: {}", failure.message));
+    let failure = Failure::from_sdk(err).during(operation);
     if failure.is("NoSuchEntity") {
         PrincipalError::Vanished(failure)
     } else {
