@@ -113,6 +113,11 @@ fn serve(uri: &str) -> (Child, String) {
 
 /// Drives one query kind for RUN at CONCURRENCY; prints requests/s, p50 and p99.
 async fn drive(label: &str, base: &str, query: Arc<dyn Fn(u64) -> String + Send + Sync>) {
+    if let Ok(only) = std::env::var("AARDVARK_BENCH_ONLY") {
+        if !label.contains(only.as_str()) {
+            return;
+        }
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..CONCURRENCY as u64 {

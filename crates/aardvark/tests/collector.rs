@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -72,13 +73,14 @@ async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
         .into_iter()
         .map(|principal| {
             let mut services: Vec<ExpectedService> = principal
-                .services
+                .services()
+                .unwrap()
                 .into_iter()
                 .map(|s| ExpectedService {
-                    service_namespace: s.service_namespace.unwrap_or_default(),
-                    service_name: s.service_name.unwrap_or_default(),
+                    service_namespace: s.service_namespace.unwrap_or_default().into_owned(),
+                    service_name: s.service_name.unwrap_or_default().into_owned(),
                     last_authenticated: s.last_authenticated.unwrap_or_default(),
-                    last_authenticated_entity: s.last_authenticated_entity,
+                    last_authenticated_entity: s.last_authenticated_entity.map(Cow::into_owned),
                     total_authenticated_entities: s
                         .total_authenticated_entities
                         .unwrap_or_default(),

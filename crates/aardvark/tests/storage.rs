@@ -13,7 +13,7 @@ use serde_json::json;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/App";
 
-async fn stored(db: &Database, arn: &str) -> Vec<StoredService> {
+async fn stored(db: &Database, arn: &str) -> Vec<StoredService<'static>> {
     let filter = AdvisorFilter {
         arns: Some(vec![arn.to_owned()]),
         ..Default::default()
@@ -22,16 +22,22 @@ async fn stored(db: &Database, arn: &str) -> Vec<StoredService> {
     page.principals
         .into_iter()
         .next()
-        .map(|p| p.services)
+        .map(|p| {
+            let services = p.services().unwrap();
+            services
+                .into_iter()
+                .map(StoredService::into_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
-fn row(namespace: &str, last: i64, entity: Option<&str>, total: i64) -> StoredService {
+fn row(namespace: &str, last: i64, entity: Option<&str>, total: i64) -> StoredService<'static> {
     StoredService {
         last_authenticated: Some(last),
-        service_name: Some(format!("Service {namespace}")),
-        service_namespace: Some(namespace.to_owned()),
-        last_authenticated_entity: entity.map(str::to_owned),
+        service_name: Some(format!("Service {namespace}").into()),
+        service_namespace: Some(namespace.to_owned().into()),
+        last_authenticated_entity: entity.map(|e| e.to_owned().into()),
         total_authenticated_entities: Some(total),
     }
 }
@@ -296,7 +302,26 @@ async fn reads_follow_writes_from_other_processes(backend: Backend) {
     other.close().await;
 }
 
+/// Text the database's JSON must escape (quotes, backslashes, control characters) and text it
+/// need not (non-ASCII) comes back exactly as written.
+async fn text_round_trips_exactly(backend: Backend) {
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    let odd = "Amazon \"Q\" \\ tab\there, line\nbreak, \u{1} and caf\u{e9} \u{1f600}";
+    let mut usage = service("odd", 5, Some(odd), 1);
+    usage.service_name = odd.to_owned();
+    t.db.store_principals(&[principal(ROLE, vec![usage])], WriteOptions::default())
+        .await
+        .unwrap();
+    let services = stored(&t.db, ROLE).await;
+    assert_eq!(services.len(), 1);
+    assert_eq!(services[0].service_name.as_deref(), Some(odd));
+    assert_eq!(services[0].last_authenticated_entity.as_deref(), Some(odd));
+}
+
 on_both_backends!(
+    text_round_trips_exactly,
     reads_follow_writes_from_other_processes,
     upsert_rules,
     names_are_truncated_and_duplicates_collapse,
@@ -442,5 +467,5 @@ async fn sqlite_readers_are_not_blocked_by_a_writer() {
     assert!(page
         .principals
         .iter()
-        .all(|p| p.services[0].last_authenticated == Some(39)));
+        .all(|p| p.services().unwrap()[0].last_authenticated == Some(39)));
 }

@@ -40,39 +40,39 @@ pub struct AdvisorsBody {
 
 /// One service of one principal. Fields are declared in sorted order: that is the JSON order.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ServiceEntry {
+pub struct ServiceEntry<'a> {
     /// Epoch milliseconds of the last use; 0 when not used in AWS's tracking window.
     #[serde(rename = "lastAuthenticated")]
     last_authenticated: Option<i64>,
     #[serde(rename = "lastAuthenticatedEntity")]
-    last_authenticated_entity: Option<String>,
+    last_authenticated_entity: Option<&'a str>,
     /// When this principal was last collected (RFC 1123, GMT).
     #[serde(rename = "lastUpdated")]
-    last_updated: Option<String>,
+    last_updated: Option<&'a str>,
     #[serde(rename = "serviceName")]
-    service_name: Option<String>,
+    service_name: Option<&'a str>,
     #[serde(rename = "serviceNamespace")]
-    service_namespace: Option<String>,
+    service_namespace: Option<&'a str>,
     #[serde(rename = "totalAuthenticatedEntities")]
     total_authenticated_entities: Option<i64>,
 }
 
 /// One namespace of a combined answer.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct CombinedEntry {
+pub struct CombinedEntry<'a> {
     #[serde(rename = "USED_LAST_90_DAYS")]
     used_last_90_days: bool,
     #[serde(flatten)]
-    entry: ServiceEntry,
+    entry: ServiceEntry<'a>,
 }
 
 /// A value at the top level of a page: a number (`count`, `page`, `total`) or a principal's
 /// services (keyed by ARN).
 #[derive(Serialize)]
 #[serde(untagged)]
-enum PageValue {
+enum PageValue<'a> {
     Number(i64),
-    Services(Vec<ServiceEntry>),
+    Services(Vec<ServiceEntry<'a>>),
 }
 
 /// Access Advisor data per principal.
@@ -155,6 +155,32 @@ pub async fn advisors(
             result.total
         )));
     }
+    // Everything the answer holds borrows from these: each principal's services as parsed
+    // (text borrowed from the database's JSON) and its `lastUpdated` in RFC 1123.
+    let services = result
+        .principals
+        .iter()
+        .map(StoredPrincipal::services)
+        .collect::<Result<Vec<_>, _>>()?;
+    let last_updated: Vec<Option<String>> = result
+        .principals
+        .iter()
+        .map(|principal| principal.last_updated.as_deref().map(rfc1123))
+        .collect();
+    let capacity = 64
+        + result
+            .principals
+            .iter()
+            .map(|principal| principal.arn.len() + 2 * principal.services_len())
+            .sum::<usize>();
+    let principals = result
+        .principals
+        .iter()
+        .zip(&services)
+        .zip(&last_updated)
+        .map(|((principal, services), last_updated)| {
+            (principal, services, last_updated.as_deref())
+        });
     if combine {
         if result.total > result.principals.len() as i64 {
             return Err(ApiError::bad_request(format!(
@@ -164,52 +190,59 @@ pub async fn advisors(
         }
         return Ok(json_response(
             StatusCode::OK,
-            &combined(&result.principals, Utc::now()),
+            &combined(principals, Utc::now()),
+            capacity,
         ));
     }
-    let mut body: BTreeMap<String, PageValue> = BTreeMap::new();
-    body.insert(
-        "count".into(),
-        PageValue::Number(result.principals.len() as i64),
-    );
-    body.insert("page".into(), PageValue::Number(page));
-    body.insert("total".into(), PageValue::Number(result.total));
-    for principal in result.principals {
-        let last_updated = principal.last_updated.as_deref().map(rfc1123);
-        let services = principal
-            .services
-            .into_iter()
-            .map(|service| service_entry(service, last_updated.clone()))
+    let mut body: BTreeMap<&str, PageValue> = BTreeMap::new();
+    body.insert("count", PageValue::Number(result.principals.len() as i64));
+    body.insert("page", PageValue::Number(page));
+    body.insert("total", PageValue::Number(result.total));
+    for (principal, services, last_updated) in principals {
+        let entries = services
+            .iter()
+            .map(|service| service_entry(service, last_updated))
             .collect();
-        body.insert(principal.arn, PageValue::Services(services));
+        body.insert(&principal.arn, PageValue::Services(entries));
     }
-    Ok(json_response(StatusCode::OK, &body))
+    Ok(json_response(StatusCode::OK, &body, capacity))
 }
 
-fn service_entry(service: StoredService, last_updated: Option<String>) -> ServiceEntry {
+fn service_entry<'a>(
+    service: &'a StoredService<'a>,
+    last_updated: Option<&'a str>,
+) -> ServiceEntry<'a> {
     ServiceEntry {
         last_authenticated: service.last_authenticated,
-        last_authenticated_entity: service.last_authenticated_entity,
+        last_authenticated_entity: service.last_authenticated_entity.as_deref(),
         last_updated,
-        service_name: service.service_name,
-        service_namespace: service.service_namespace,
+        service_name: service.service_name.as_deref(),
+        service_namespace: service.service_namespace.as_deref(),
         total_authenticated_entities: service.total_authenticated_entities,
     }
 }
 
 /// Per namespace, the entry with the newest use among the principals (the first on ties), with
 /// the principals' entity counts summed.
-fn combined(principals: &[StoredPrincipal], now: DateTime<Utc>) -> BTreeMap<String, CombinedEntry> {
+fn combined<'a>(
+    principals: impl Iterator<
+        Item = (
+            &'a StoredPrincipal,
+            &'a Vec<StoredService<'a>>,
+            Option<&'a str>,
+        ),
+    >,
+    now: DateTime<Utc>,
+) -> BTreeMap<&'a str, CombinedEntry<'a>> {
     let recent_since = (now - chrono::Duration::days(RECENT_USE_DAYS)).timestamp_millis();
-    let mut usage: BTreeMap<String, CombinedEntry> = BTreeMap::new();
-    for principal in principals {
-        let last_updated = principal.last_updated.as_deref().map(rfc1123);
-        for service in &principal.services {
-            let Some(namespace) = service.service_namespace.clone() else {
+    let mut usage: BTreeMap<&str, CombinedEntry> = BTreeMap::new();
+    for (_, services, last_updated) in principals {
+        for service in services {
+            let Some(namespace) = service.service_namespace.as_deref() else {
                 continue;
             };
-            let candidate = service_entry(service.clone(), last_updated.clone());
-            match usage.get_mut(&namespace) {
+            let candidate = service_entry(service, last_updated);
+            match usage.get_mut(namespace) {
                 None => {
                     usage.insert(
                         namespace,

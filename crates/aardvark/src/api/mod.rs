@@ -60,15 +60,22 @@ impl IntoResponse for ApiError {
             &ErrorBody {
                 message: self.message,
             },
+            256,
         )
     }
 }
 
 /// A JSON body as upstream's Flask sent it: compact, keys in the order the types give (sorted),
-/// and a trailing newline.
-pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let mut text = serde_json::to_string(body).expect("API bodies always serialize");
-    text.push('\n');
+/// and a trailing newline. `capacity` is a guess at its size, so that large pages are not
+/// copied as they grow.
+pub(crate) fn json_response<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    capacity: usize,
+) -> Response {
+    let mut text = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut text, body).expect("API bodies always serialize");
+    text.push(b'\n');
     (
         status,
         [(

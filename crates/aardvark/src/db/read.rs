@@ -2,11 +2,13 @@
 //! their services in `advisor_data.id` order, in two statements per request whatever the page
 //! size (the directory's version; the page's principals with their services).
 
-use regex::Regex;
-use sqlx::Row;
-
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use regex::Regex;
+use serde::Deserialize;
+use sqlx::Row;
 
 use futures::TryStreamExt;
 
@@ -24,14 +26,32 @@ pub struct AdvisorFilter {
     pub regex: Option<Regex>,
 }
 
-/// One stored `advisor_data` row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredService {
+/// One stored `advisor_data` row. Its text borrows from the principal's aggregated services
+/// where it can: a page of 30 principals holds 600 of these.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StoredService<'a> {
     pub last_authenticated: Option<i64>,
-    pub service_name: Option<String>,
-    pub service_namespace: Option<String>,
-    pub last_authenticated_entity: Option<String>,
+    #[serde(borrow, deserialize_with = "borrowed_text")]
+    pub service_name: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "borrowed_text")]
+    pub service_namespace: Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "borrowed_text")]
+    pub last_authenticated_entity: Option<Cow<'a, str>>,
     pub total_authenticated_entities: Option<i64>,
+}
+
+impl StoredService<'_> {
+    /// The same row, owning its text.
+    pub fn into_owned(self) -> StoredService<'static> {
+        let owned = |text: Option<Cow<'_, str>>| text.map(|t| Cow::Owned(t.into_owned()));
+        StoredService {
+            last_authenticated: self.last_authenticated,
+            service_name: owned(self.service_name),
+            service_namespace: owned(self.service_namespace),
+            last_authenticated_entity: owned(self.last_authenticated_entity),
+            total_authenticated_entities: self.total_authenticated_entities,
+        }
+    }
 }
 
 /// A principal with its stored services.
@@ -41,7 +61,61 @@ pub struct StoredPrincipal {
     pub arn: String,
     /// `lastUpdated` as stored (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC).
     pub last_updated: Option<String>,
-    pub services: Vec<StoredService>,
+    /// The services as the database aggregated them: a JSON array of
+    /// `[lastAuthenticated, serviceName, serviceNamespace, lastAuthenticatedEntity,
+    /// totalAuthenticatedEntities]` arrays in `advisor_data.id` order.
+    services: Option<String>,
+}
+
+impl StoredPrincipal {
+    /// The principal's services in `advisor_data.id` order.
+    pub fn services(&self) -> Result<Vec<StoredService<'_>>, DbError> {
+        match self.services.as_deref() {
+            None | Some("") => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(text).map_err(|err| {
+                DbError::Sql(sqlx::Error::Decode(
+                    format!("services of principal {}: {err}", self.id).into(),
+                ))
+            }),
+        }
+    }
+
+    /// Bytes of the services' aggregated JSON: what sizes a response.
+    pub fn services_len(&self) -> usize {
+        self.services.as_ref().map_or(0, String::len)
+    }
+}
+
+/// Text that borrows from the JSON when it has no escapes (nearly always), owned otherwise.
+fn borrowed_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    struct Text;
+    impl<'de> serde::de::Visitor<'de> for Text {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+        fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(text)))
+        }
+        fn visit_str<E>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(text.to_owned())))
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(
+            self,
+            inner: D,
+        ) -> Result<Self::Value, D::Error> {
+            inner.deserialize_str(self)
+        }
+    }
+    deserializer.deserialize_option(Text)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,20 +154,21 @@ impl Database {
         .await?)
     }
 
-    /// The directory as of now: the cached one if the version still matches, else read again
-    /// (by one request at a time; the others wait for it).
-    async fn directory(&self) -> Result<Arc<Directory>, DbError> {
-        let version = self.principal_version().await?;
-        if let Some(directory) = self.directory.current.read().await.as_ref() {
-            if directory.version == version {
-                return Ok(directory.clone());
-            }
+    /// The cached directory, or a new one if there is none or `stale` says so (read by one
+    /// request at a time; the others wait for it).
+    async fn directory(&self, stale: Option<i64>) -> Result<Arc<Directory>, DbError> {
+        let fresh = |directory: &Option<Arc<Directory>>| {
+            directory
+                .as_ref()
+                .filter(|d| stale.is_none_or(|version| d.version >= version))
+                .cloned()
+        };
+        if let Some(directory) = fresh(&*self.directory.current.read().await) {
+            return Ok(directory);
         }
         let _reloading = self.directory.reload.lock().await;
-        if let Some(directory) = self.directory.current.read().await.as_ref() {
-            if directory.version >= version {
-                return Ok(directory.clone());
-            }
+        if let Some(directory) = fresh(&*self.directory.current.read().await) {
+            return Ok(directory);
         }
         // The version is read before the rows: a change in between makes the next request
         // read again, never serve rows older than the version it holds.
@@ -125,56 +200,34 @@ impl Database {
     }
 
     /// Principals matching `filter`, `count` per page, page `page` (1-based).
+    ///
+    /// One statement in the common case: the page's rows come with the principals' version,
+    /// and only if that differs from the directory's is the directory read again and the page
+    /// asked once more, so an answer is never older than its request.
     pub async fn advisors(
         &self,
         filter: &AdvisorFilter,
         page: i64,
         count: i64,
     ) -> Result<AdvisorPage, DbError> {
-        let directory = self.directory().await?;
-        let phrase = filter
-            .phrase
-            .as_deref()
-            .filter(|p| !p.is_empty())
-            .map(str::to_lowercase);
-        let mut positions: Vec<usize> = match &filter.arns {
-            Some(arns) => {
-                let mut found: Vec<usize> = arns
-                    .iter()
-                    .filter_map(|arn| directory.by_lowered.get(&arn.to_lowercase()))
-                    .flatten()
-                    .copied()
-                    .collect();
-                found.sort_unstable();
-                found.dedup();
-                found
-            }
-            None => (0..directory.ids.len()).collect(),
-        };
-        if let Some(phrase) = &phrase {
-            positions.retain(|&at| directory.lowered[at].contains(phrase.as_str()));
+        let directory = self.directory(None).await?;
+        let (total, page_ids) = directory.select(filter, page, count);
+        let (version, principals) = self.principals_among(&page_ids).await?;
+        if version == directory.version {
+            return Ok(AdvisorPage { total, principals });
         }
-        if let Some(regex) = &filter.regex {
-            positions.retain(|&at| regex.is_match(&directory.arns[at]));
-        }
-        let total = positions.len() as i64;
-        let offset = usize::try_from((page - 1).saturating_mul(count)).unwrap_or(usize::MAX);
-        let page_ids: Vec<i64> = positions
-            .iter()
-            .skip(offset)
-            .take(usize::try_from(count).unwrap_or(usize::MAX))
-            .map(|&at| directory.ids[at])
-            .collect();
-        if page_ids.is_empty() {
-            return Ok(AdvisorPage {
-                total,
-                principals: Vec::new(),
-            });
-        }
+        let directory = self.directory(Some(version)).await?;
+        let (total, page_ids) = directory.select(filter, page, count);
+        let (_, principals) = self.principals_among(&page_ids).await?;
+        Ok(AdvisorPage { total, principals })
+    }
 
-        // The page's principals with their services aggregated into one JSON array each: one
-        // row per principal rather than per service (rows are what the drivers pay for).
-        let (matching, list) = self.among_ids("o.id", "$1", &page_ids);
+    /// The principals' version and, in `id` order, the principals `ids` with their services
+    /// aggregated into one JSON array each: one row per principal rather than per service
+    /// (rows are what the drivers pay for). The version's row is always there, so an empty
+    /// list still answers with the version.
+    async fn principals_among(&self, ids: &[i64]) -> Result<(i64, Vec<StoredPrincipal>), DbError> {
+        let (matching, list) = self.among_ids("o.id", "$1", ids);
         let columns = "a.\"lastAuthenticated\", a.\"serviceName\", a.\"serviceNamespace\", \
                        a.\"lastAuthenticatedEntity\", a.\"totalAuthenticatedEntities\"";
         let services = match self.dialect() {
@@ -186,51 +239,74 @@ impl Database {
             ),
         };
         let sql = format!(
-            "SELECT CAST(o.id AS BIGINT), o.arn, {}, {services} FROM aws_iam_object o WHERE {matching} ORDER BY o.id",
+            "SELECT CAST(v.version AS BIGINT), CAST(o.id AS BIGINT), o.arn, {}, {services} \
+             FROM aardvark_principal_version v LEFT JOIN aws_iam_object o ON {matching} \
+             WHERE v.id = 1 ORDER BY o.id",
             self.timestamp_text("o.\"lastUpdated\"")
         );
         let rows = sqlx::query(&sql).bind(list).fetch_all(self.pool()).await?;
+        let version = match rows.first() {
+            Some(row) => row.try_get(0)?,
+            None => return Err(DbError::Sql(sqlx::Error::RowNotFound)),
+        };
         let mut principals = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut principal = principal_from_row(row)?;
-            let services: Option<String> = row.try_get(3)?;
-            type Entry = (
-                Option<i64>,
-                Option<String>,
-                Option<String>,
-                Option<String>,
-                Option<i64>,
-            );
-            let entries: Vec<Entry> = match services.as_deref() {
-                None | Some("") => Vec::new(),
-                Some(text) => serde_json::from_str(text).map_err(|err| {
-                    DbError::Sql(sqlx::Error::Decode(
-                        format!("services of principal {}: {err}", principal.id).into(),
-                    ))
-                })?,
+            let Some(id) = row.try_get::<Option<i64>, _>(1)? else {
+                continue;
             };
-            principal.services = entries
-                .into_iter()
-                .map(|(last, name, namespace, entity, total)| StoredService {
-                    last_authenticated: last,
-                    service_name: name,
-                    service_namespace: namespace,
-                    last_authenticated_entity: entity,
-                    total_authenticated_entities: total,
-                })
-                .collect();
-            principals.push(principal);
+            principals.push(StoredPrincipal {
+                id,
+                // Upstream's column allows NULL; such a row is listed under an empty ARN.
+                arn: row.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
+                last_updated: row.try_get(3)?,
+                services: row.try_get(4)?,
+            });
         }
-        Ok(AdvisorPage { total, principals })
+        Ok((version, principals))
     }
 }
 
-fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<StoredPrincipal, sqlx::Error> {
-    Ok(StoredPrincipal {
-        id: row.try_get(0)?,
-        // Upstream's column allows NULL; such a row is listed under an empty ARN.
-        arn: row.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
-        last_updated: row.try_get(2)?,
-        services: Vec::new(),
-    })
+impl Directory {
+    /// How many principals match `filter`, and the ids of those on the page.
+    fn select(&self, filter: &AdvisorFilter, page: i64, count: i64) -> (i64, Vec<i64>) {
+        let offset = usize::try_from((page - 1).saturating_mul(count)).unwrap_or(usize::MAX);
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        let phrase = filter
+            .phrase
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(str::to_lowercase);
+        if filter.arns.is_none() && phrase.is_none() && filter.regex.is_none() {
+            // Unfiltered: a slice of the directory, whatever its size.
+            let page_ids = self.ids.iter().skip(offset).take(count).copied().collect();
+            return (self.ids.len() as i64, page_ids);
+        }
+        let mut positions: Vec<usize> = match &filter.arns {
+            Some(arns) => {
+                let mut found: Vec<usize> = arns
+                    .iter()
+                    .filter_map(|arn| self.by_lowered.get(&arn.to_lowercase()))
+                    .flatten()
+                    .copied()
+                    .collect();
+                found.sort_unstable();
+                found.dedup();
+                found
+            }
+            None => (0..self.ids.len()).collect(),
+        };
+        if let Some(phrase) = &phrase {
+            positions.retain(|&at| self.lowered[at].contains(phrase.as_str()));
+        }
+        if let Some(regex) = &filter.regex {
+            positions.retain(|&at| regex.is_match(&self.arns[at]));
+        }
+        let page_ids = positions
+            .iter()
+            .skip(offset)
+            .take(count)
+            .map(|&at| self.ids[at])
+            .collect();
+        (positions.len() as i64, page_ids)
+    }
 }
