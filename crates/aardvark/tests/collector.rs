@@ -69,12 +69,12 @@ async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
         .advisors(&AdvisorFilter::default(), 1, 1_000_000)
         .await
         .unwrap();
-    page.principals
+    page.principals()
+        .unwrap()
         .into_iter()
         .map(|principal| {
             let mut services: Vec<ExpectedService> = principal
-                .services()
-                .unwrap()
+                .services
                 .into_iter()
                 .map(|s| ExpectedService {
                     service_namespace: s.service_namespace.unwrap_or_default().into_owned(),
@@ -87,7 +87,7 @@ async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
                 })
                 .collect();
             services.sort();
-            (principal.arn, services)
+            (principal.arn.into_owned(), services)
         })
         .collect()
 }
@@ -707,9 +707,10 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
         .await
         .unwrap();
     for (old, new) in stamps_before
-        .principals
+        .principals()
+        .unwrap()
         .iter()
-        .zip(&stamps_after.principals)
+        .zip(&stamps_after.principals().unwrap())
     {
         if old.arn == ARN_STEADY || old.arn.ends_with(":role/Aardvark") {
             assert_ne!(

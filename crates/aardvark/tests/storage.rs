@@ -19,12 +19,12 @@ async fn stored(db: &Database, arn: &str) -> Vec<StoredService<'static>> {
         ..Default::default()
     };
     let page = db.advisors(&filter, 1, 10).await.unwrap();
-    page.principals
+    page.principals()
+        .unwrap()
         .into_iter()
         .next()
         .map(|p| {
-            let services = p.services().unwrap();
-            services
+            p.services
                 .into_iter()
                 .map(StoredService::into_owned)
                 .collect()
@@ -153,7 +153,11 @@ async fn last_updated_is_set_to_now_in_utc(backend: Backend) {
         t.db.advisors(&AdvisorFilter::default(), 1, 10)
             .await
             .unwrap();
-    let text = page.principals[0].last_updated.clone().unwrap();
+    let text = page.principals().unwrap()[0]
+        .last_updated
+        .clone()
+        .unwrap()
+        .into_owned();
     let stored = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").unwrap();
     let after = chrono::Utc::now().naive_utc() + chrono::Duration::seconds(1);
     assert!(
@@ -205,7 +209,8 @@ async fn pruning_removes_only_what_is_gone(backend: Backend) {
         t.db.advisors(&AdvisorFilter::default(), 1, 10)
             .await
             .unwrap();
-    let arns: Vec<&str> = page.principals.iter().map(|p| p.arn.as_str()).collect();
+    let principals = page.principals().unwrap();
+    let arns: Vec<&str> = principals.iter().map(|p| p.arn.as_ref()).collect();
     assert_eq!(arns, vec![kept, other_account]);
     // The removed principal's rows went with it.
     t.store(&[principal(gone, vec![])]).await;
@@ -265,9 +270,10 @@ async fn reads_follow_writes_from_other_processes(backend: Backend) {
             .advisors(&AdvisorFilter::default(), 1, 100)
             .await
             .unwrap();
-        page.principals
+        page.principals()
+            .unwrap()
             .into_iter()
-            .map(|p| p.arn)
+            .map(|p| p.arn.into_owned())
             .collect::<Vec<_>>()
     };
     assert!(all(t.db.clone()).await.is_empty());
@@ -465,7 +471,8 @@ async fn sqlite_readers_are_not_blocked_by_a_writer() {
             .unwrap();
     assert_eq!(page.total, 50);
     assert!(page
-        .principals
+        .principals()
+        .unwrap()
         .iter()
-        .all(|p| p.services().unwrap()[0].last_authenticated == Some(39)));
+        .all(|p| p.services[0].last_authenticated == Some(39)));
 }

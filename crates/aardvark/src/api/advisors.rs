@@ -144,7 +144,9 @@ pub async fn advisors(
         .is_some_and(|value| value.eq_ignore_ascii_case("true"));
 
     let result = db.advisors(&filter, page, count).await?;
-    if result.principals.is_empty() && page != 1 {
+    // Everything the answer holds borrows from the page as the database sent it.
+    let principals = result.principals()?;
+    if principals.is_empty() && page != 1 {
         let last_page = if count == 0 {
             1
         } else {
@@ -155,34 +157,18 @@ pub async fn advisors(
             result.total
         )));
     }
-    // Everything the answer holds borrows from these: each principal's services as parsed
-    // (text borrowed from the database's JSON) and its `lastUpdated` in RFC 1123.
-    let services = result
-        .principals
-        .iter()
-        .map(StoredPrincipal::services)
-        .collect::<Result<Vec<_>, _>>()?;
-    let last_updated: Vec<Option<String>> = result
-        .principals
+    let last_updated: Vec<Option<String>> = principals
         .iter()
         .map(|principal| principal.last_updated.as_deref().map(rfc1123))
         .collect();
-    let capacity = 64
-        + result
-            .principals
-            .iter()
-            .map(|principal| principal.arn.len() + 2 * principal.services_len())
-            .sum::<usize>();
-    let principals = result
-        .principals
+    let principals = principals
         .iter()
-        .zip(&services)
         .zip(&last_updated)
-        .map(|((principal, services), last_updated)| {
-            (principal, services, last_updated.as_deref())
-        });
+        .map(|(principal, last_updated)| (principal, last_updated.as_deref()));
+    // The answer repeats `lastUpdated` and key names in every service: about twice the size.
+    let capacity = 64 + 2 * result.text_len();
     if combine {
-        if result.total > result.principals.len() as i64 {
+        if result.total > principals.len() as i64 {
             return Err(ApiError::bad_request(format!(
                 "Error: Please specify a count of at least {}.",
                 result.total
@@ -195,11 +181,12 @@ pub async fn advisors(
         ));
     }
     let mut body: BTreeMap<&str, PageValue> = BTreeMap::new();
-    body.insert("count", PageValue::Number(result.principals.len() as i64));
+    body.insert("count", PageValue::Number(principals.len() as i64));
     body.insert("page", PageValue::Number(page));
     body.insert("total", PageValue::Number(result.total));
-    for (principal, services, last_updated) in principals {
-        let entries = services
+    for (principal, last_updated) in principals {
+        let entries = principal
+            .services
             .iter()
             .map(|service| service_entry(service, last_updated))
             .collect();
@@ -225,19 +212,13 @@ fn service_entry<'a>(
 /// Per namespace, the entry with the newest use among the principals (the first on ties), with
 /// the principals' entity counts summed.
 fn combined<'a>(
-    principals: impl Iterator<
-        Item = (
-            &'a StoredPrincipal,
-            &'a Vec<StoredService<'a>>,
-            Option<&'a str>,
-        ),
-    >,
+    principals: impl Iterator<Item = (&'a StoredPrincipal<'a>, Option<&'a str>)>,
     now: DateTime<Utc>,
 ) -> BTreeMap<&'a str, CombinedEntry<'a>> {
     let recent_since = (now - chrono::Duration::days(RECENT_USE_DAYS)).timestamp_millis();
     let mut usage: BTreeMap<&str, CombinedEntry> = BTreeMap::new();
-    for (_, services, last_updated) in principals {
-        for service in services {
+    for (principal, last_updated) in principals {
+        for service in &principal.services {
             let Some(namespace) = service.service_namespace.as_deref() else {
                 continue;
             };

@@ -1,6 +1,6 @@
 //! The read path behind `/api/1/advisors`: principals filtered, paginated in `id` order, and
-//! their services in `advisor_data.id` order, in two statements per request whatever the page
-//! size (the directory's version; the page's principals with their services).
+//! their services in `advisor_data.id` order, in one statement per request whatever the page
+//! size (the page's principals with their services, and the principals' version).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,14 +28,11 @@ pub struct AdvisorFilter {
 
 /// One stored `advisor_data` row. Its text borrows from the principal's aggregated services
 /// where it can: a page of 30 principals holds 600 of these.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredService<'a> {
     pub last_authenticated: Option<i64>,
-    #[serde(borrow, deserialize_with = "borrowed_text")]
     pub service_name: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "borrowed_text")]
     pub service_namespace: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "borrowed_text")]
     pub last_authenticated_entity: Option<Cow<'a, str>>,
     pub total_authenticated_entities: Option<i64>,
 }
@@ -54,36 +51,58 @@ impl StoredService<'_> {
     }
 }
 
-/// A principal with its stored services.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPrincipal {
+/// A principal with its stored services, borrowing its text from the page it came in.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StoredPrincipal<'a> {
     pub id: i64,
-    pub arn: String,
+    /// Upstream's column allows NULL; such a row is listed under an empty ARN.
+    #[serde(borrow, deserialize_with = "text_or_empty")]
+    pub arn: Cow<'a, str>,
     /// `lastUpdated` as stored (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC).
-    pub last_updated: Option<String>,
-    /// The services as the database aggregated them: a JSON array of
-    /// `[lastAuthenticated, serviceName, serviceNamespace, lastAuthenticatedEntity,
-    /// totalAuthenticatedEntities]` arrays in `advisor_data.id` order.
-    services: Option<String>,
+    #[serde(borrow, deserialize_with = "borrowed_text")]
+    pub last_updated: Option<Cow<'a, str>>,
+    /// In `advisor_data.id` order.
+    #[serde(borrow, deserialize_with = "services_by_id")]
+    pub services: Vec<StoredService<'a>>,
 }
 
-impl StoredPrincipal {
-    /// The principal's services in `advisor_data.id` order.
-    pub fn services(&self) -> Result<Vec<StoredService<'_>>, DbError> {
-        match self.services.as_deref() {
-            None | Some("") => Ok(Vec::new()),
-            Some(text) => serde_json::from_str(text).map_err(|err| {
-                DbError::Sql(sqlx::Error::Decode(
-                    format!("services of principal {}: {err}", self.id).into(),
-                ))
-            }),
-        }
+/// The database aggregates services in no particular order, each as `[id, lastAuthenticated,
+/// serviceName, serviceNamespace, lastAuthenticatedEntity, totalAuthenticatedEntities]`:
+/// sorting 20 rows here is cheaper than an ordered aggregate, for which SQLite builds a
+/// temporary b-tree per principal.
+fn services_by_id<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<StoredService<'de>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Aggregated<'a> {
+        id: i64,
+        last_authenticated: Option<i64>,
+        #[serde(borrow, deserialize_with = "borrowed_text")]
+        service_name: Option<Cow<'a, str>>,
+        #[serde(borrow, deserialize_with = "borrowed_text")]
+        service_namespace: Option<Cow<'a, str>>,
+        #[serde(borrow, deserialize_with = "borrowed_text")]
+        last_authenticated_entity: Option<Cow<'a, str>>,
+        total_authenticated_entities: Option<i64>,
     }
+    let mut services: Vec<Aggregated<'de>> = Option::deserialize(deserializer)?.unwrap_or_default();
+    services.sort_unstable_by_key(|service| service.id);
+    Ok(services
+        .into_iter()
+        .map(|service| StoredService {
+            last_authenticated: service.last_authenticated,
+            service_name: service.service_name,
+            service_namespace: service.service_namespace,
+            last_authenticated_entity: service.last_authenticated_entity,
+            total_authenticated_entities: service.total_authenticated_entities,
+        })
+        .collect())
+}
 
-    /// Bytes of the services' aggregated JSON: what sizes a response.
-    pub fn services_len(&self) -> usize {
-        self.services.as_ref().map_or(0, String::len)
-    }
+fn text_or_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Cow<'de, str>, D::Error> {
+    Ok(borrowed_text(deserializer)?.unwrap_or_default())
 }
 
 /// Text that borrows from the JSON when it has no escapes (nearly always), owned otherwise.
@@ -118,11 +137,37 @@ fn borrowed_text<'de, D: serde::Deserializer<'de>>(
     deserializer.deserialize_option(Text)
 }
 
+/// One page of principals, as the database sent it: one JSON document that
+/// [`AdvisorPage::principals`] parses, borrowing from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdvisorPage {
     /// Principals matched by the filter, on every page.
     pub total: i64,
-    pub principals: Vec<StoredPrincipal>,
+    /// `[[id, arn, lastUpdated, [[service id, lastAuthenticated, serviceName,
+    /// serviceNamespace, lastAuthenticatedEntity, totalAuthenticatedEntities], ...]], ...]`
+    /// in no particular order; `None` for an empty page.
+    principals: Option<String>,
+}
+
+impl AdvisorPage {
+    /// The page's principals in `id` order.
+    pub fn principals(&self) -> Result<Vec<StoredPrincipal<'_>>, DbError> {
+        let Some(text) = self.principals.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let mut principals: Vec<StoredPrincipal> = serde_json::from_str(text).map_err(|err| {
+            DbError::Sql(sqlx::Error::Decode(
+                format!("the page's principals as the database aggregated them: {err}").into(),
+            ))
+        })?;
+        principals.sort_unstable_by_key(|principal| principal.id);
+        Ok(principals)
+    }
+
+    /// Bytes of the page as the database sent it: what sizes a response.
+    pub fn text_len(&self) -> usize {
+        self.principals.as_ref().map_or(0, String::len)
+    }
 }
 
 /// Every principal's id and ARN in id order, as of one version of the principals table.
@@ -222,47 +267,43 @@ impl Database {
         Ok(AdvisorPage { total, principals })
     }
 
-    /// The principals' version and, in `id` order, the principals `ids` with their services
-    /// aggregated into one JSON array each: one row per principal rather than per service
-    /// (rows are what the drivers pay for). The version's row is always there, so an empty
-    /// list still answers with the version.
-    async fn principals_among(&self, ids: &[i64]) -> Result<(i64, Vec<StoredPrincipal>), DbError> {
+    /// The principals' version and the principals `ids` with their services, aggregated into
+    /// one JSON document: one row per request rather than per principal or service (rows are
+    /// what the drivers pay for, each one handed between threads).
+    async fn principals_among(&self, ids: &[i64]) -> Result<(i64, Option<String>), DbError> {
         let (matching, list) = self.among_ids("o.id", "$1", ids);
-        let columns = "a.\"lastAuthenticated\", a.\"serviceName\", a.\"serviceNamespace\", \
-                       a.\"lastAuthenticatedEntity\", a.\"totalAuthenticatedEntities\"";
-        let services = match self.dialect() {
+        let columns = [
+            "a.id",
+            "a.\"lastAuthenticated\"",
+            "a.\"serviceName\"",
+            "a.\"serviceNamespace\"",
+            "a.\"lastAuthenticatedEntity\"",
+            "a.\"totalAuthenticatedEntities\"",
+        ];
+        let last_updated = self.timestamp_text("o.\"lastUpdated\"");
+        let page = match self.dialect() {
+            // The outer levels put together as text: SQLite's JSON functions would parse
+            // every nested array again, which costs more than the query itself.
             Dialect::Sqlite => format!(
-                "(SELECT json_group_array(json_array({columns}) ORDER BY a.id) FROM advisor_data a WHERE a.item_id = o.id)"
+                "SELECT '[' || group_concat('[' || o.id || ',' || json_quote(o.arn) || ',' \
+                 || json_quote({last_updated}) || ',' || (SELECT json_group_array(json_array({})) \
+                 FROM advisor_data a WHERE a.item_id = o.id) || ']', ',') || ']' \
+                 FROM aws_iam_object o WHERE {matching}",
+                columns.join(", ")
             ),
             Dialect::Postgres => format!(
-                "(SELECT CAST(json_agg(json_build_array({columns}) ORDER BY a.id) AS TEXT) FROM advisor_data a WHERE a.item_id = o.id)"
+                "SELECT CAST(json_agg(json_build_array(o.id, o.arn, {last_updated}, \
+                 (SELECT json_agg(json_build_array({})) FROM advisor_data a \
+                  WHERE a.item_id = o.id))) AS TEXT) FROM aws_iam_object o WHERE {matching}",
+                columns.join(", ")
             ),
         };
         let sql = format!(
-            "SELECT CAST(v.version AS BIGINT), CAST(o.id AS BIGINT), o.arn, {}, {services} \
-             FROM aardvark_principal_version v LEFT JOIN aws_iam_object o ON {matching} \
-             WHERE v.id = 1 ORDER BY o.id",
-            self.timestamp_text("o.\"lastUpdated\"")
+            "SELECT CAST(v.version AS BIGINT), ({page}) FROM aardvark_principal_version v WHERE v.id = 1"
         );
-        let rows = sqlx::query(&sql).bind(list).fetch_all(self.pool()).await?;
-        let version = match rows.first() {
-            Some(row) => row.try_get(0)?,
-            None => return Err(DbError::Sql(sqlx::Error::RowNotFound)),
-        };
-        let mut principals = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let Some(id) = row.try_get::<Option<i64>, _>(1)? else {
-                continue;
-            };
-            principals.push(StoredPrincipal {
-                id,
-                // Upstream's column allows NULL; such a row is listed under an empty ARN.
-                arn: row.try_get::<Option<String>, _>(2)?.unwrap_or_default(),
-                last_updated: row.try_get(3)?,
-                services: row.try_get(4)?,
-            });
-        }
-        Ok((version, principals))
+        let row = sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?;
+        let principals: Option<String> = row.try_get(1)?;
+        Ok((row.try_get(0)?, principals.filter(|text| text != "[]")))
     }
 }
 
