@@ -625,7 +625,39 @@ async fn openapi_and_swagger_ui_are_served_from_the_binary(backend: Backend) {
     );
 }
 
+/// Text that JSON must escape (quotes, backslashes, every control character) and text it need
+/// not (DEL, non-ASCII) comes out escaped exactly as Flask's encoder and serde_json do it.
+async fn odd_text_is_escaped_exactly(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let controls: String = (1u8..0x20).map(char::from).collect();
+    let odd = format!("say \"hi\" \\ {controls} \u{7f} caf\u{e9} \u{1f600}");
+    let arn = "arn:aws:iam::333333333333:role/Odd";
+    let mut usage = service("odd", 7, Some(&odd), 1);
+    usage.service_name = odd.clone();
+    db.store(&[principal(arn, vec![usage])]).await;
+    db.execute("UPDATE aws_iam_object SET \"lastUpdated\" = '2026-11-22 19:54:58'")
+        .await;
+    let app = spawn_app(&db.db).await;
+    let expected = json!({
+        "count": 1, "page": 1, "total": 1,
+        arn: [{
+            "lastAuthenticated": 7,
+            "lastAuthenticatedEntity": odd,
+            "lastUpdated": LAST_UPDATED,
+            "serviceName": odd,
+            "serviceNamespace": "odd",
+            "totalAuthenticatedEntities": 1,
+        }],
+    });
+    app.get(&format!("/api/1/advisors?arn={arn}"))
+        .await
+        .assert_exact(200, &expected);
+}
+
 on_both_backends!(
+    odd_text_is_escaped_exactly,
     no_parameters_give_page_one_of_thirty,
     count_and_page_from_query_json_ints_and_json_strings,
     bad_pages_and_counts_are_400_naming_the_value,
