@@ -179,6 +179,13 @@ struct Directory {
     /// Positions ordered by lower-cased ARN, for exact lookups by binary search (4 bytes a
     /// principal, where a map would hold a third copy of every ARN).
     by_lowered: Vec<u32>,
+    /// Each account field (`arn:partition:service:region:ACCOUNT:...`) with the positions of
+    /// its principals, ordered by account.
+    accounts: Vec<(String, Vec<u32>)>,
+    /// Per principal, the longest run of digits outside its account field (at most 255).
+    /// With `accounts`, a phrase of digits (an account id, what Repokid sends) is answered
+    /// without reading every ARN.
+    outside_digits: Vec<u8>,
 }
 
 /// The read path's in-memory directory of principals. Filters (phrase, exact ARNs, regex) and
@@ -221,25 +228,14 @@ impl Database {
         let mut rows =
             sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object ORDER BY id")
                 .fetch(self.pool());
-        let (mut ids, mut arns, mut lowered) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ids, mut arns) = (Vec::new(), Vec::new());
         while let Some(row) = rows.try_next().await? {
-            // Upstream's column allows NULL; such a row is listed under an empty ARN.
-            let arn: String = row.try_get::<Option<String>, _>(1)?.unwrap_or_default();
-            let lower = arn.to_lowercase();
             ids.push(row.try_get(0)?);
-            arns.push(arn);
-            lowered.push(lower);
+            // Upstream's column allows NULL; such a row is listed under an empty ARN.
+            arns.push(row.try_get::<Option<String>, _>(1)?.unwrap_or_default());
         }
         drop(rows);
-        let mut by_lowered: Vec<u32> = (0..lowered.len() as u32).collect();
-        by_lowered.sort_by(|&a, &b| lowered[a as usize].cmp(&lowered[b as usize]));
-        let directory = Arc::new(Directory {
-            version,
-            ids,
-            arns,
-            lowered,
-            by_lowered,
-        });
+        let directory = Arc::new(Directory::new(version, ids, arns));
         *self.directory.current.write().await = Some(directory.clone());
         Ok(directory)
     }
@@ -307,7 +303,84 @@ impl Database {
     }
 }
 
+/// Where the account field of an ARN (`arn:partition:service:region:ACCOUNT:resource`) lies.
+fn account_field(arn: &str) -> Option<std::ops::Range<usize>> {
+    let mut colons = arn.match_indices(':').map(|(at, _)| at);
+    let start = colons.nth(3)? + 1;
+    Some(start..colons.next().unwrap_or(arn.len()))
+}
+
+fn longest_digit_run(text: &str) -> usize {
+    text.split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
 impl Directory {
+    fn new(version: i64, ids: Vec<i64>, arns: Vec<String>) -> Self {
+        let lowered: Vec<String> = arns.iter().map(|arn| arn.to_lowercase()).collect();
+        let mut by_lowered: Vec<u32> = (0..lowered.len() as u32).collect();
+        by_lowered.sort_by(|&a, &b| lowered[a as usize].cmp(&lowered[b as usize]));
+        let mut accounts: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+        let outside_digits = lowered
+            .iter()
+            .enumerate()
+            .map(|(at, arn)| {
+                let outside = match account_field(arn) {
+                    Some(field) => {
+                        accounts
+                            .entry(&arn[field.clone()])
+                            .or_default()
+                            .push(at as u32);
+                        longest_digit_run(&arn[..field.start])
+                            .max(longest_digit_run(&arn[field.end..]))
+                    }
+                    None => longest_digit_run(arn),
+                };
+                outside.min(255) as u8
+            })
+            .collect();
+        let accounts = accounts
+            .into_iter()
+            .map(|(account, positions)| (account.to_owned(), positions))
+            .collect();
+        Directory {
+            version,
+            ids,
+            arns,
+            lowered,
+            by_lowered,
+            accounts,
+            outside_digits,
+        }
+    }
+
+    /// Positions, in order, of the principals whose lower-cased ARN contains `phrase`.
+    fn containing(&self, phrase: &str) -> Vec<usize> {
+        let finder = memchr::memmem::Finder::new(phrase.as_bytes());
+        let contains = |at: usize| finder.find(self.lowered[at].as_bytes()).is_some();
+        if !phrase.bytes().all(|b| b.is_ascii_digit()) {
+            return (0..self.lowered.len()).filter(|&at| contains(at)).collect();
+        }
+        // Digits cannot span the colons around the account field: they match inside it (look
+        // in the distinct accounts) or outside it (only where a long enough run of digits is).
+        let mut found: Vec<usize> = self
+            .accounts
+            .iter()
+            .filter(|(account, _)| finder.find(account.as_bytes()).is_some())
+            .flat_map(|(_, positions)| positions.iter().map(|&at| at as usize))
+            .collect();
+        let run = phrase.len().min(255);
+        found.extend(
+            (0..self.lowered.len())
+                .filter(|&at| usize::from(self.outside_digits[at]) >= run && contains(at)),
+        );
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
     /// Positions of the principals whose lower-cased ARN is `lowered`.
     fn positions_of(&self, lowered: &str) -> &[u32] {
         let key = |at: &u32| self.lowered[*at as usize].as_str();
@@ -330,8 +403,8 @@ impl Directory {
             let page_ids = self.ids.iter().skip(offset).take(count).copied().collect();
             return (self.ids.len() as i64, page_ids);
         }
-        let mut positions: Vec<usize> = match &filter.arns {
-            Some(arns) => {
+        let mut positions: Vec<usize> = match (&filter.arns, &phrase) {
+            (Some(arns), _) => {
                 let mut found: Vec<usize> = arns
                     .iter()
                     .flat_map(|arn| self.positions_of(&arn.to_lowercase()))
@@ -339,15 +412,15 @@ impl Directory {
                     .collect();
                 found.sort_unstable();
                 found.dedup();
+                if let Some(phrase) = &phrase {
+                    let finder = memchr::memmem::Finder::new(phrase.as_bytes());
+                    found.retain(|&at| finder.find(self.lowered[at].as_bytes()).is_some());
+                }
                 found
             }
-            None => (0..self.ids.len()).collect(),
+            (None, Some(phrase)) => self.containing(phrase),
+            (None, None) => (0..self.ids.len()).collect(),
         };
-        if let Some(phrase) = &phrase {
-            // One searcher for all ARNs: `str::contains` would build one per ARN.
-            let finder = memchr::memmem::Finder::new(phrase.as_bytes());
-            positions.retain(|&at| finder.find(self.lowered[at].as_bytes()).is_some());
-        }
         if let Some(regex) = &filter.regex {
             positions.retain(|&at| regex.is_match(&self.arns[at]));
         }
@@ -358,5 +431,54 @@ impl Directory {
             .map(|&at| self.ids[at])
             .collect();
         (positions.len() as i64, page_ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The account index answers digit phrases exactly as reading every ARN would.
+    #[test]
+    fn phrases_match_as_a_scan_of_every_arn_would() {
+        let long_run = "7".repeat(300);
+        let arns: Vec<String> = [
+            "arn:aws:iam::111111111111:role/App",
+            "arn:aws:iam::111111111111:role/cross-222222222222",
+            "arn:aws:iam::222222222222:user/Alice",
+            "arn:aws:iam::333333333333:role/p-00042",
+            "arn:aws-cn:iam::444444444444:policy/Pol",
+            "arn:aws:iam::123:role/Short",
+            "not an arn 111111111111",
+            "arn:aws:iam:",
+            "",
+            "ARN:AWS:IAM::555555555555:ROLE/UPPER",
+            &format!("arn:aws:iam::666666666666:role/{long_run}"),
+        ]
+        .iter()
+        .map(|arn| arn.to_string())
+        .collect();
+        let ids = (1..=arns.len() as i64).collect();
+        let directory = Directory::new(1, ids, arns);
+        let phrases = [
+            "111111111111".to_owned(),
+            "222222222222".to_owned(),
+            "1111".to_owned(),
+            "2".to_owned(),
+            "00042".to_owned(),
+            "123".to_owned(),
+            "555555555555".to_owned(),
+            "role/".to_owned(),
+            "7".repeat(256),
+            "7".repeat(301),
+            "999".to_owned(),
+        ];
+        for phrase in &phrases {
+            let scanned: Vec<usize> = (0..directory.lowered.len())
+                .filter(|&at| directory.lowered[at].contains(phrase.as_str()))
+                .collect();
+            assert_eq!(directory.containing(phrase), scanned, "phrase {phrase:?}");
+        }
+        assert_eq!(directory.containing("111111111111"), vec![0, 1, 6]);
     }
 }
