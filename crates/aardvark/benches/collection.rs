@@ -64,8 +64,8 @@ async fn run(case: &Case) {
         per_second: case.rate,
         burst: case.burst,
     });
-    let world = scenario.world().unwrap();
-    let principals_per_account = world[0].principals.len() as f64;
+    // The scenario's world is dropped at once: the collector's memory is what is measured.
+    let principals_per_account = scenario.world().unwrap()[0].principals.len() as f64;
     let list_calls = 4.0;
     let calls_per_account = list_calls
         + 2.0 * principals_per_account
@@ -75,6 +75,8 @@ async fn run(case: &Case) {
     let dir = tempfile::tempdir().unwrap();
     let scenario_file = dir.path().join("scenario.yaml");
     std::fs::write(&scenario_file, serde_yaml::to_string(&scenario).unwrap()).unwrap();
+    let accounts = scenario.account_ids();
+    drop(scenario);
     let sim_binary =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/aws-sim");
     let mut sim = Command::new(&sim_binary)
@@ -101,7 +103,7 @@ async fn run(case: &Case) {
     let settings = Settings {
         database_uri: uri,
         account_source: AccountSource::Static,
-        accounts: scenario.account_ids(),
+        accounts,
         updater_num_threads: 10_000,
         updater_account_concurrency: case.accounts as usize,
         updater_principal_concurrency: 16,
@@ -117,6 +119,9 @@ async fn run(case: &Case) {
     };
     let collector = Collector::new(settings, db.clone(), overrides).await;
     let me = std::process::id();
+    // Peak RSS from here on: "5" resets the kernel's high-water mark (VmHWM).
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss_before = proc_status(me, "VmRSS:");
     let (cpu_before, sim_cpu_before) = (cpu_seconds(me), cpu_seconds(sim.id()));
     let started = Instant::now();
     let report = collector
@@ -152,9 +157,10 @@ async fn run(case: &Case) {
         calls / wall
     );
     println!(
-        "  collector CPU {cpu:.1} s ({:.0}% of one core), peak RSS {} MB; simulator CPU {sim_cpu:.1} s, peak RSS {} MB",
+        "  collector CPU {cpu:.1} s ({:.0}% of one core), peak RSS {} MB ({} MB before the run); simulator CPU {sim_cpu:.1} s, peak RSS {} MB",
         100.0 * cpu / wall,
         proc_status(me, "VmHWM:") / 1024,
+        rss_before / 1024,
         sim_rss / 1024
     );
     if report.exit_code() != 0 {
