@@ -8,12 +8,12 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::config::retry::RetryPartition;
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::config::Credentials;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
 
 use crate::config::Settings;
 
@@ -58,7 +58,11 @@ impl Failure {
                     None => Self::new(format!("HTTP{}", status.as_u16()), context()),
                 }
             }
+            // The attempt's timeout or the connection's read timeout, whichever fired first.
             SdkError::TimeoutError(_) => Self::new("Timeout", context()),
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+                Self::new("Timeout", context())
+            }
             SdkError::DispatchFailure(_) => Self::new("ConnectionError", context()),
             SdkError::ResponseError(_) => Self::new("MalformedResponse", context()),
             _ => Self::new("RequestError", context()),
