@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use regex::Regex;
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use serde::Deserialize;
 use sqlx::Row;
 
@@ -179,6 +180,8 @@ struct Directory {
     /// Positions ordered by lower-cased ARN, for exact lookups by binary search (4 bytes a
     /// principal, where a map would hold a third copy of every ARN).
     by_lowered: Vec<u32>,
+    /// Positions ordered by ARN, for regexes whose matches begin with known literals.
+    by_arn: Vec<u32>,
     /// Each account field (`arn:partition:service:region:ACCOUNT:...`) with the positions of
     /// its principals, ordered by account.
     accounts: Vec<(String, Vec<u32>)>,
@@ -322,6 +325,8 @@ impl Directory {
         let lowered: Vec<String> = arns.iter().map(|arn| arn.to_lowercase()).collect();
         let mut by_lowered: Vec<u32> = (0..lowered.len() as u32).collect();
         by_lowered.sort_by(|&a, &b| lowered[a as usize].cmp(&lowered[b as usize]));
+        let mut by_arn: Vec<u32> = (0..arns.len() as u32).collect();
+        by_arn.sort_by(|&a, &b| arns[a as usize].cmp(&arns[b as usize]));
         let mut accounts: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
         let outside_digits = lowered
             .iter()
@@ -351,9 +356,37 @@ impl Directory {
             arns,
             lowered,
             by_lowered,
+            by_arn,
             accounts,
             outside_digits,
         }
+    }
+
+    /// Positions, in order, of the principals whose ARN starts with one of the literals that
+    /// every match of `regex` (anchored at the start) starts with; `None` when the regex has
+    /// no such literals (e.g. `.*role`) and every ARN must be tried.
+    fn starting_like(&self, regex: &Regex) -> Option<Vec<usize>> {
+        let hir = regex_syntax::Parser::new().parse(regex.as_str()).ok()?;
+        let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+        let literals = prefixes.literals()?;
+        if literals.iter().any(|literal| literal.as_bytes().is_empty()) {
+            return None;
+        }
+        let arn = |at: &u32| self.arns[*at as usize].as_bytes();
+        let mut found: Vec<usize> = Vec::new();
+        for literal in literals {
+            let prefix = literal.as_bytes();
+            let first = self.by_arn.partition_point(|at| arn(at) < prefix);
+            found.extend(
+                self.by_arn[first..]
+                    .iter()
+                    .take_while(|at| arn(at).starts_with(prefix))
+                    .map(|&at| at as usize),
+            );
+        }
+        found.sort_unstable();
+        found.dedup();
+        Some(found)
     }
 
     /// Positions, in order, of the principals whose lower-cased ARN contains `phrase`.
@@ -403,8 +436,13 @@ impl Directory {
             let page_ids = self.ids.iter().skip(offset).take(count).copied().collect();
             return (self.ids.len() as i64, page_ids);
         }
-        let mut positions: Vec<usize> = match (&filter.arns, &phrase) {
-            (Some(arns), _) => {
+        // The narrowest way in first; the filters it did not apply after it.
+        let starting_like = match (&filter.arns, &phrase, &filter.regex) {
+            (None, None, Some(regex)) => self.starting_like(regex),
+            _ => None,
+        };
+        let mut positions: Vec<usize> = match (&filter.arns, &phrase, starting_like) {
+            (Some(arns), _, _) => {
                 let mut found: Vec<usize> = arns
                     .iter()
                     .flat_map(|arn| self.positions_of(&arn.to_lowercase()))
@@ -418,8 +456,9 @@ impl Directory {
                 }
                 found
             }
-            (None, Some(phrase)) => self.containing(phrase),
-            (None, None) => (0..self.ids.len()).collect(),
+            (None, Some(phrase), _) => self.containing(phrase),
+            (None, None, Some(found)) => found,
+            (None, None, None) => (0..self.ids.len()).collect(),
         };
         if let Some(regex) = &filter.regex {
             positions.retain(|&at| regex.is_match(&self.arns[at]));
@@ -480,5 +519,51 @@ mod tests {
             assert_eq!(directory.containing(phrase), scanned, "phrase {phrase:?}");
         }
         assert_eq!(directory.containing("111111111111"), vec![0, 1, 6]);
+    }
+
+    /// Narrowing by a regex's literal prefixes finds exactly what trying every ARN finds.
+    #[test]
+    fn regexes_match_as_trying_every_arn_would() {
+        let arns: Vec<String> = [
+            "arn:aws:iam::111111111111:role/App",
+            "arn:aws:iam::111111111111:role/app",
+            "arn:aws:iam::111111111111:user/Alice",
+            "arn:aws:iam::222222222222:role/App",
+            "arn:aws-cn:iam::111111111111:role/App",
+            "ARN:AWS:IAM::111111111111:ROLE/APP",
+            "",
+        ]
+        .iter()
+        .map(|arn| arn.to_string())
+        .collect();
+        let directory = Directory::new(1, (1..=arns.len() as i64).collect(), arns);
+        let patterns = [
+            ("arn:aws:iam::111111111111:role/", true),
+            ("arn:aws:iam::(111111111111|222222222222):role/App", true),
+            ("arn:aws(-cn)?:iam::111111111111:", true),
+            ("(?i)arn:aws:iam::111111111111:role/app", true),
+            ("arn:aws:iam::\\d+:user/", true),
+            (".*role/App", false),
+            ("", false),
+            ("[a-z]+:aws", false),
+        ];
+        for (pattern, narrows) in patterns {
+            let regex = Regex::new(&format!(r"\A(?:{pattern})")).unwrap();
+            let tried: Vec<usize> = (0..directory.arns.len())
+                .filter(|&at| regex.is_match(&directory.arns[at]))
+                .collect();
+            let filter = AdvisorFilter {
+                regex: Some(regex.clone()),
+                ..Default::default()
+            };
+            let (total, ids) = directory.select(&filter, 1, 100);
+            let expected: Vec<i64> = tried.iter().map(|&at| directory.ids[at]).collect();
+            assert_eq!((total, ids), (tried.len() as i64, expected), "{pattern}");
+            assert_eq!(
+                directory.starting_like(&regex).is_some(),
+                narrows,
+                "{pattern} narrows"
+            );
+        }
     }
 }
