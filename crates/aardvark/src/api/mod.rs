@@ -140,6 +140,14 @@ pub async fn serve(
     db: Database,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let warm = db.clone();
+    tokio::spawn(async move {
+        // Requests that come meanwhile wait for this load rather than start another; if it
+        // fails, the first request tries again and answers for itself.
+        if let Err(err) = warm.load_directory().await {
+            tracing::warn!(error = %err, "cannot read the principals ahead of the first request");
+        }
+    });
     let app = router(db).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -243,6 +243,12 @@ impl Database {
         Ok(directory)
     }
 
+    /// Reads the directory of principals ahead of the first request that needs it (about a
+    /// second at 1,000,000 principals).
+    pub async fn load_directory(&self) -> Result<(), DbError> {
+        self.directory(None).await.map(drop)
+    }
+
     /// Principals matching `filter`, `count` per page, page `page` (1-based).
     ///
     /// One statement in the common case: the page's rows come with the principals' version,
