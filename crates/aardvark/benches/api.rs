@@ -1,10 +1,12 @@
 //! Ingest and API benchmarks: `cargo bench -p aardvark --bench api [-- postgres] [-- million]`.
 //!
 //! 1. Ingest: generates ACCOUNTS x PRINCIPALS principals with SERVICES services each and writes
-//!    them through the storage layer's write path (upsert rules included), printing rows/s.
+//!    them through the storage layer's write path (upsert rules included), printing rows/s and
+//!    the ratio to plain multi-row INSERTs of the same rows measured in the same run.
 //! 2. API: serves that database with the release `aardvark serve` binary in its own process and
 //!    drives each query kind clients send at 16 concurrent connections, printing requests/s, p50,
-//!    p99, and the server's peak RSS.
+//!    p99, the ratio to `/healthcheck` driven the same way in the same run, and the server's
+//!    peak RSS.
 //!
 //! SQLite always; `postgres` adds PostgreSQL (AARDVARK_TEST_POSTGRES_URL, a fresh database), and
 //! `million` the same queries over 1,000,000 principals on PostgreSQL (a database kept between
@@ -74,6 +76,75 @@ async fn ingest(db: &Database, accounts: u64, per_account: u64) -> f64 {
     rate
 }
 
+/// The reference for ingest: the same rows, batches and transactions as plain multi-row
+/// INSERTs into a table without indexes or constraints (no principal rows, no upsert rules),
+/// through sqlx at `url`; returns rows/s. The table is dropped afterwards.
+async fn plain_insert(url: &str, accounts: u64, per_account: u64) -> f64 {
+    const COLUMNS: usize = 6;
+    const ROWS_PER_STATEMENT: usize = 360 / COLUMNS; // the write path's parameter budget
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    if url.starts_with("sqlite:") {
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "CREATE TABLE bench_plain (item_id INTEGER, \"lastAuthenticated\" BIGINT, \
+         \"serviceName\" VARCHAR(128), \"serviceNamespace\" VARCHAR(64), \
+         \"lastAuthenticatedEntity\" TEXT, \"totalAuthenticatedEntities\" INTEGER)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let total = accounts * per_account;
+    for first in (0..total).step_by(BATCH as usize) {
+        let mut rows = Vec::new();
+        for n in first..(first + BATCH).min(total) {
+            let usage = principal(n / per_account, n % per_account);
+            rows.extend(
+                usage
+                    .services
+                    .into_iter()
+                    .map(|service| (n as i64, service)),
+            );
+        }
+        let mut tx = pool.begin().await.unwrap();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let at = row * COLUMNS;
+                    let params: Vec<String> =
+                        (1..=COLUMNS).map(|c| format!("${}", at + c)).collect();
+                    format!("({})", params.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO bench_plain VALUES {}", values.join(", "));
+            let mut query = sqlx::query(&sql);
+            for (item, service) in chunk {
+                query = query
+                    .bind(*item)
+                    .bind(service.last_authenticated)
+                    .bind(service.service_name.clone())
+                    .bind(service.service_namespace.clone())
+                    .bind(service.last_authenticated_entity.clone())
+                    .bind(service.total_authenticated_entities);
+            }
+            query.execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let rate = (total as usize * SERVICES) as f64 / started.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE bench_plain")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    rate
+}
+
 fn proc_status(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -112,13 +183,11 @@ fn serve(uri: &str) -> (Child, String) {
     (child, format!("http://{address}"))
 }
 
-/// Drives one query kind for RUN at CONCURRENCY; prints requests/s, p50 and p99.
-async fn drive(label: &str, base: &str, query: Arc<dyn Fn(u64) -> String + Send + Sync>) {
-    if let Ok(only) = std::env::var("AARDVARK_BENCH_ONLY") {
-        if !label.contains(only.as_str()) {
-            return;
-        }
-    }
+type Query = Arc<dyn Fn(u64) -> String + Send + Sync>;
+
+/// Drives one query kind for RUN at CONCURRENCY; prints requests/s, p50, p99 and requests/s
+/// as a share of `baseline`'s; returns requests/s.
+async fn drive(label: &str, base: &str, query: Query, baseline: Option<f64>) -> f64 {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..CONCURRENCY as u64 {
@@ -150,83 +219,88 @@ async fn drive(label: &str, base: &str, query: Arc<dyn Fn(u64) -> String + Send 
         latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64()
             * 1000.0
     };
+    let rate = latencies.len() as f64 / elapsed;
+    let share = baseline.map_or_else(String::new, |b| format!(", {:.3} of baseline", rate / b));
     println!(
-        "  {label:<32} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests)",
-        latencies.len() as f64 / elapsed,
+        "  {label:<32} {rate:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} requests{share})",
         at(0.50),
         at(0.99),
         latencies.len()
     );
+    rate
 }
 
 async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
     let (mut server, base) = serve(uri);
-    // The first request reads the server's directory of principals (a second or so at
-    // 1,000,000): measured apart, not inside the first query kind.
+    // The first request waits for the server's directory of principals (read at start, a
+    // second or so at 1,000,000): measured apart, not inside the first query kind.
     let started = Instant::now();
     let reply = reqwest::get(format!("{base}/api/1/advisors?count=0"))
         .await
         .unwrap();
     assert!(reply.status().is_success());
     println!(
-        "  first request (reads the directory): {:.0} ms",
+        "  first request (waits for the directory): {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
     println!(
         "API on {backend}, {} principals x {SERVICES} services, {CONCURRENCY} connections:",
         accounts * per_account
     );
+    // The reference: what the HTTP stack and this load generator do on this machine when
+    // the answer costs nothing.
+    let baseline = drive(
+        "baseline: GET /healthcheck",
+        &base,
+        Arc::new(|_| "/healthcheck".to_owned()),
+        None,
+    )
+    .await;
     let total = accounts * per_account;
-    drive(
-        "exact ARN (arn=)",
-        &base,
-        Arc::new(move |n| {
-            format!(
-                "/api/1/advisors?arn={}",
-                arn((n / per_account) % accounts, n % per_account)
-            )
-        }),
-    )
-    .await;
-    drive(
-        "account phrase, count=1000",
-        &base,
-        Arc::new(move |n| {
-            format!(
-                "/api/1/advisors?phrase={:012}&count=1000",
-                100_000_000_000 + n % accounts
-            )
-        }),
-    )
-    .await;
-    drive(
-        "unfiltered page of 30",
-        &base,
-        Arc::new(move |n| format!("/api/1/advisors?page={}", 1 + n % (total / 30))),
-    )
-    .await;
-    drive(
-        "regex, count=100",
-        &base,
-        Arc::new(move |n| {
-            format!(
-                "/api/1/advisors?regex=arn:aws:iam::{:012}:role/&count=100",
-                100_000_000_000 + n % accounts
-            )
-        }),
-    )
-    .await;
-    drive(
-        "combine over an account",
-        &base,
-        Arc::new(move |n| {
-            format!(
-                "/api/1/advisors?phrase={:012}&combine=true&count=1000",
-                100_000_000_000 + n % accounts
-            )
-        }),
-    )
-    .await;
+    let account = move |n: u64| 100_000_000_000 + n % accounts;
+    let kinds: [(&str, Query); 5] = [
+        (
+            "exact ARN (arn=)",
+            Arc::new(move |n| {
+                format!(
+                    "/api/1/advisors?arn={}",
+                    arn((n / per_account) % accounts, n % per_account)
+                )
+            }),
+        ),
+        (
+            "account phrase, count=1000",
+            Arc::new(move |n| format!("/api/1/advisors?phrase={:012}&count=1000", account(n))),
+        ),
+        (
+            "unfiltered page of 30",
+            Arc::new(move |n| format!("/api/1/advisors?page={}", 1 + n % (total / 30))),
+        ),
+        (
+            "regex, count=100",
+            Arc::new(move |n| {
+                format!(
+                    "/api/1/advisors?regex=arn:aws:iam::{:012}:role/&count=100",
+                    account(n)
+                )
+            }),
+        ),
+        (
+            "combine over an account",
+            Arc::new(move |n| {
+                format!(
+                    "/api/1/advisors?phrase={:012}&combine=true&count=1000",
+                    account(n)
+                )
+            }),
+        ),
+    ];
+    let only = std::env::var("AARDVARK_BENCH_ONLY").unwrap_or_default();
+    for (label, query) in kinds {
+        if label.contains(only.as_str()) {
+            drive(label, &base, query, Some(baseline)).await;
+        }
+    }
     println!(
         "  server peak RSS {} MB",
         proc_status(server.id(), "VmHWM:") / 1024
@@ -270,8 +344,15 @@ async fn main() {
     let uri = format!("sqlite:///{}", dir.path().join("api.db").display());
     let db = Database::connect(&uri).await.unwrap();
     db.migrate().await.unwrap();
+    let plain = plain_insert(
+        &format!("sqlite://{}", dir.path().join("api.db").display()),
+        accounts,
+        per_account,
+    )
+    .await;
+    println!("baseline: plain INSERTs into SQLite: {plain:.0} rows/s");
     let rate = ingest(&db, accounts, per_account).await;
-    println!("ingest into SQLite: {:.0} service rows/s ({} principals x {SERVICES} services, batches of {BATCH})", rate, accounts * per_account);
+    println!("ingest into SQLite: {:.0} service rows/s, {:.3} of baseline ({} principals x {SERVICES} services, batches of {BATCH})", rate, rate / plain, accounts * per_account);
     let rate = ingest(&db, 50, per_account).await;
     println!("re-ingest into SQLite (every row an update): {rate:.0} service rows/s");
     db.close().await;
@@ -284,8 +365,13 @@ async fn main() {
         };
         let db = Database::connect(&pg).await.unwrap();
         db.migrate().await.unwrap();
+        let plain = plain_insert(&pg, accounts, per_account).await;
+        println!("baseline: plain INSERTs into PostgreSQL: {plain:.0} rows/s");
         let rate = ingest(&db, accounts, per_account).await;
-        println!("ingest into PostgreSQL: {rate:.0} service rows/s");
+        println!(
+            "ingest into PostgreSQL: {rate:.0} service rows/s, {:.3} of baseline",
+            rate / plain
+        );
         db.close().await;
         api_suite("PostgreSQL", &pg, accounts, per_account).await;
     }
