@@ -307,8 +307,7 @@ impl Database {
             "SELECT CAST(v.version AS BIGINT), ({page}) FROM aardvark_principal_version v WHERE v.id = 1"
         );
         let row = sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?;
-        let principals: Option<String> = row.try_get(1)?;
-        Ok((row.try_get(0)?, principals.filter(|text| text != "[]")))
+        Ok((row.try_get(0)?, row.try_get(1)?))
     }
 }
 
@@ -395,10 +394,15 @@ impl Directory {
         Some(found)
     }
 
-    /// Positions, in order, of the principals whose lower-cased ARN contains `phrase`.
-    fn containing(&self, phrase: &str) -> Vec<usize> {
+    /// Positions, in order, of the principals (`among` these, if given) whose lower-cased ARN
+    /// contains `phrase`.
+    fn containing(&self, phrase: &str, among: Option<Vec<usize>>) -> Vec<usize> {
         let finder = memchr::memmem::Finder::new(phrase.as_bytes());
         let contains = |at: usize| finder.find(self.lowered[at].as_bytes()).is_some();
+        if let Some(mut among) = among {
+            among.retain(|&at| contains(at));
+            return among;
+        }
         if !phrase.bytes().all(|b| b.is_ascii_digit()) {
             return (0..self.lowered.len()).filter(|&at| contains(at)).collect();
         }
@@ -447,23 +451,19 @@ impl Directory {
             (None, None, Some(regex)) => self.starting_like(regex),
             _ => None,
         };
-        let mut positions: Vec<usize> = match (&filter.arns, &phrase, starting_like) {
-            (Some(arns), _, _) => {
-                let mut found: Vec<usize> = arns
-                    .iter()
-                    .flat_map(|arn| self.positions_of(&arn.to_lowercase()))
-                    .map(|&at| at as usize)
-                    .collect();
-                found.sort_unstable();
-                found.dedup();
-                if let Some(phrase) = &phrase {
-                    let finder = memchr::memmem::Finder::new(phrase.as_bytes());
-                    found.retain(|&at| finder.find(self.lowered[at].as_bytes()).is_some());
-                }
-                found
-            }
-            (None, Some(phrase), _) => self.containing(phrase),
-            (None, None, Some(found)) => found,
+        let with_arns = filter.arns.as_ref().map(|arns| {
+            let mut found: Vec<usize> = arns
+                .iter()
+                .flat_map(|arn| self.positions_of(&arn.to_lowercase()))
+                .map(|&at| at as usize)
+                .collect();
+            found.sort_unstable();
+            found.dedup();
+            found
+        });
+        let mut positions: Vec<usize> = match (with_arns, &phrase, starting_like) {
+            (among, Some(phrase), _) => self.containing(phrase, among),
+            (Some(found), None, _) | (None, None, Some(found)) => found,
             (None, None, None) => (0..self.ids.len()).collect(),
         };
         if let Some(regex) = &filter.regex {
@@ -522,9 +522,13 @@ mod tests {
             let scanned: Vec<usize> = (0..directory.lowered.len())
                 .filter(|&at| directory.lowered[at].contains(phrase.as_str()))
                 .collect();
-            assert_eq!(directory.containing(phrase), scanned, "phrase {phrase:?}");
+            assert_eq!(
+                directory.containing(phrase, None),
+                scanned,
+                "phrase {phrase:?}"
+            );
         }
-        assert_eq!(directory.containing("111111111111"), vec![0, 1, 6]);
+        assert_eq!(directory.containing("111111111111", None), vec![0, 1, 6]);
     }
 
     /// Narrowing by a regex's literal prefixes finds exactly what trying every ARN finds.
