@@ -57,21 +57,29 @@ fn principal(account: u64, index: u64) -> PrincipalUsage {
     PrincipalUsage { arn, services }
 }
 
-/// Writes accounts x per_account principals; returns service rows per second.
-async fn ingest(db: &Database, accounts: u64, per_account: u64) -> f64 {
+/// Writes the principals of `accounts` (per_account each) in batches of BATCH; returns service
+/// rows per second. Statistics are brought up to date afterwards, outside the measurement.
+async fn ingest(db: &Database, accounts: std::ops::Range<u64>, per_account: u64) -> f64 {
     let started = Instant::now();
-    let total = accounts * per_account;
+    let written = (accounts.end - accounts.start) * per_account;
     let mut batch = Vec::with_capacity(BATCH as usize);
-    for n in 0..total {
-        batch.push(principal(n / per_account, n % per_account));
-        if batch.len() as u64 == BATCH || n + 1 == total {
-            db.store_principals(&batch, WriteOptions::default())
-                .await
-                .unwrap();
-            batch.clear();
+    for account in accounts {
+        for index in 0..per_account {
+            batch.push(principal(account, index));
+            if batch.len() as u64 == BATCH {
+                db.store_principals(&batch, WriteOptions::default())
+                    .await
+                    .unwrap();
+                batch.clear();
+            }
         }
     }
-    let rate = (total as usize * SERVICES) as f64 / started.elapsed().as_secs_f64();
+    if !batch.is_empty() {
+        db.store_principals(&batch, WriteOptions::default())
+            .await
+            .unwrap();
+    }
+    let rate = (written as usize * SERVICES) as f64 / started.elapsed().as_secs_f64();
     db.optimize().await.unwrap();
     rate
 }
@@ -341,19 +349,20 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (accounts, per_account) = (1_000, 100);
     let dir = tempfile::tempdir().unwrap();
-    let uri = format!("sqlite:///{}", dir.path().join("api.db").display());
+    let path = dir.path().join("api.db");
+    let uri = format!("sqlite:///{}", path.display());
     let db = Database::connect(&uri).await.unwrap();
     db.migrate().await.unwrap();
     let plain = plain_insert(
-        &format!("sqlite://{}", dir.path().join("api.db").display()),
+        &format!("sqlite://{}", path.display()),
         accounts,
         per_account,
     )
     .await;
     println!("baseline: plain INSERTs into SQLite: {plain:.0} rows/s");
-    let rate = ingest(&db, accounts, per_account).await;
+    let rate = ingest(&db, 0..accounts, per_account).await;
     println!("ingest into SQLite: {:.0} service rows/s, {:.3} of baseline ({} principals x {SERVICES} services, batches of {BATCH})", rate, rate / plain, accounts * per_account);
-    let rate = ingest(&db, 50, per_account).await;
+    let rate = ingest(&db, 0..50, per_account).await;
     println!("re-ingest into SQLite (every row an update): {rate:.0} service rows/s");
     db.close().await;
     api_suite("SQLite", &uri, accounts, per_account).await;
@@ -367,7 +376,7 @@ async fn main() {
         db.migrate().await.unwrap();
         let plain = plain_insert(&pg, accounts, per_account).await;
         println!("baseline: plain INSERTs into PostgreSQL: {plain:.0} rows/s");
-        let rate = ingest(&db, accounts, per_account).await;
+        let rate = ingest(&db, 0..accounts, per_account).await;
         println!(
             "ingest into PostgreSQL: {rate:.0} service rows/s, {:.3} of baseline",
             rate / plain
@@ -392,35 +401,13 @@ async fn main() {
         pool.close().await;
         let from = have as u64 / per_account;
         if from < accounts {
-            let rate = ingest_more(&db, from, accounts, per_account).await;
+            let rate = ingest(&db, from..accounts, per_account).await;
             println!(
                 "ingest up to {} principals into PostgreSQL: {rate:.0} service rows/s",
                 accounts * per_account
             );
-            db.optimize().await.unwrap();
         }
         db.close().await;
         api_suite("PostgreSQL", &pg, accounts, per_account).await;
     }
-}
-
-/// Adds accounts `from..to` to a database that has `0..from`.
-async fn ingest_more(db: &Database, from: u64, to: u64, per_account: u64) -> f64 {
-    let started = Instant::now();
-    let mut batch = Vec::new();
-    for account in from..to {
-        for index in 0..per_account {
-            batch.push(principal(account, index));
-            if batch.len() as u64 == BATCH {
-                db.store_principals(&batch, WriteOptions::default())
-                    .await
-                    .unwrap();
-                batch.clear();
-            }
-        }
-    }
-    db.store_principals(&batch, WriteOptions::default())
-        .await
-        .unwrap();
-    ((to - from) * per_account) as f64 * SERVICES as f64 / started.elapsed().as_secs_f64()
 }
