@@ -92,7 +92,8 @@ async fn plain_insert(url: &str, accounts: u64, per_account: u64) -> f64 {
     const ROWS_PER_STATEMENT: usize = 360 / COLUMNS; // the write path's parameter budget
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
-    if url.starts_with("sqlite:") {
+    let sqlite = url.starts_with("sqlite:");
+    if sqlite {
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&pool)
             .await
@@ -121,11 +122,16 @@ async fn plain_insert(url: &str, accounts: u64, per_account: u64) -> f64 {
         }
         let mut tx = pool.begin().await.unwrap();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            // Placeholders as the write path writes them: anonymous in SQLite.
             let values: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let at = row * COLUMNS;
-                    let params: Vec<String> =
-                        (1..=COLUMNS).map(|c| format!("${}", at + c)).collect();
+                    let params: Vec<String> = (1..=COLUMNS)
+                        .map(|c| match sqlite {
+                            true => "?".to_owned(),
+                            false => format!("${}", at + c),
+                        })
+                        .collect();
                     format!("({})", params.join(", "))
                 })
                 .collect();

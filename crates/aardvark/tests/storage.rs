@@ -6,9 +6,10 @@ mod common;
 use std::collections::HashSet;
 
 use aardvark::db::read::{AdvisorFilter, StoredService};
+use aardvark::db::rendered::render_services;
 use aardvark::db::write::{WriteOptions, WriteWarning};
 use aardvark::db::Database;
-use common::{fresh_db, principal, service, Backend};
+use common::{fresh_db, principal, service, Backend, TestDb};
 use serde_json::json;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/App";
@@ -326,7 +327,196 @@ async fn text_round_trips_exactly(backend: Backend) {
     assert_eq!(services[0].last_authenticated_entity.as_deref(), Some(odd));
 }
 
+/// Every principal's services as the API's page writes them (kept renderings where there are
+/// any) must equal a rendering of its rows as stored now.
+async fn assert_renderings_current(t: &TestDb) {
+    let everything = AdvisorFilter::default();
+    let page = t.db.rendered_advisors(&everything, 1, 1000).await.unwrap();
+    let served: Vec<(String, String)> = page
+        .principals()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.arn.to_owned(), p.services.into_owned()))
+        .collect();
+    let stored = t.db.advisors(&everything, 1, 1000).await.unwrap();
+    let expected: Vec<(String, String)> = stored
+        .principals()
+        .unwrap()
+        .into_iter()
+        .map(|p| {
+            let services = render_services(p.last_updated.as_deref(), &p.services);
+            (p.arn.into_owned(), services)
+        })
+        .collect();
+    assert_eq!(served, expected);
+}
+
+/// ARNs whose services are kept rendered, in order.
+async fn kept_rendered(t: &TestDb) -> Vec<String> {
+    t.strings(
+        "SELECT o.arn FROM aws_iam_object o JOIN aardvark_rendered_services r \
+         ON r.item_id = o.id ORDER BY o.arn",
+    )
+    .await
+}
+
+fn of_principal(arn: &str) -> String {
+    format!("(SELECT id FROM aws_iam_object WHERE arn = '{arn}')")
+}
+
+/// The write path keeps every principal it stores rendered; any other change to what a
+/// rendering was made from removes it (the read path then renders from the rows), until
+/// `render_missing` renders it again. Pages are never stale on the way.
+async fn renderings_stay_current_whatever_changes_the_rows(backend: Backend) {
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    let (a, b, c) = (
+        "arn:aws:iam::123456789012:role/A",
+        "arn:aws:iam::123456789012:role/B",
+        "arn:aws:iam::123456789012:user/C",
+    );
+    t.store(&[
+        principal(
+            a,
+            vec![
+                service("s3", 100, Some("entity"), 1),
+                service("ec2", 0, None, 0),
+                service("iam", 7, Some("x"), 2),
+            ],
+        ),
+        principal(b, vec![service("kms", 9, Some("y"), 1)]),
+        principal(c, vec![]),
+    ])
+    .await;
+    assert_eq!(kept_rendered(&t).await, [a, b, c]);
+    assert_renderings_current(&t).await;
+
+    t.db.store_principals(
+        &[principal(a, vec![service("s3", 200, Some("newer"), 3)])],
+        WriteOptions {
+            prune_namespaces: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept_rendered(&t).await, [a, b, c]);
+    assert_renderings_current(&t).await;
+
+    // Another writer: updated, inserted and deleted rows, and a principal's lastUpdated.
+    t.execute(&format!(
+        "UPDATE advisor_data SET \"serviceName\" = 'Changed by hand' WHERE item_id = {}",
+        of_principal(a)
+    ))
+    .await;
+    assert_eq!(kept_rendered(&t).await, [b, c]);
+    assert_renderings_current(&t).await;
+    t.execute(&format!(
+        "INSERT INTO advisor_data (item_id, \"serviceNamespace\", \"serviceName\", \
+         \"lastAuthenticated\", \"totalAuthenticatedEntities\") VALUES ({}, 'sts', 'STS', 5, 1)",
+        of_principal(b)
+    ))
+    .await;
+    assert_eq!(kept_rendered(&t).await, [c]);
+    assert_renderings_current(&t).await;
+    t.execute(&format!(
+        "UPDATE aws_iam_object SET \"lastUpdated\" = '2020-01-02 03:04:05' WHERE arn = '{c}'"
+    ))
+    .await;
+    assert!(kept_rendered(&t).await.is_empty());
+    assert_renderings_current(&t).await;
+
+    assert_eq!(t.db.render_missing().await.unwrap(), 3);
+    assert_eq!(kept_rendered(&t).await, [a, b, c]);
+    assert_renderings_current(&t).await;
+    assert_eq!(t.db.render_missing().await.unwrap(), 0);
+
+    t.execute(&format!(
+        "DELETE FROM advisor_data WHERE item_id = {}",
+        of_principal(a)
+    ))
+    .await;
+    assert_eq!(kept_rendered(&t).await, [b, c]);
+    assert_renderings_current(&t).await;
+    t.db.prune_account("123456789012", &HashSet::from([a.to_owned()]))
+        .await
+        .unwrap();
+    assert!(kept_rendered(&t).await.is_empty());
+    assert_renderings_current(&t).await;
+    if backend == Backend::Postgres {
+        t.db.render_missing().await.unwrap();
+        assert_eq!(kept_rendered(&t).await, [a]);
+        t.execute("TRUNCATE advisor_data").await;
+        assert!(kept_rendered(&t).await.is_empty());
+        assert_renderings_current(&t).await;
+    }
+}
+
+/// PostgreSQL: a writer that changes a principal's rows while the write path is rendering it
+/// (holding the principal's row, from what it read before the change) waits for that rendering
+/// to commit and then removes it, rather than letting it stand stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_rendering_from_before_a_concurrent_change_does_not_stand() {
+    use sqlx::Connection;
+    let Some(t) = fresh_db(Backend::Postgres).await else {
+        return;
+    };
+    t.store(&[principal(ROLE, vec![service("s3", 1, None, 1)])])
+        .await;
+    let url = t.sqlx_url();
+    let mut renderer = sqlx::AnyConnection::connect(&url).await.unwrap();
+    let mut rendering = renderer.begin().await.unwrap();
+    sqlx::query(&format!(
+        "SELECT 1 FROM aws_iam_object WHERE id = {} FOR NO KEY UPDATE",
+        of_principal(ROLE)
+    ))
+    .fetch_all(&mut *rendering)
+    .await
+    .unwrap();
+
+    let writer = tokio::spawn(async move {
+        let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "UPDATE advisor_data SET \"serviceName\" = 'Changed meanwhile' WHERE item_id = \
+             (SELECT id FROM aws_iam_object)",
+        )
+        .execute(&mut other)
+        .await
+        .unwrap();
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting = t
+            .strings(
+                "SELECT CAST(pid AS TEXT) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await;
+        if !waiting.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && !writer.is_finished(),
+            "the other writer did not wait for the principal being rendered"
+        );
+        tokio::task::yield_now().await;
+    }
+    sqlx::query(&format!(
+        "INSERT INTO aardvark_rendered_services (item_id, services) VALUES ({}, '[\"stale\"]') \
+         ON CONFLICT (item_id) DO UPDATE SET services = excluded.services",
+        of_principal(ROLE)
+    ))
+    .execute(&mut *rendering)
+    .await
+    .unwrap();
+    rendering.commit().await.unwrap();
+    writer.await.unwrap();
+    assert!(kept_rendered(&t).await.is_empty());
+    assert_renderings_current(&t).await;
+}
+
 on_both_backends!(
+    renderings_stay_current_whatever_changes_the_rows,
     text_round_trips_exactly,
     reads_follow_writes_from_other_processes,
     upsert_rules,

@@ -7,12 +7,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::params::RequestParams;
-use super::{json_response, ApiError};
-use crate::db::read::{AdvisorFilter, StoredPrincipal, StoredService};
+use super::{json_response, json_text_response, ApiError};
+use crate::db::read::{AdvisorFilter, StoredPrincipal};
+use crate::db::rendered::{rfc1123, ServiceEntry};
 use crate::db::Database;
 
 const DEFAULT_PAGE: i64 = 1;
@@ -38,25 +39,6 @@ pub struct AdvisorsBody {
     combine: Option<String>,
 }
 
-/// One service of one principal. Fields are declared in sorted order: that is the JSON order.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ServiceEntry<'a> {
-    /// Epoch milliseconds of the last use; 0 when not used in AWS's tracking window.
-    #[serde(rename = "lastAuthenticated")]
-    last_authenticated: Option<i64>,
-    #[serde(rename = "lastAuthenticatedEntity")]
-    last_authenticated_entity: Option<&'a str>,
-    /// When this principal was last collected (RFC 1123, GMT).
-    #[serde(rename = "lastUpdated")]
-    last_updated: Option<&'a str>,
-    #[serde(rename = "serviceName")]
-    service_name: Option<&'a str>,
-    #[serde(rename = "serviceNamespace")]
-    service_namespace: Option<&'a str>,
-    #[serde(rename = "totalAuthenticatedEntities")]
-    total_authenticated_entities: Option<i64>,
-}
-
 /// One namespace of a combined answer.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct CombinedEntry<'a> {
@@ -64,15 +46,6 @@ pub struct CombinedEntry<'a> {
     used_last_90_days: bool,
     #[serde(flatten)]
     entry: ServiceEntry<'a>,
-}
-
-/// A value at the top level of a page: a number (`count`, `page`, `total`) or a principal's
-/// services (keyed by ARN).
-#[derive(Serialize)]
-#[serde(untagged)]
-enum PageValue<'a> {
-    Number(i64),
-    Services(Vec<ServiceEntry<'a>>),
 }
 
 /// Access Advisor data per principal.
@@ -143,70 +116,78 @@ pub async fn advisors(
         .string("combine")?
         .is_some_and(|value| value.eq_ignore_ascii_case("true"));
 
-    let result = db.advisors(&filter, page, count).await?;
-    // Everything the answer holds borrows from the page as the database sent it.
-    let principals = result.principals()?;
-    if principals.is_empty() && page != 1 {
-        let last_page = if count == 0 {
-            1
-        } else {
-            ((result.total + count - 1) / count).max(1)
-        };
-        return Err(ApiError::bad_request(format!(
-            "invalid value for 'page': {page} is past the last page ({last_page}) of {} principals at count={count}",
-            result.total
-        )));
-    }
-    let last_updated: Vec<Option<String>> = principals
-        .iter()
-        .map(|principal| principal.last_updated.as_deref().map(rfc1123))
-        .collect();
-    let principals = principals
-        .iter()
-        .zip(&last_updated)
-        .map(|(principal, last_updated)| (principal, last_updated.as_deref()));
-    // The answer repeats `lastUpdated` and key names in every service: about twice the size.
-    let capacity = 64 + 2 * result.text_len();
     if combine {
+        let result = db.advisors(&filter, page, count).await?;
+        // Everything the answer holds borrows from the page as the database sent it.
+        let principals = result.principals()?;
+        check_page_exists(page, count, result.total, principals.len())?;
         if result.total > principals.len() as i64 {
             return Err(ApiError::bad_request(format!(
                 "Error: Please specify a count of at least {}.",
                 result.total
             )));
         }
+        let last_updated: Vec<Option<String>> = principals
+            .iter()
+            .map(|principal| principal.last_updated.as_deref().map(rfc1123))
+            .collect();
+        let principals = principals
+            .iter()
+            .zip(&last_updated)
+            .map(|(principal, last_updated)| (principal, last_updated.as_deref()));
         return Ok(json_response(
             StatusCode::OK,
             &combined(principals, Utc::now()),
-            capacity,
+            2 * result.text_len(),
         ));
     }
-    let mut body: BTreeMap<&str, PageValue> = BTreeMap::new();
-    body.insert("count", PageValue::Number(principals.len() as i64));
-    body.insert("page", PageValue::Number(page));
-    body.insert("total", PageValue::Number(result.total));
-    for (principal, last_updated) in principals {
-        let entries = principal
-            .services
+    let result = db.rendered_advisors(&filter, page, count).await?;
+    let principals = result.principals()?;
+    check_page_exists(page, count, result.total, principals.len())?;
+    let numbers = [
+        ("count", principals.len() as i64),
+        ("page", page),
+        ("total", result.total),
+    ];
+    // Keys in sorted order, as upstream's JSON has them; a later principal under the same
+    // key (only the empty ARN can repeat) replaces an earlier one, as in a dict.
+    let mut keys: BTreeMap<&str, Result<i64, &str>> = BTreeMap::new();
+    keys.extend(numbers.map(|(key, number)| (key, Ok(number))));
+    keys.extend(
+        principals
             .iter()
-            .map(|service| service_entry(service, last_updated))
-            .collect();
-        body.insert(&principal.arn, PageValue::Services(entries));
+            .map(|principal| (principal.arn, Err(principal.services.as_ref()))),
+    );
+    let mut text = Vec::with_capacity(64 + result.text_len());
+    text.push(b'{');
+    for (at, (key, value)) in keys.into_iter().enumerate() {
+        if at > 0 {
+            text.push(b',');
+        }
+        serde_json::to_writer(&mut text, key).expect("a string always serializes");
+        text.push(b':');
+        match value {
+            Ok(number) => text.extend_from_slice(number.to_string().as_bytes()),
+            Err(services) => text.extend_from_slice(services.as_bytes()),
+        }
     }
-    Ok(json_response(StatusCode::OK, &body, capacity))
+    text.extend_from_slice(b"}\n");
+    Ok(json_text_response(StatusCode::OK, text))
 }
 
-fn service_entry<'a>(
-    service: &'a StoredService<'a>,
-    last_updated: Option<&'a str>,
-) -> ServiceEntry<'a> {
-    ServiceEntry {
-        last_authenticated: service.last_authenticated,
-        last_authenticated_entity: service.last_authenticated_entity.as_deref(),
-        last_updated,
-        service_name: service.service_name.as_deref(),
-        service_namespace: service.service_namespace.as_deref(),
-        total_authenticated_entities: service.total_authenticated_entities,
+/// An empty page is an error unless it is the first one.
+fn check_page_exists(page: i64, count: i64, total: i64, found: usize) -> Result<(), ApiError> {
+    if found > 0 || page == 1 {
+        return Ok(());
     }
+    let last_page = if count == 0 {
+        1
+    } else {
+        ((total + count - 1) / count).max(1)
+    };
+    Err(ApiError::bad_request(format!(
+        "invalid value for 'page': {page} is past the last page ({last_page}) of {total} principals at count={count}"
+    )))
 }
 
 /// Per namespace, the entry with the newest use among the principals (the first on ties), with
@@ -222,7 +203,7 @@ fn combined<'a>(
             let Some(namespace) = service.service_namespace.as_deref() else {
                 continue;
             };
-            let candidate = service_entry(service, last_updated);
+            let candidate = ServiceEntry::new(service, last_updated);
             match usage.get_mut(namespace) {
                 None => {
                     usage.insert(
@@ -255,25 +236,6 @@ fn combined<'a>(
     usage
 }
 
-/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
-/// timestamp is passed through rather than hidden.
-fn rfc1123(stored: &str) -> String {
-    let trimmed = stored
-        .trim()
-        .trim_end_matches("+00:00")
-        .trim_end_matches('Z');
-    [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-    ]
-    .iter()
-    .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
-    .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-    .unwrap_or_else(|| stored.to_owned())
-}
-
 /// The regex crate's message without its multi-line pattern excerpt.
 fn regex_error_text(err: &regex::Error) -> String {
     let text = err.to_string();
@@ -282,26 +244,4 @@ fn regex_error_text(err: &regex::Error) -> String {
         .find(|line| line.starts_with("error:"))
         .map(|line| line.trim_start_matches("error:").trim().to_owned())
         .unwrap_or(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_format_like_flask() {
-        assert_eq!(
-            rfc1123("2026-11-24 08:33:58.107145"),
-            "Tue, 24 Nov 2026 08:33:58 GMT"
-        );
-        assert_eq!(
-            rfc1123("2026-11-22 19:54:58"),
-            "Sun, 22 Nov 2026 19:54:58 GMT"
-        );
-        assert_eq!(
-            rfc1123("2026-11-22T19:54:58Z"),
-            "Sun, 22 Nov 2026 19:54:58 GMT"
-        );
-        assert_eq!(rfc1123("garbage"), "garbage");
-    }
 }

@@ -76,6 +76,11 @@ pub(crate) fn json_response<T: Serialize>(
     let mut text = Vec::with_capacity(capacity);
     serde_json::to_writer(&mut text, body).expect("API bodies always serialize");
     text.push(b'\n');
+    json_text_response(status, text)
+}
+
+/// A response of JSON text already written, newline included.
+pub(crate) fn json_text_response(status: StatusCode, text: Vec<u8>) -> Response {
     (
         status,
         [(

@@ -16,7 +16,7 @@ use crate::db::Database;
     paths(super::advisors::advisors, super::healthcheck),
     components(schemas(
         super::advisors::AdvisorsBody,
-        super::advisors::ServiceEntry,
+        crate::db::rendered::ServiceEntry,
         super::advisors::CombinedEntry,
         super::ErrorBody
     ))

@@ -232,6 +232,10 @@ async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
 async fn run_create_db(settings: &Settings) -> anyhow::Result<ExitCode> {
     let db = open_database(settings).await?;
     db.migrate().await?;
+    // A database from before migration 0006 (or upstream's) gets its answers rendered now.
+    db.render_missing()
+        .await
+        .context("cannot render the stored principals' answers")?;
     db.close().await;
     println!(
         "database schema is up to date in {}",

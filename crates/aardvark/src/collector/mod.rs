@@ -243,6 +243,11 @@ impl Collector {
         if let Err(err) = self.db.optimize().await {
             tracing::warn!(error = %err, "cannot refresh the database's statistics");
         }
+        // Principals another writer changed since they were stored are rendered again here;
+        // until then the API renders them on every read, so a failure costs only speed.
+        if let Err(err) = self.db.render_missing().await {
+            tracing::warn!(error = %err, "cannot render the API's answers ahead of reads");
+        }
         tracing::info!(run_id, status = %totals.status, seconds = report.duration.as_secs_f64(), "collection finished");
         Ok(report)
     }

@@ -70,7 +70,7 @@ pub struct StoredPrincipal<'a> {
 /// serviceName, serviceNamespace, lastAuthenticatedEntity, totalAuthenticatedEntities]`:
 /// sorting 20 rows here is cheaper than an ordered aggregate, for which SQLite builds a
 /// temporary b-tree per principal.
-fn services_by_id<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn services_by_id<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<StoredService<'de>>, D::Error> {
     #[derive(Deserialize)]
@@ -106,7 +106,7 @@ fn text_or_empty<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Text that borrows from the JSON when it has no escapes (nearly always), owned otherwise.
-fn borrowed_text<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn borrowed_text<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Cow<'de, str>>, D::Error> {
     struct Text;
@@ -168,6 +168,15 @@ impl AdvisorPage {
     pub fn text_len(&self) -> usize {
         self.principals.as_ref().map_or(0, String::len)
     }
+}
+
+/// What a page holds for each principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageShape {
+    /// Its services as stored: [`AdvisorPage`].
+    Stored,
+    /// Its services as the API writes them: [`super::rendered::RenderedPage`].
+    Rendered,
 }
 
 /// Every principal's id and ARN in id order, as of one version of the principals table.
@@ -249,34 +258,48 @@ impl Database {
         self.directory(None).await.map(drop)
     }
 
-    /// Principals matching `filter`, `count` per page, page `page` (1-based).
-    ///
-    /// One statement in the common case: the page's rows come with the principals' version,
-    /// and only if that differs from the directory's is the directory read again and the page
-    /// asked once more, so an answer is never older than its request.
+    /// Principals matching `filter`, `count` per page, page `page` (1-based), with their
+    /// services as stored.
     pub async fn advisors(
         &self,
         filter: &AdvisorFilter,
         page: i64,
         count: i64,
     ) -> Result<AdvisorPage, DbError> {
-        let directory = self.directory(None).await?;
-        let (total, page_ids) = directory.select(filter, page, count);
-        let (version, principals) = self.principals_among(&page_ids).await?;
-        if version == directory.version {
-            return Ok(AdvisorPage { total, principals });
-        }
-        let directory = self.directory(Some(version)).await?;
-        let (total, page_ids) = directory.select(filter, page, count);
-        let (_, principals) = self.principals_among(&page_ids).await?;
+        let (total, principals) = self
+            .filtered_page(filter, page, count, PageShape::Stored)
+            .await?;
         Ok(AdvisorPage { total, principals })
     }
 
-    /// The principals' version and the principals `ids` with their services, aggregated into
-    /// one JSON document: one row per request rather than per principal or service (rows are
-    /// what the drivers pay for, each one handed between threads).
-    async fn principals_among(&self, ids: &[i64]) -> Result<(i64, Option<String>), DbError> {
-        let (matching, list) = self.among_ids("o.id", "$1", ids);
+    /// The number of principals matching `filter` and page `page` of them in `shape`.
+    ///
+    /// One statement in the common case: the page's rows come with the principals' version,
+    /// and only if that differs from the directory's is the directory read again and the page
+    /// asked once more, so an answer is never older than its request.
+    pub(crate) async fn filtered_page(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+        shape: PageShape,
+    ) -> Result<(i64, Option<String>), DbError> {
+        let directory = self.directory(None).await?;
+        let (total, page_ids) = directory.select(filter, page, count);
+        let (version, principals) = self.principals_among(&page_ids, shape).await?;
+        if version == directory.version {
+            return Ok((total, principals));
+        }
+        let directory = self.directory(Some(version)).await?;
+        let (total, page_ids) = directory.select(filter, page, count);
+        let (_, principals) = self.principals_among(&page_ids, shape).await?;
+        Ok((total, principals))
+    }
+
+    /// SQL for the services of principal `o`, aggregated into one JSON array of
+    /// `[id, lastAuthenticated, serviceName, serviceNamespace, lastAuthenticatedEntity,
+    /// totalAuthenticatedEntities]` in no particular order (see [`services_by_id`]).
+    pub(crate) fn aggregated_services_sql(&self) -> String {
         let columns = [
             "a.id",
             "a.\"lastAuthenticated\"",
@@ -284,24 +307,48 @@ impl Database {
             "a.\"serviceNamespace\"",
             "a.\"lastAuthenticatedEntity\"",
             "a.\"totalAuthenticatedEntities\"",
-        ];
-        let last_updated = self.timestamp_text("o.\"lastUpdated\"");
-        let page = match self.dialect() {
-            // The outer levels put together as text: SQLite's JSON functions would parse
-            // every nested array again, which costs more than the query itself.
+        ]
+        .join(", ");
+        match self.dialect() {
             Dialect::Sqlite => format!(
-                "SELECT '[' || group_concat('[' || o.id || ',' || json_quote(o.arn) || ',' \
-                 || json_quote({last_updated}) || ',' || (SELECT json_group_array(json_array({})) \
-                 FROM advisor_data a WHERE a.item_id = o.id) || ']', ',') || ']' \
-                 FROM aws_iam_object o WHERE {matching}",
-                columns.join(", ")
+                "(SELECT json_group_array(json_array({columns})) FROM advisor_data a \
+                 WHERE a.item_id = o.id)"
             ),
             Dialect::Postgres => format!(
-                "SELECT CAST(json_agg(json_build_array(o.id, o.arn, {last_updated}, \
-                 (SELECT json_agg(json_build_array({})) FROM advisor_data a \
-                  WHERE a.item_id = o.id))) AS TEXT) FROM aws_iam_object o WHERE {matching}",
-                columns.join(", ")
+                "COALESCE((SELECT json_agg(json_build_array({columns})) FROM advisor_data a \
+                 WHERE a.item_id = o.id), CAST('[]' AS json))"
             ),
+        }
+    }
+
+    /// The principals' version and the principals `ids` in `shape`, as one text: one row per
+    /// request rather than per principal or service (rows are what the drivers pay for, each
+    /// one handed between threads).
+    async fn principals_among(
+        &self,
+        ids: &[i64],
+        shape: PageShape,
+    ) -> Result<(i64, Option<String>), DbError> {
+        let (matching, list) = self.among_ids("o.id", "$1", ids);
+        let page = match shape {
+            PageShape::Rendered => self.rendered_records_sql(&matching),
+            PageShape::Stored => {
+                let last_updated = self.timestamp_text("o.\"lastUpdated\"");
+                let services = self.aggregated_services_sql();
+                match self.dialect() {
+                    // The outer levels put together as text: SQLite's JSON functions would
+                    // parse every nested array again, which costs more than the query itself.
+                    Dialect::Sqlite => format!(
+                        "SELECT '[' || group_concat('[' || o.id || ',' || json_quote(o.arn) || ',' \
+                         || json_quote({last_updated}) || ',' || {services} || ']', ',') || ']' \
+                         FROM aws_iam_object o WHERE {matching}"
+                    ),
+                    Dialect::Postgres => format!(
+                        "SELECT CAST(json_agg(json_build_array(o.id, o.arn, {last_updated}, \
+                         {services})) AS TEXT) FROM aws_iam_object o WHERE {matching}"
+                    ),
+                }
+            }
         };
         let sql = format!(
             "SELECT CAST(v.version AS BIGINT), ({page}) FROM aardvark_principal_version v WHERE v.id = 1"

@@ -13,9 +13,10 @@ pub const SERVICE_NAME_MAX_CHARS: usize = 128;
 pub const SERVICE_NAMESPACE_MAX_CHARS: usize = 64;
 
 /// Parameters per multi-row statement. Far below both databases' limits, and small because
-/// sqlx looks up each SQLite parameter's name in a list, which costs time quadratic in the
-/// number of parameters (measured: 54% of ingest time at 3,000 parameters a statement).
-const PARAMS_PER_STATEMENT: usize = 360;
+/// sqlx looks up each numbered SQLite parameter's name in a list, which costs time quadratic in
+/// the number of parameters (measured: 54% of ingest time at 3,000 parameters a statement);
+/// the statements that repeat per service row avoid numbering (`values_placeholders`).
+pub(crate) const PARAMS_PER_STATEMENT: usize = 360;
 
 /// One service's last use by a principal, as AWS reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,20 +234,6 @@ impl Database {
         }
 
         for chunk in writes.chunks(PARAMS_PER_STATEMENT / 6) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p = i * 6;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO advisor_data (item_id, \"serviceNamespace\", \"serviceName\", \
                  \"lastAuthenticated\", \"lastAuthenticatedEntity\", \"totalAuthenticatedEntities\") \
@@ -255,7 +242,7 @@ impl Database {
                  \"lastAuthenticated\" = excluded.\"lastAuthenticated\", \
                  \"lastAuthenticatedEntity\" = excluded.\"lastAuthenticatedEntity\", \
                  \"totalAuthenticatedEntities\" = excluded.\"totalAuthenticatedEntities\"",
-                values.join(", ")
+                self.values_placeholders(chunk.len(), 6)
             );
             let mut query = sqlx::query(&sql);
             for (item_id, service) in chunk {
@@ -277,6 +264,9 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
+        // The principals' rows have been locked (PostgreSQL) or the database has been
+        // (SQLite) since the first statement, so what is rendered is what commits.
+        self.render_into(&mut tx, &item_ids).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -307,6 +297,8 @@ impl Database {
             }
         }
         if !ids.is_empty() {
+            // Before their rows, like the write path, so that the two cannot deadlock.
+            self.lock_principals(&mut tx, &ids).await?;
             let (rows_matching, list) = self.among_ids("item_id", "$1", &ids);
             sqlx::query(&format!("DELETE FROM advisor_data WHERE {rows_matching}"))
                 .bind(&list)

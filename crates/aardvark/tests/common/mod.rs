@@ -108,19 +108,31 @@ pub async fn fresh_db(backend: Backend) -> Option<TestDb> {
 }
 
 impl TestDb {
-    /// Runs raw SQL on the database (for setting up states the write path never produces).
-    pub async fn execute(&self, sql: &str) {
+    /// The database's URL as sqlx takes it.
+    pub fn sqlx_url(&self) -> String {
         sqlx::any::install_default_drivers();
-        let url = match aardvark::db::DatabaseTarget::parse(&self.uri).unwrap() {
+        match aardvark::db::DatabaseTarget::parse(&self.uri).unwrap() {
             aardvark::db::DatabaseTarget::SqliteFile(path) => {
                 format!("sqlite://{}", path.display())
             }
             aardvark::db::DatabaseTarget::Postgres(url) => url,
             aardvark::db::DatabaseTarget::SqliteMemory => unreachable!(),
-        };
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        }
+    }
+
+    /// Runs raw SQL on the database (for setting up states the write path never produces).
+    pub async fn execute(&self, sql: &str) {
+        let pool = sqlx::AnyPool::connect(&self.sqlx_url()).await.unwrap();
         pool.execute(sql).await.unwrap();
         pool.close().await;
+    }
+
+    /// The first column of every row `sql` returns, as text.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        let pool = sqlx::AnyPool::connect(&self.sqlx_url()).await.unwrap();
+        let rows = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+        pool.close().await;
+        rows
     }
 
     pub async fn store(&self, principals: &[PrincipalUsage]) {
