@@ -14,22 +14,25 @@ CREATE TABLE aardvark_rendered_services (
 -- earlier thus waits for that rendering to commit, then removes it. Without the wait, the
 -- removal could run before the rendering is inserted and leave it stale.
 CREATE FUNCTION aardvark_rendered_services_stale() RETURNS trigger AS $$
+DECLARE
+	principal_column text := CASE TG_TABLE_NAME WHEN 'advisor_data' THEN 'item_id' ELSE 'id' END;
+	principals integer[];
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
 		DELETE FROM aardvark_rendered_services;
-	ELSIF TG_TABLE_NAME = 'advisor_data' THEN
-		IF TG_OP = 'UPDATE' THEN
-			PERFORM 1 FROM aws_iam_object WHERE id IN (SELECT item_id FROM before_change) ORDER BY id FOR NO KEY UPDATE;
-			DELETE FROM aardvark_rendered_services WHERE item_id IN (SELECT item_id FROM before_change);
-		END IF;
-		PERFORM 1 FROM aws_iam_object WHERE id IN (SELECT item_id FROM changed) ORDER BY id FOR NO KEY UPDATE;
-		DELETE FROM aardvark_rendered_services WHERE item_id IN (SELECT item_id FROM changed);
-	ELSE
-		IF TG_OP = 'UPDATE' THEN
-			DELETE FROM aardvark_rendered_services WHERE item_id IN (SELECT id FROM before_change);
-		END IF;
-		DELETE FROM aardvark_rendered_services WHERE item_id IN (SELECT id FROM changed);
+		RETURN NULL;
 	END IF;
+	-- Dynamic SQL: a function's static statements keep the plan made on first use, which on
+	-- a new, empty database scans the whole table, whatever size it grows to.
+	IF TG_OP = 'UPDATE' THEN
+		EXECUTE format('SELECT array_agg(DISTINCT %1$I) FROM (SELECT %1$I FROM changed UNION ALL SELECT %1$I FROM before_change) AS c', principal_column) INTO principals;
+	ELSE
+		EXECUTE format('SELECT array_agg(DISTINCT %I) FROM changed', principal_column) INTO principals;
+	END IF;
+	IF TG_TABLE_NAME = 'advisor_data' THEN
+		EXECUTE 'SELECT count(*) FROM (SELECT 1 FROM aws_iam_object WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked' USING principals;
+	END IF;
+	EXECUTE 'DELETE FROM aardvark_rendered_services WHERE item_id = ANY($1)' USING principals;
 	RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
