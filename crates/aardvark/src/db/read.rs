@@ -8,6 +8,7 @@ use std::sync::Arc;
 use regex::Regex;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use serde::Deserialize;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use futures::TryStreamExt;
@@ -266,13 +267,17 @@ impl Database {
         page: i64,
         count: i64,
     ) -> Result<AdvisorPage, DbError> {
-        let (total, principals) = self
+        let (total, row) = self
             .filtered_page(filter, page, count, PageShape::Stored)
             .await?;
-        Ok(AdvisorPage { total, principals })
+        Ok(AdvisorPage {
+            total,
+            principals: row.try_get(1)?,
+        })
     }
 
-    /// The number of principals matching `filter` and page `page` of them in `shape`.
+    /// The number of principals matching `filter`, and the row that holds page `page` of them
+    /// in `shape` (column 0 the principals' version, then the page's text columns).
     ///
     /// One statement in the common case: the page's rows come with the principals' version,
     /// and only if that differs from the directory's is the directory read again and the page
@@ -283,17 +288,16 @@ impl Database {
         page: i64,
         count: i64,
         shape: PageShape,
-    ) -> Result<(i64, Option<String>), DbError> {
+    ) -> Result<(i64, AnyRow), DbError> {
         let directory = self.directory(None).await?;
         let (total, page_ids) = directory.select(filter, page, count);
-        let (version, principals) = self.principals_among(&page_ids, shape).await?;
-        if version == directory.version {
-            return Ok((total, principals));
+        let row = self.principals_among(&page_ids, shape).await?;
+        if row.try_get::<i64, _>(0)? == directory.version {
+            return Ok((total, row));
         }
-        let directory = self.directory(Some(version)).await?;
+        let directory = self.directory(Some(row.try_get(0)?)).await?;
         let (total, page_ids) = directory.select(filter, page, count);
-        let (_, principals) = self.principals_among(&page_ids, shape).await?;
-        Ok((total, principals))
+        Ok((total, self.principals_among(&page_ids, shape).await?))
     }
 
     /// SQL for the services of principal `o`, aggregated into one JSON array of
@@ -321,17 +325,15 @@ impl Database {
         }
     }
 
-    /// The principals' version and the principals `ids` in `shape`, as one text: one row per
+    /// The principals' version and the principals `ids` in `shape`, in one row: one row per
     /// request rather than per principal or service (rows are what the drivers pay for, each
     /// one handed between threads).
-    async fn principals_among(
-        &self,
-        ids: &[i64],
-        shape: PageShape,
-    ) -> Result<(i64, Option<String>), DbError> {
+    async fn principals_among(&self, ids: &[i64], shape: PageShape) -> Result<AnyRow, DbError> {
         let (matching, list) = self.among_ids("o.id", "$1", ids);
-        let page = match shape {
-            PageShape::Rendered => self.rendered_records_sql(&matching),
+        let version = "(SELECT CAST(v.version AS BIGINT) FROM aardvark_principal_version v \
+                       WHERE v.id = 1)";
+        let sql = match shape {
+            PageShape::Rendered => self.rendered_page_sql(version, &matching),
             PageShape::Stored => {
                 let last_updated = self.timestamp_text("o.\"lastUpdated\"");
                 let services = self.aggregated_services_sql();
@@ -339,22 +341,19 @@ impl Database {
                     // The outer levels put together as text: SQLite's JSON functions would
                     // parse every nested array again, which costs more than the query itself.
                     Dialect::Sqlite => format!(
-                        "SELECT '[' || group_concat('[' || o.id || ',' || json_quote(o.arn) || ',' \
-                         || json_quote({last_updated}) || ',' || {services} || ']', ',') || ']' \
-                         FROM aws_iam_object o WHERE {matching}"
+                        "SELECT {version}, '[' || group_concat('[' || o.id || ',' \
+                         || json_quote(o.arn) || ',' || json_quote({last_updated}) || ',' \
+                         || {services} || ']', ',') || ']' FROM aws_iam_object o WHERE {matching}"
                     ),
                     Dialect::Postgres => format!(
-                        "SELECT CAST(json_agg(json_build_array(o.id, o.arn, {last_updated}, \
-                         {services})) AS TEXT) FROM aws_iam_object o WHERE {matching}"
+                        "SELECT {version}, CAST(json_agg(json_build_array(o.id, o.arn, \
+                         {last_updated}, {services})) AS TEXT) FROM aws_iam_object o \
+                         WHERE {matching}"
                     ),
                 }
             }
         };
-        let sql = format!(
-            "SELECT CAST(v.version AS BIGINT), ({page}) FROM aardvark_principal_version v WHERE v.id = 1"
-        );
-        let row = sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
+        Ok(sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?)
     }
 }
 

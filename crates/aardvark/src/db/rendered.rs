@@ -12,6 +12,8 @@ use std::borrow::Cow;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 use super::read::{AdvisorFilter, PageShape, StoredService};
 use super::{Database, DbError, Dialect};
@@ -19,8 +21,8 @@ use super::{Database, DbError, Dialect};
 /// Principals rendered per statement when catching up.
 const RENDER_BATCH: usize = 500;
 
-/// Separates the principals of a rendered page. JSON escapes every control character, so it
-/// cannot occur in a rendering; ARNs come with their length and may hold anything.
+/// Separates the principals' services in a rendered page: JSON escapes every control character,
+/// so it cannot occur in a rendering. ARNs come with their length and may hold anything.
 const RECORD_SEPARATOR: u8 = 0x1e;
 
 /// One service of one principal. Fields are declared in sorted order: that is the JSON order.
@@ -101,29 +103,43 @@ pub struct RenderedPrincipal<'a> {
 pub struct RenderedPage {
     /// Principals matched by the filter, on every page.
     pub total: i64,
-    /// Per principal `ID ARN_BYTES ARN` then `R` and its stored rendering, or `L` and
-    /// `[lastUpdated, services as aggregated for `read`]` to render here; principals separated
-    /// by [`RECORD_SEPARATOR`], in no particular order. `None` for an empty page.
-    records: Option<String>,
+    /// Per principal `ID ARN_BYTES ARN` then `R` (its services are stored rendered) or `L`
+    /// (they come as `[lastUpdated, services as aggregated for read.rs]`, to render here), in
+    /// no particular order; `None` for an empty page.
+    headers: Option<String>,
+    /// The principals' services, in the order of `headers`, separated by
+    /// [`RECORD_SEPARATOR`]. Apart from the headers so that the database copies them once.
+    services: Option<String>,
 }
 
 impl RenderedPage {
+    fn from_row(total: i64, row: &AnyRow) -> Result<Self, DbError> {
+        Ok(RenderedPage {
+            total,
+            headers: row.try_get(1)?,
+            services: row.try_get(2)?,
+        })
+    }
+
     /// The page's principals in `id` order.
     pub fn principals(&self) -> Result<Vec<RenderedPrincipal<'_>>, DbError> {
-        let mut principals =
-            parse_records(self.records.as_deref().unwrap_or_default()).map_err(|problem| {
-                DbError::Sql(sqlx::Error::Decode(
-                    format!("the page's rendered principals as the database sent them: {problem}")
-                        .into(),
-                ))
-            })?;
+        let mut principals = parse_page(
+            self.headers.as_deref().unwrap_or_default(),
+            self.services.as_deref().unwrap_or_default(),
+        )
+        .map_err(|problem| {
+            DbError::Sql(sqlx::Error::Decode(
+                format!("the page's rendered principals as the database sent them: {problem}")
+                    .into(),
+            ))
+        })?;
         principals.sort_unstable_by_key(|principal| principal.id);
         Ok(principals)
     }
 
     /// Bytes of the page as the database sent it: what sizes a response.
     pub fn text_len(&self) -> usize {
-        self.records.as_ref().map_or(0, String::len)
+        self.headers.as_ref().map_or(0, String::len) + self.services.as_ref().map_or(0, String::len)
     }
 }
 
@@ -134,31 +150,47 @@ struct Unrendered<'a>(
     #[serde(borrow, deserialize_with = "super::read::services_by_id")] Vec<StoredService<'a>>,
 );
 
-fn parse_records(mut rest: &str) -> Result<Vec<RenderedPrincipal<'_>>, String> {
+fn parse_page<'a>(
+    mut headers: &'a str,
+    services: &'a str,
+) -> Result<Vec<RenderedPrincipal<'a>>, String> {
     let mut principals = Vec::new();
-    while !rest.is_empty() {
-        let malformed = || format!("malformed record at {:?}", rest.get(..40).unwrap_or(rest));
-        let (id, after) = rest.split_once(' ').ok_or_else(malformed)?;
+    let mut each_services = services.split(char::from(RECORD_SEPARATOR));
+    while !headers.is_empty() {
+        let malformed = || {
+            let at = headers.get(..40).unwrap_or(headers);
+            format!("malformed principal at {at:?}")
+        };
+        let (id, after) = headers.split_once(' ').ok_or_else(malformed)?;
         let (arn_len, after) = after.split_once(' ').ok_or_else(malformed)?;
         let id: i64 = id.parse().map_err(|_| malformed())?;
         let arn_len: usize = arn_len.parse().map_err(|_| malformed())?;
         let arn = after.get(..arn_len).ok_or_else(malformed)?;
-        let after = &after[arn_len..];
-        let body_len = memchr::memchr(RECORD_SEPARATOR, after.as_bytes()).unwrap_or(after.len());
-        let (record, next) = after.split_at(body_len);
-        rest = next.get(1..).unwrap_or_default();
-        let services = match record.split_at_checked(1) {
-            Some(("R", rendered)) => Cow::Borrowed(rendered),
-            Some(("L", unrendered)) => {
-                let Unrendered(last_updated, services) = serde_json::from_str(unrendered)
+        let (kind, after) = after[arn_len..].split_at_checked(1).ok_or_else(malformed)?;
+        let stored = each_services
+            .next()
+            .ok_or_else(|| format!("no services for principal {id}"))?;
+        let services = match kind {
+            "R" => Cow::Borrowed(stored),
+            "L" => {
+                let Unrendered(last_updated, services) = serde_json::from_str(stored)
                     .map_err(|err| format!("principal {id}'s services: {err}"))?;
                 Cow::Owned(render_services(last_updated.as_deref(), &services))
             }
             _ => return Err(malformed()),
         };
         principals.push(RenderedPrincipal { id, arn, services });
+        headers = after;
     }
-    Ok(principals)
+    let left_over = match principals.is_empty() {
+        true => !services.is_empty(),
+        false => each_services.next().is_some(),
+    };
+    if !left_over {
+        Ok(principals)
+    } else {
+        Err("more services than principals".to_owned())
+    }
 }
 
 impl Database {
@@ -170,14 +202,15 @@ impl Database {
         page: i64,
         count: i64,
     ) -> Result<RenderedPage, DbError> {
-        let (total, records) = self
+        let (total, row) = self
             .filtered_page(filter, page, count, PageShape::Rendered)
             .await?;
-        Ok(RenderedPage { total, records })
+        RenderedPage::from_row(total, &row)
     }
 
-    /// SQL for the records of [`RenderedPage`]: the principals `o` matching `matching`.
-    pub(crate) fn rendered_records_sql(&self, matching: &str) -> String {
+    /// SQL for one row: `version`, then the `headers` and `services` of [`RenderedPage`] for
+    /// the principals `o` matching `matching`.
+    pub(crate) fn rendered_page_sql(&self, version: &str, matching: &str) -> String {
         let last_updated = self.timestamp_text("o.\"lastUpdated\"");
         let services = self.aggregated_services_sql();
         let (unrendered, concat, separator) = match self.dialect() {
@@ -194,9 +227,9 @@ impl Database {
             ),
         };
         format!(
-            "SELECT {concat}(o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' \
-             || COALESCE(o.arn, '') || CASE WHEN r.services IS NULL THEN 'L' || {unrendered} \
-             ELSE 'R' || r.services END, {separator}) \
+            "SELECT {version}, {concat}(o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' \
+             || COALESCE(o.arn, '') || CASE WHEN r.services IS NULL THEN 'L' ELSE 'R' END, ''), \
+             {concat}(COALESCE(r.services, {unrendered}), {separator}) \
              FROM aws_iam_object o LEFT JOIN aardvark_rendered_services r ON r.item_id = o.id \
              WHERE {matching}"
         )
@@ -214,14 +247,11 @@ impl Database {
             return Ok(());
         }
         let (matching, list) = self.among_ids("o.id", "$1", ids);
-        let records: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT ({})",
-            self.rendered_records_sql(&matching)
-        ))
-        .bind(list)
-        .fetch_one(&mut *conn)
-        .await?;
-        let page = RenderedPage { total: 0, records };
+        let row = sqlx::query(&self.rendered_page_sql("0", &matching))
+            .bind(list)
+            .fetch_one(&mut *conn)
+            .await?;
+        let page = RenderedPage::from_row(0, &row)?;
         let principals = page.principals()?;
         for chunk in principals.chunks(super::write::PARAMS_PER_STATEMENT / 2) {
             let sql = format!(
@@ -308,17 +338,18 @@ mod tests {
     }
 
     #[test]
-    fn records_parse_whatever_the_arn_holds() {
+    fn pages_parse_whatever_the_arn_holds() {
         let odd_arn = "arn:aws:iam::1:role/a \u{1e}R b";
-        let text = format!(
-            "7 {} {odd_arn}R[{{\"x\":1}}]\u{1e}3 0 L[null,[[2,5,\"n\",\"s\",null,1],[1,0,null,null,null,0]]]",
-            odd_arn.len()
-        );
-        let page = RenderedPage {
+        let page = |headers: &str, services: &str| RenderedPage {
             total: 2,
-            records: Some(text),
+            headers: Some(headers.to_owned()),
+            services: Some(services.to_owned()),
         };
-        let principals = page.principals().unwrap();
+        let good = page(
+            &format!("7 {} {odd_arn}R3 0 L", odd_arn.len()),
+            "[{\"x\":1}]\u{1e}[null,[[2,5,\"n\",\"s\",null,1],[1,0,null,null,null,0]]]",
+        );
+        let principals = good.principals().unwrap();
         assert_eq!(principals.len(), 2);
         assert_eq!((principals[0].id, principals[0].arn), (3, ""));
         assert_eq!(
@@ -330,12 +361,19 @@ mod tests {
         );
         assert_eq!((principals[1].id, principals[1].arn), (7, odd_arn));
         assert_eq!(principals[1].services, "[{\"x\":1}]");
-        for broken in ["7 99 short", "x 0 R[]", "7 0 Q[]", "7 0 L[nul"] {
-            let page = RenderedPage {
-                total: 1,
-                records: Some(broken.to_owned()),
-            };
-            assert!(page.principals().is_err(), "{broken:?} parsed");
+        for (headers, services) in [
+            ("7 99 short", "[]"),
+            ("x 0 R", "[]"),
+            ("7 0 Q", "[]"),
+            ("7 0 L", "[nul"),
+            ("7 0 R", "[]\u{1e}[]"),
+            ("7 0 R8 0 R", "[]"),
+            ("", "[]"),
+        ] {
+            assert!(
+                page(headers, services).principals().is_err(),
+                "{headers:?} with {services:?} parsed"
+            );
         }
     }
 }
