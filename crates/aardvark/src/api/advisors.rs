@@ -151,13 +151,12 @@ pub async fn advisors(
     ];
     // Keys in sorted order, as upstream's JSON has them; a later principal under the same
     // key (only the empty ARN can repeat) replaces an earlier one, as in a dict.
-    let mut keys: BTreeMap<&str, Result<i64, &str>> = BTreeMap::new();
-    keys.extend(numbers.map(|(key, number)| (key, Ok(number))));
-    keys.extend(
-        principals
-            .iter()
-            .map(|principal| (principal.arn, Err(principal.services.as_ref()))),
-    );
+    let mut keys: BTreeMap<&str, PageValue> = BTreeMap::new();
+    keys.extend(numbers.map(|(key, number)| (key, PageValue::Number(number))));
+    keys.extend(principals.iter().map(|principal| {
+        let services = PageValue::Json(principal.services.as_ref());
+        (principal.arn, services)
+    }));
     let mut text = Vec::with_capacity(64 + result.text_len());
     text.push(b'{');
     for (at, (key, value)) in keys.into_iter().enumerate() {
@@ -167,12 +166,19 @@ pub async fn advisors(
         serde_json::to_writer(&mut text, key).expect("a string always serializes");
         text.push(b':');
         match value {
-            Ok(number) => text.extend_from_slice(number.to_string().as_bytes()),
-            Err(services) => text.extend_from_slice(services.as_bytes()),
+            PageValue::Number(number) => text.extend_from_slice(number.to_string().as_bytes()),
+            PageValue::Json(json) => text.extend_from_slice(json.as_bytes()),
         }
     }
     text.extend_from_slice(b"}\n");
     Ok(json_text_response(StatusCode::OK, text))
+}
+
+/// A value at the top level of a page: `count`, `page` or `total`, or a principal's services
+/// as JSON already written.
+enum PageValue<'a> {
+    Number(i64),
+    Json(&'a str),
 }
 
 /// An empty page is an error unless it is the first one.

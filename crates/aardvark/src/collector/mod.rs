@@ -245,8 +245,15 @@ impl Collector {
         }
         // Principals another writer changed since they were stored are rendered again here;
         // until then the API renders them on every read, so a failure costs only speed.
-        if let Err(err) = self.db.render_missing().await {
-            tracing::warn!(error = %err, "cannot render the API's answers ahead of reads");
+        match self.db.render_missing().await {
+            Ok(0) => {}
+            Ok(principals) => tracing::info!(
+                principals,
+                "rendered the API's answers of principals changed elsewhere"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot render the API's answers ahead of reads")
+            }
         }
         tracing::info!(run_id, status = %totals.status, seconds = report.duration.as_secs_f64(), "collection finished");
         Ok(report)

@@ -1,6 +1,7 @@
 //! Storage: one SQL database (SQLite or PostgreSQL) holding upstream Aardvark's two tables,
 //! reached through sqlx's `Any` driver so that every query is written once. Owns connection
-//! set-up, migrations and the dialect differences; `write` and `read` hold the queries.
+//! set-up, migrations and the dialect differences; `write`, `read` and `rendered` hold the
+//! queries.
 
 pub mod read;
 pub mod rendered;
