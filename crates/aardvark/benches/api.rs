@@ -350,6 +350,14 @@ async fn postgres_database(name: &str, keep: bool) -> Option<String> {
     Some(format!("{}/{name}", base.rsplit_once('/').unwrap().0))
 }
 
+/// One number `sql` returns from the database at `url`.
+async fn scalar(url: &str, sql: &str) -> i64 {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let value = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    value
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -394,12 +402,7 @@ async fn main() {
             rate / plain
         );
         db.close().await;
-        let pool = sqlx::AnyPool::connect(&pg).await.unwrap();
-        let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+        let size = scalar(&pg, "SELECT pg_database_size(current_database())").await;
         println!("PostgreSQL database size: {} MB", size / 1_000_000);
         api_suite("PostgreSQL", &pg, accounts, per_account).await;
     }
@@ -412,12 +415,7 @@ async fn main() {
         let accounts = 10_000;
         let db = Database::connect(&pg).await.unwrap();
         db.migrate().await.unwrap();
-        let pool = sqlx::AnyPool::connect(&pg).await.unwrap();
-        let have: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM aws_iam_object")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
+        let have = scalar(&pg, "SELECT COUNT(*) FROM aws_iam_object").await;
         let from = have as u64 / per_account;
         if from < accounts {
             let rate = ingest(&db, from..accounts, per_account).await;

@@ -292,10 +292,11 @@ impl Database {
         let directory = self.directory(None).await?;
         let (total, page_ids) = directory.select(filter, page, count);
         let row = self.principals_among(&page_ids, shape).await?;
-        if row.try_get::<i64, _>(0)? == directory.version {
+        let version: i64 = row.try_get(0)?;
+        if version == directory.version {
             return Ok((total, row));
         }
-        let directory = self.directory(Some(row.try_get(0)?)).await?;
+        let directory = self.directory(Some(version)).await?;
         let (total, page_ids) = directory.select(filter, page, count);
         Ok((total, self.principals_among(&page_ids, shape).await?))
     }
