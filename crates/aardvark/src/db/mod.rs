@@ -130,7 +130,11 @@ impl Database {
                 AnyPoolOptions::new().max_connections(max_connections),
             ),
         };
+        // sqlx pings a connection before lending it (and again when it comes back): for
+        // SQLite, a round trip to the connection's own thread that cannot find it broken, as
+        // nothing lies between; perf put these hand-offs at a quarter of a page's time.
         let options = options
+            .test_before_acquire(dialect == Dialect::Postgres)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
