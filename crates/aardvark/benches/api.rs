@@ -11,8 +11,13 @@
 //! SQLite always; `postgres` adds PostgreSQL (AARDVARK_TEST_POSTGRES_URL, a fresh database), and
 //! `million` the same queries over 1,000,000 principals on PostgreSQL (a database kept between
 //! runs). AARDVARK_BENCH_ONLY=<text> drives only the query kinds whose label contains it.
+//!
+//! To compare builds of the server over the same data: AARDVARK_BENCH_SQLITE_FILE=<path> keeps
+//! the SQLite database there (filled and measured when absent, only served when present), and
+//! AARDVARK_BENCH_SERVER=<binary> serves it with another build than target/release/aardvark.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -170,8 +175,11 @@ fn proc_status(pid: u32, field: &str) -> u64 {
 }
 
 fn serve(uri: &str) -> (Child, String) {
-    let binary =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/aardvark");
+    let binary = std::env::var_os("AARDVARK_BENCH_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/aardvark")
+        });
     let mut child = Command::new(&binary)
         .args(["-q", "serve", "-b", "127.0.0.1:0"])
         .env("AARDVARK_DATABASE_URI", uri)
@@ -358,14 +366,9 @@ async fn scalar(url: &str, sql: &str) -> i64 {
     value
 }
 
-#[tokio::main]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let (accounts, per_account) = (1_000, 100);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("api.db");
-    let uri = format!("sqlite:///{}", path.display());
-    let db = Database::connect(&uri).await.unwrap();
+/// Fills a new SQLite database at `path` through the write path, printing ingest figures.
+async fn sqlite_ingest(path: &Path, uri: &str, accounts: u64, per_account: u64) {
+    let db = Database::connect(uri).await.unwrap();
     db.migrate().await.unwrap();
     let plain = plain_insert(
         &format!("sqlite://{}", path.display()),
@@ -385,6 +388,24 @@ async fn main() {
         .map(|meta| meta.len())
         .sum();
     println!("SQLite file with its WAL: {} MB", size / 1_000_000);
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (accounts, per_account) = (1_000, 100);
+    let dir = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("AARDVARK_BENCH_SQLITE_FILE").map(PathBuf::from);
+    let path = kept.unwrap_or_else(|| dir.path().join("api.db"));
+    let uri = format!("sqlite:///{}", path.display());
+    if path.exists() {
+        println!(
+            "{} kept from an earlier run: ingest not measured",
+            path.display()
+        );
+    } else {
+        sqlite_ingest(&path, &uri, accounts, per_account).await;
+    }
     api_suite("SQLite", &uri, accounts, per_account).await;
 
     if args.iter().any(|a| a == "postgres") {
