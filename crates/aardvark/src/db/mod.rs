@@ -130,9 +130,10 @@ impl Database {
                 AnyPoolOptions::new().max_connections(max_connections),
             ),
         };
-        // sqlx pings a connection before lending it (and again when it comes back): for
-        // SQLite, a round trip to the connection's own thread that cannot find it broken, as
-        // nothing lies between; perf put these hand-offs at a quarter of a page's time.
+        // sqlx pings a connection before lending it (and again when it comes back). For
+        // SQLite that is a round trip to the connection's own thread, which cannot find it
+        // broken, and perf put such hand-offs at a quarter of a page's time. A PostgreSQL
+        // connection does break when its server restarts: that ping stays.
         let options = options
             .test_before_acquire(dialect == Dialect::Postgres)
             .acquire_timeout(Duration::from_secs(30))
