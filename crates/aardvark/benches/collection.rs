@@ -2,7 +2,7 @@
 //!
 //! The simulator runs as its own process (so the collector's and the simulator's CPU and memory
 //! are measured apart); the collector runs in this process into a fresh SQLite file. Each
-//! scenario prints its lower bound (DESIGN.md section 8), the wall time and their ratio, calls
+//! scenario prints its lower bound (behaviour section 8 (docs/behaviour.md)), the wall time and their ratio, calls
 //! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100.
 
 use std::io::{BufRead, BufReader};

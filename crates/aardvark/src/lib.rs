@@ -3,7 +3,9 @@
 //! See ARCHITECTURE.md for the map of modules.
 
 pub mod api;
+pub mod arn;
 pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod db;
+mod named;

@@ -1,4 +1,4 @@
-//! The API over the wire, one test per row of DESIGN.md section 6.3, on SQLite and PostgreSQL.
+//! The API over the wire, one test per row of docs/behaviour.md section 6.3, on SQLite and PostgreSQL.
 
 mod common;
 

@@ -529,8 +529,8 @@ on_both_backends!(
 
 /// A copy of the database upstream 0.3.5 wrote itself.
 fn upstream_fixture() -> (tempfile::TempDir, String) {
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/upstream-0.3.5.db");
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/upstream-0.3.5.db");
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("upstream.db");
     std::fs::copy(&source, &copy)

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use serde_yaml::{Mapping, Value};
 
-use crate::config::{self, legacy};
+use crate::config::{self, legacy, AccountSource};
 use crate::db::DatabaseTarget;
+use crate::named::Named;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {
@@ -29,7 +30,7 @@ pub struct ConfigArgs {
     #[arg(long)]
     pub num_threads: Option<usize>,
     /// Where accounts come from: static (a list), swag or organizations.
-    #[arg(long, value_parser = ["static", "swag", "organizations"])]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(AccountSource::NAMES.iter().map(|(name, _)| *name)))]
     pub account_source: Option<String>,
     /// SWAG bucket holding accounts.json (implies --account-source swag).
     #[arg(long)]
@@ -105,30 +106,31 @@ pub fn build_settings(
         "Principals to collect at once",
         threads.as_deref(),
         &defaults.updater_num_threads.to_string(),
-        |answer| match answer.parse::<u64>() {
-            Ok(n) if (1..=10_000).contains(&n) => Ok(Value::from(n)),
-            _ => Err("a whole number from 1 to 10000".into()),
-        },
+        |answer| config::check_answer("UPDATER_NUM_THREADS", answer),
     )?;
     values.insert("UPDATER_NUM_THREADS".into(), threads);
     let default_source = if args.swag_bucket.is_some() {
-        "swag"
+        AccountSource::Swag
     } else {
-        "static"
+        AccountSource::Static
     };
-    let source = asker.ask(
-        "Account source (static, swag, organizations)",
+    let answer = asker.ask(
+        &format!("Account source ({})", AccountSource::choices()),
         args.account_source.as_deref(),
-        default_source,
-        |answer| match answer.to_ascii_lowercase().as_str() {
-            source @ ("static" | "swag" | "organizations") => Ok(Value::from(source)),
-            _ => Err("static, swag or organizations".into()),
+        default_source.as_str(),
+        |answer| {
+            AccountSource::from_name_ignoring_case(answer)
+                .map(|source| Value::from(source.as_str()))
+                .ok_or_else(AccountSource::choices)
         },
     )?;
-    let source_name = source.as_str().unwrap_or_default().to_owned();
-    values.insert("ACCOUNT_SOURCE".into(), source);
-    match source_name.as_str() {
-        "swag" => {
+    let source = answer
+        .as_str()
+        .and_then(AccountSource::from_name)
+        .unwrap_or(default_source);
+    values.insert("ACCOUNT_SOURCE".into(), answer);
+    match source {
+        AccountSource::Swag => {
             let mut swag = Mapping::new();
             let bucket = asker.ask("SWAG bucket", args.swag_bucket.as_deref(), "", |answer| {
                 if answer.is_empty() {
@@ -161,7 +163,7 @@ pub fn build_settings(
             }
             values.insert("SWAG".into(), Value::Mapping(swag));
         }
-        "static" => {
+        AccountSource::Static => {
             let accounts = asker.ask(
                 "Account ids (comma-separated, empty for none)",
                 args.accounts.as_deref(),
@@ -172,7 +174,7 @@ pub fn build_settings(
                         .map(str::trim)
                         .filter(|id| !id.is_empty())
                         .map(|id| {
-                            if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+                            if crate::arn::is_account_id(id) {
                                 Ok(Value::from(id))
                             } else {
                                 Err(format!("{id:?} is not a 12-digit account id"))
@@ -184,7 +186,7 @@ pub fn build_settings(
             )?;
             values.insert("ACCOUNTS".into(), accounts);
         }
-        _ => {}
+        AccountSource::Organizations => {}
     }
     Ok((config::to_yaml(&values), Vec::new()))
 }

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::aws::{AwsContext, Failure};
 use super::CollectorError;
+use crate::arn::is_account_id;
 use crate::config::{AccountSource, Settings, SwagSettings};
 
 /// An account to collect.
@@ -25,10 +26,6 @@ impl TargetAccount {
             aliases: Vec::new(),
         }
     }
-}
-
-pub fn is_account_id(text: &str) -> bool {
-    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The accounts a run collects. `requested` are `-a` values (already split on commas);

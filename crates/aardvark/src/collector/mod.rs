@@ -2,30 +2,31 @@
 //! failures isolated per account and per principal, bounded concurrency (global, per run and per
 //! account), per-account request pacing, and a record of the run in the database.
 
+mod account;
 pub mod accounts;
 pub mod aws;
 mod principal;
 pub mod progress;
 pub mod report;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
+use crate::arn::Arn;
 use crate::config::Settings;
+use crate::db::runs::RunStatus;
 use crate::db::write::{PrincipalUsage, WriteOptions};
 use crate::db::{Database, DbError};
 use accounts::TargetAccount;
 use aws::{AwsContext, Failure};
-use principal::{Polling, PrincipalError};
 use progress::Progress;
-use report::{AccountReport, AccountStatus, PrincipalFailure, RunReport};
+use report::{AccountReport, AccountStatus, RunReport};
 
 /// Attempts at writing one principal before it counts as failed.
 const WRITE_ATTEMPTS: u32 = 4;
@@ -76,22 +77,7 @@ impl Pacer {
 
 /// The account of an IAM ARN (`arn:aws:iam::123456789012:role/x`).
 fn arn_account(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("arn"), Some(_), Some("iam"), Some(""), Some(account), Some(resource))
-            if accounts::is_account_id(account) && !resource.is_empty() =>
-        {
-            Some(account)
-        }
-        _ => None,
-    }
+    Arn::iam(arn).map(|arn| arn.account)
 }
 
 /// What every account task of a run shares.
@@ -130,14 +116,7 @@ impl Collector {
         progress: Progress,
     ) -> Result<RunReport, CollectorError> {
         let started = Instant::now();
-        let mut arn_accounts = Vec::new();
-        for arn in &request.arns {
-            let account =
-                arn_account(arn).ok_or_else(|| CollectorError::InvalidArn(arn.clone()))?;
-            if !arn_accounts.iter().any(|a| a == account) {
-                arn_accounts.push(account.to_owned());
-            }
-        }
+        let arn_accounts = accounts_of_arns(&request.arns)?;
         let targets =
             accounts::resolve(&self.settings, &self.aws, &request.accounts, &arn_accounts).await?;
         let run_id = self
@@ -146,7 +125,36 @@ impl Collector {
             .await?;
         tracing::info!(run_id, accounts = targets.len(), "collection started");
         progress.start(targets.len());
-        let shared = Arc::new(RunShared {
+        let shared = Arc::new(self.shared(request, progress));
+        let reports = collect_accounts(&shared, run_id, targets).await;
+        shared.progress.finish();
+
+        let report = RunReport {
+            run_id,
+            arns_not_found: arns_not_found(&request.arns, &reports),
+            accounts: reports,
+            duration: started.elapsed(),
+        };
+        if shared.database_lost.load(Ordering::SeqCst) {
+            let _ = self
+                .db
+                .finish_run(run_id, RunStatus::Aborted, &report.totals())
+                .await;
+            return Err(CollectorError::DatabaseLost(format!(
+                "{} principals were collected before writes started failing",
+                report.principals_collected()
+            )));
+        }
+        self.db
+            .finish_run(run_id, report.status(), &report.totals())
+            .await?;
+        self.tidy_up().await;
+        tracing::info!(run_id, status = %report.status(), seconds = report.duration.as_secs_f64(), "collection finished");
+        Ok(report)
+    }
+
+    fn shared(&self, request: &UpdateRequest, progress: Progress) -> RunShared {
+        RunShared {
             settings: self.settings.clone(),
             db: self.db.clone(),
             aws: self.aws.clone(),
@@ -158,93 +166,16 @@ impl Collector {
             prune: request.prune || self.settings.updater_prune,
             database_lost: AtomicBool::new(false),
             progress,
-        });
+        }
+    }
 
-        let account_slots = Arc::new(Semaphore::new(self.settings.updater_account_concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
-        let mut task_accounts = std::collections::HashMap::new();
-        for target in targets {
-            let shared = shared.clone();
-            let slots = account_slots.clone();
-            let id = target.id.clone();
-            let handle = tasks.spawn(async move {
-                let _slot = slots
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
-                collect_account(&shared, target).await
-            });
-            task_accounts.insert(handle.id(), id);
-        }
-        let mut reports = Vec::new();
-        while let Some(joined) = tasks.join_next_with_id().await {
-            let report = match joined {
-                Ok((_, report)) => report,
-                Err(err) => {
-                    // A bug in one account's task must not end the run: record it and go on.
-                    let id = task_accounts.get(&err.id()).cloned().unwrap_or_default();
-                    tracing::error!(account = %id, error = %err, "account task ended abnormally");
-                    AccountReport::failed_account(
-                        &id,
-                        None,
-                        Failure::new("InternalError", err.to_string()),
-                        crate::db::now_timestamp(),
-                        Duration::ZERO,
-                    )
-                }
-            };
-            if let Err(err) = shared.db.record_account(run_id, &report.record()).await {
-                tracing::error!(account = %report.id, error = %err, "cannot record the account's outcome");
-            }
-            shared.progress.account_done(&report);
-            reports.push(report);
-        }
-        shared.progress.finish();
-
-        let mut arns_not_found = Vec::new();
-        if let Some(only) = &shared.only_arns {
-            let listed: HashSet<String> = reports
-                .iter()
-                .flat_map(|a| &a.listed)
-                .map(|arn| arn.to_lowercase())
-                .collect();
-            let failed_accounts: HashSet<&str> = reports
-                .iter()
-                .filter(|a| a.status == AccountStatus::Failed)
-                .map(|a| a.id.as_str())
-                .collect();
-            for arn in &request.arns {
-                let in_failed_account =
-                    arn_account(arn).is_some_and(|account| failed_accounts.contains(account));
-                if !listed.contains(&arn.to_lowercase())
-                    && !in_failed_account
-                    && only.contains(&arn.to_lowercase())
-                {
-                    arns_not_found.push(arn.clone());
-                }
-            }
-        }
-        let report = RunReport {
-            run_id,
-            accounts: reports,
-            arns_not_found,
-            duration: started.elapsed(),
-        };
-        let mut totals = report.totals();
-        if shared.database_lost.load(Ordering::SeqCst) {
-            totals.status = "aborted".into();
-            let _ = self.db.finish_run(run_id, &totals).await;
-            return Err(CollectorError::DatabaseLost(format!(
-                "{} principals were collected before writes started failing",
-                report.principals_collected()
-            )));
-        }
-        self.db.finish_run(run_id, &totals).await?;
+    /// After a run: fresh planner statistics, and renderings of principals another writer
+    /// changed. Both only cost speed if they fail, so failures are warnings.
+    async fn tidy_up(&self) {
         if let Err(err) = self.db.optimize().await {
             tracing::warn!(error = %err, "cannot refresh the database's statistics");
         }
-        // Principals another writer changed since they were stored are rendered again here;
-        // until then the API renders them on every read, so a failure costs only speed.
+        // Until they are rendered again, the API renders such principals on every read.
         match self.db.render_missing().await {
             Ok(0) => {}
             Ok(principals) => tracing::info!(
@@ -255,216 +186,91 @@ impl Collector {
                 tracing::warn!(error = %err, "cannot render the API's answers ahead of reads")
             }
         }
-        tracing::info!(run_id, status = %totals.status, seconds = report.duration.as_secs_f64(), "collection finished");
-        Ok(report)
     }
 }
 
-/// One account from AssumeRole to its last principal; never fails, only reports.
-async fn collect_account(run: &RunShared, target: TargetAccount) -> AccountReport {
-    let started = Instant::now();
-    let started_at = crate::db::now_timestamp();
-    let settings = &run.settings;
-    let account = target.id.as_str();
-    let fail = |failure: Failure| {
-        tracing::warn!(account, code = %failure.code, message = %failure.message, "account failed");
-        AccountReport::failed_account(
-            account,
-            target.name.clone(),
-            failure,
-            started_at.clone(),
-            started.elapsed(),
-        )
-    };
-
-    let role_arn = format!(
-        "arn:{}:iam::{account}:role/{}",
-        settings.aws_arn_partition.as_str(),
-        settings.aws_rolename
-    );
-    let assumed = match run
-        .sts
-        .assume_role()
-        .role_arn(&role_arn)
-        .role_session_name("aardvark")
-        .send()
-        .await
-    {
-        Ok(assumed) => assumed,
-        Err(err) => return fail(Failure::from_sdk(&err).during(&format!("AssumeRole {role_arn}"))),
-    };
-    let Some(credentials) = assumed.credentials() else {
-        return fail(Failure::new(
-            "MalformedResponse",
-            "AssumeRole returned no credentials",
-        ));
-    };
-    let credentials = aws_sdk_sts::config::Credentials::new(
-        credentials.access_key_id(),
-        credentials.secret_access_key(),
-        Some(credentials.session_token().to_owned()),
-        None,
-        "aardvark-assume-role",
-    );
-    let iam = run.aws.iam_for(account, credentials);
-    let pacer = Pacer::new(
-        settings.updater_account_rate_limit,
-        settings.updater_account_burst,
-    );
-
-    let listed = match list_principals(&iam, &pacer).await {
-        Ok(listed) => listed,
-        Err(failure) => return fail(failure),
-    };
-    let wanted: Vec<String> = match &run.only_arns {
-        Some(only) => listed
-            .iter()
-            .filter(|arn| only.contains(&arn.to_lowercase()))
-            .cloned()
-            .collect(),
-        None => listed.clone(),
-    };
-    let polling = Polling {
-        first_interval: settings.updater_poll_interval,
-        max_interval: settings.updater_poll_max_interval,
-        deadline: settings.updater_job_timeout,
-    };
-    let write_options = WriteOptions {
-        prune_namespaces: run.prune,
-    };
-    let outcomes: Vec<(String, Result<(), PrincipalError>)> = futures::stream::iter(wanted)
-        .map(|arn: String| {
-            let (iam, pacer) = (&iam, &pacer);
-            async move {
-                let _permit = run
-                    .principals
-                    .acquire()
-                    .await
-                    .expect("the semaphore is never closed");
-                if run.database_lost.load(Ordering::SeqCst) {
-                    return (
-                        arn,
-                        Err(PrincipalError::Failed(Failure::new(
-                            "DatabaseLost",
-                            "not collected: the database was lost",
-                        ))),
-                    );
-                }
-                let result = match principal::fetch_usage(iam, pacer, &arn, polling).await {
-                    Ok(services) => store(
-                        run,
-                        PrincipalUsage {
-                            arn: arn.clone(),
-                            services,
-                        },
-                        write_options,
-                    )
-                    .await
-                    .map_err(PrincipalError::Failed),
-                    Err(err) => Err(err),
-                };
-                run.progress.principal_done();
-                (arn, result)
-            }
-        })
-        .buffer_unordered(settings.updater_principal_concurrency)
-        .collect()
-        .await;
-
-    let mut report = AccountReport {
-        id: account.to_owned(),
-        name: target.name.clone(),
-        status: AccountStatus::Ok,
-        failure: None,
-        listed: Vec::new(),
-        collected: 0,
-        failed: Vec::new(),
-        vanished: Vec::new(),
-        pruned: 0,
-        started_at: started_at.clone(),
-        duration: Duration::ZERO,
-    };
-    for (arn, outcome) in outcomes {
-        match outcome {
-            Ok(()) => report.collected += 1,
-            Err(PrincipalError::Vanished(failure)) => {
-                tracing::info!(account, arn = %arn, reason = %failure, "principal vanished since it was listed; stored data untouched");
-                report.vanished.push(arn);
-            }
-            Err(PrincipalError::Failed(failure)) => {
-                if run.failing_arns.contains(&arn) {
-                    tracing::info!(account, arn = %arn, code = %failure.code, message = %failure.message, "principal failed (a known failing ARN)");
-                } else {
-                    tracing::warn!(account, arn = %arn, code = %failure.code, message = %failure.message, "principal failed");
-                }
-                report.failed.push(PrincipalFailure { arn, failure });
-            }
+/// The accounts of `-r` ARNs, each once, in order.
+fn accounts_of_arns(arns: &[String]) -> Result<Vec<String>, CollectorError> {
+    let mut accounts: Vec<String> = Vec::new();
+    for arn in arns {
+        let account = arn_account(arn).ok_or_else(|| CollectorError::InvalidArn(arn.clone()))?;
+        if !accounts.iter().any(|a| a == account) {
+            accounts.push(account.to_owned());
         }
     }
-    if run.prune && !run.database_lost.load(Ordering::SeqCst) {
-        let complete: HashSet<String> = listed.iter().cloned().collect();
-        match run.db.prune_account(account, &complete).await {
-            Ok(removed) => {
-                for arn in &removed {
-                    tracing::info!(account, arn = %arn, "pruned: no longer listed by AWS");
-                }
-                report.pruned = removed.len();
-            }
+    Ok(accounts)
+}
+
+/// Collects every target, `UPDATER_ACCOUNT_CONCURRENCY` at a time, recording each account's
+/// outcome as it ends. Returns the reports in the order accounts finished.
+async fn collect_accounts(
+    shared: &Arc<RunShared>,
+    run_id: i64,
+    targets: Vec<TargetAccount>,
+) -> Vec<AccountReport> {
+    let account_slots = Arc::new(Semaphore::new(shared.settings.updater_account_concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut task_accounts = HashMap::new();
+    for target in targets {
+        let shared = shared.clone();
+        let slots = account_slots.clone();
+        let id = target.id.clone();
+        let handle = tasks.spawn(async move {
+            let _slot = slots
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            account::collect(&shared, target).await
+        });
+        task_accounts.insert(handle.id(), id);
+    }
+    let mut reports = Vec::new();
+    while let Some(joined) = tasks.join_next_with_id().await {
+        let report = match joined {
+            Ok((_, report)) => report,
             Err(err) => {
-                tracing::error!(account, error = %err, "pruning failed; nothing was removed")
-            }
-        }
-    }
-    report.failed.sort_by(|a, b| a.arn.cmp(&b.arn));
-    report.vanished.sort();
-    report.status = if report.failed.is_empty() {
-        AccountStatus::Ok
-    } else {
-        AccountStatus::Partial
-    };
-    report.listed = listed;
-    report.duration = started.elapsed();
-    report
-}
-
-/// Every role, user, group and customer-managed policy of the account, all pages, paced.
-async fn list_principals(iam: &aws_sdk_iam::Client, pacer: &Pacer) -> Result<Vec<String>, Failure> {
-    let mut arns = Vec::new();
-    // The four paginators have four types; one loop shape for all of them.
-    macro_rules! every_page {
-        ($request:expr, $operation:literal, |$page:ident| $arns:expr) => {
-            let mut pages = $request.max_items(1000).into_paginator().send();
-            while let Some(page) = {
-                pacer.wait().await;
-                pages.next().await
-            } {
-                let $page = page.map_err(|err| Failure::from_sdk(&err).during($operation))?;
-                arns.extend($arns);
+                // A bug in one account's task must not end the run: record it and go on.
+                let id = task_accounts.get(&err.id()).cloned().unwrap_or_default();
+                tracing::error!(account = %id, error = %err, "account task ended abnormally");
+                AccountReport::failed_account(
+                    &id,
+                    None,
+                    Failure::new("InternalError", err.to_string()),
+                    crate::db::now_timestamp(),
+                    Duration::ZERO,
+                )
             }
         };
+        if let Err(err) = shared.db.record_account(run_id, &report.record()).await {
+            tracing::error!(account = %report.id, error = %err, "cannot record the account's outcome");
+        }
+        shared.progress.account_done(&report);
+        reports.push(report);
     }
-    every_page!(iam.list_roles(), "ListRoles", |page| page
-        .roles()
+    reports
+}
+
+/// The `-r` ARNs that no account listed, leaving out those of failed accounts (whose listing
+/// never happened).
+fn arns_not_found(requested: &[String], reports: &[AccountReport]) -> Vec<String> {
+    let listed: HashSet<String> = reports
         .iter()
-        .map(|r| r.arn().to_owned()));
-    every_page!(iam.list_users(), "ListUsers", |page| page
-        .users()
+        .flat_map(|a| &a.listed)
+        .map(|arn| arn.to_lowercase())
+        .collect();
+    let failed_accounts: HashSet<&str> = reports
         .iter()
-        .map(|u| u.arn().to_owned()));
-    every_page!(iam.list_groups(), "ListGroups", |page| page
-        .groups()
+        .filter(|a| a.status == AccountStatus::Failed)
+        .map(|a| a.id.as_str())
+        .collect();
+    requested
         .iter()
-        .map(|g| g.arn().to_owned()));
-    every_page!(
-        iam.list_policies()
-            .scope(aws_sdk_iam::types::PolicyScopeType::Local),
-        "ListPolicies",
-        |page| page
-            .policies()
-            .iter()
-            .filter_map(|p| p.arn().map(str::to_owned))
-    );
-    Ok(arns)
+        .filter(|arn| {
+            !listed.contains(&arn.to_lowercase())
+                && !arn_account(arn).is_some_and(|account| failed_accounts.contains(account))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Writes one principal, retrying transient database errors; a database that stays

@@ -4,27 +4,9 @@
 use std::time::Duration;
 
 use super::aws::Failure;
-use crate::db::runs::{AccountRecord, RunTotals};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AccountStatus {
-    /// Every listed principal collected (or vanished).
-    Ok,
-    /// Listed, but some principals failed.
-    Partial,
-    /// Nothing collected: AssumeRole, a listing or the account itself failed.
-    Failed,
-}
-
-impl AccountStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Ok => "ok",
-            AccountStatus::Partial => "partial",
-            AccountStatus::Failed => "failed",
-        }
-    }
-}
+use super::principal::PrincipalError;
+pub use crate::db::runs::AccountStatus;
+use crate::db::runs::{AccountRecord, RunStatus, RunTotals};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalFailure {
@@ -72,11 +54,51 @@ impl AccountReport {
         }
     }
 
+    /// The report of an account whose listing succeeded, from each collected principal's
+    /// outcome: `Partial` when any principal failed, else `Ok` (vanished principals are not
+    /// failures); failed and vanished principals sorted by ARN. Pruning, start and duration
+    /// are the caller's to fill in.
+    pub(crate) fn from_outcomes(
+        id: &str,
+        name: Option<String>,
+        listed: Vec<String>,
+        outcomes: Vec<(String, Result<(), PrincipalError>)>,
+    ) -> Self {
+        let mut report = Self {
+            id: id.to_owned(),
+            name,
+            status: AccountStatus::Ok,
+            failure: None,
+            listed,
+            collected: 0,
+            failed: Vec::new(),
+            vanished: Vec::new(),
+            pruned: 0,
+            started_at: String::new(),
+            duration: Duration::ZERO,
+        };
+        for (arn, outcome) in outcomes {
+            match outcome {
+                Ok(()) => report.collected += 1,
+                Err(PrincipalError::Vanished(_)) => report.vanished.push(arn),
+                Err(PrincipalError::Failed(failure)) => {
+                    report.failed.push(PrincipalFailure { arn, failure })
+                }
+            }
+        }
+        report.failed.sort_by(|a, b| a.arn.cmp(&b.arn));
+        report.vanished.sort();
+        if !report.failed.is_empty() {
+            report.status = AccountStatus::Partial;
+        }
+        report
+    }
+
     pub fn record(&self) -> AccountRecord {
         AccountRecord {
             account_id: self.id.clone(),
             account_name: self.name.clone(),
-            status: self.status.as_str().into(),
+            status: self.status,
             error_code: self.failure.as_ref().map(|f| f.code.clone()),
             error_message: self.failure.as_ref().map(|f| f.message.clone()),
             principals_listed: self.listed.len() as i64,
@@ -143,16 +165,18 @@ impl RunReport {
         }
     }
 
-    pub fn totals(&self) -> RunTotals {
-        let status = if self.exit_code() == 0 {
-            "ok"
+    pub fn status(&self) -> RunStatus {
+        if self.exit_code() == 0 {
+            RunStatus::Ok
         } else if self.count(AccountStatus::Failed) == self.accounts.len() {
-            "failed"
+            RunStatus::Failed
         } else {
-            "partial"
-        };
+            RunStatus::Partial
+        }
+    }
+
+    pub fn totals(&self) -> RunTotals {
         RunTotals {
-            status: status.into(),
             accounts_total: self.accounts.len() as i64,
             accounts_ok: self.count(AccountStatus::Ok) as i64,
             accounts_partial: self.count(AccountStatus::Partial) as i64,
@@ -216,5 +240,95 @@ impl RunReport {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: &str) -> Failure {
+        Failure::new(code, format!("{code} happened"))
+    }
+
+    #[test]
+    fn an_account_is_partial_when_any_principal_failed_and_vanishing_is_no_failure() {
+        let listed: Vec<String> = ["r/c", "r/a", "r/b", "r/d"].map(String::from).to_vec();
+        let outcomes = vec![
+            (
+                "r/c".to_owned(),
+                Err(PrincipalError::Failed(failure("Throttling"))),
+            ),
+            (
+                "r/d".to_owned(),
+                Err(PrincipalError::Vanished(failure("NoSuchEntity"))),
+            ),
+            (
+                "r/a".to_owned(),
+                Err(PrincipalError::Failed(failure("FAILED"))),
+            ),
+            ("r/b".to_owned(), Ok(())),
+        ];
+        let report =
+            AccountReport::from_outcomes("1", Some("one".into()), listed.clone(), outcomes);
+        assert_eq!(report.status, AccountStatus::Partial);
+        assert_eq!(report.collected, 1);
+        assert_eq!(report.vanished, ["r/d"]);
+        let failed: Vec<(&str, &str)> = report
+            .failed
+            .iter()
+            .map(|f| (f.arn.as_str(), f.failure.code.as_str()))
+            .collect();
+        assert_eq!(failed, [("r/a", "FAILED"), ("r/c", "Throttling")]);
+        assert_eq!(report.listed, listed);
+        assert_eq!(report.failure, None);
+
+        let vanished_only = AccountReport::from_outcomes(
+            "1",
+            None,
+            Vec::new(),
+            vec![(
+                "r/x".to_owned(),
+                Err(PrincipalError::Vanished(failure("NoSuchEntity"))),
+            )],
+        );
+        assert_eq!(vanished_only.status, AccountStatus::Ok);
+        assert_eq!(
+            AccountReport::from_outcomes("1", None, Vec::new(), Vec::new()).status,
+            AccountStatus::Ok
+        );
+    }
+
+    #[test]
+    fn a_run_is_ok_partial_or_failed_by_its_accounts() {
+        let ok = AccountReport::from_outcomes("1", None, Vec::new(), Vec::new());
+        let failed = AccountReport::failed_account(
+            "2",
+            None,
+            failure("AccessDenied"),
+            String::new(),
+            Duration::ZERO,
+        );
+        let run = |accounts: Vec<AccountReport>, arns_not_found: Vec<String>| RunReport {
+            run_id: 1,
+            accounts,
+            arns_not_found,
+            duration: Duration::ZERO,
+        };
+        assert_eq!(run(vec![ok.clone()], vec![]).status(), RunStatus::Ok);
+        assert_eq!(
+            run(vec![ok.clone()], vec!["x".into()]).status(),
+            RunStatus::Partial
+        );
+        assert_eq!(
+            run(vec![ok.clone(), failed.clone()], vec![]).status(),
+            RunStatus::Partial
+        );
+        assert_eq!(
+            run(vec![failed.clone()], vec![]).status(),
+            RunStatus::Failed
+        );
+        assert_eq!(run(vec![failed], vec![]).exit_code(), 2);
+        assert_eq!(run(vec![ok], vec![]).exit_code(), 0);
     }
 }

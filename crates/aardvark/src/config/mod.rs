@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
+use crate::named::named;
+
+mod read;
+
 /// Files tried in order when `--config` is not given.
 pub const SEARCH_PATH: [&str; 2] = ["settings.yaml", "/etc/aardvark/settings.yaml"];
 
@@ -24,9 +28,6 @@ const IGNORED_KEYS: &[&str] = &[
     "DYNACONF_NAMESPACE",
     "SECRET_KEY",
 ];
-
-/// Keys of the `SWAG` mapping.
-const SWAG_KEYS: &[&str] = &["bucket", "filter", "service_enabled_requirement", "opts"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -76,16 +77,7 @@ pub enum Partition {
     AwsUsGov,
     AwsCn,
 }
-
-impl Partition {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Partition::Aws => "aws",
-            Partition::AwsUsGov => "aws-us-gov",
-            Partition::AwsCn => "aws-cn",
-        }
-    }
-}
+named!(Partition { Aws => "aws", AwsUsGov => "aws-us-gov", AwsCn => "aws-cn" });
 
 /// `SWAG:` settings: where the account inventory lives and which accounts to take from it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -107,6 +99,7 @@ pub enum AccountSource {
     /// AWS Organizations `ListAccounts`, ACTIVE accounts.
     Organizations,
 }
+named!(AccountSource { Static => "static", Swag => "swag", Organizations => "organizations" });
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,44 +108,80 @@ pub enum LogFormat {
     Text,
     Json,
 }
+named!(LogFormat { Text => "text", Json => "json" });
 
-/// Every setting the program uses, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub aws_rolename: String,
-    pub aws_region: String,
-    pub aws_arn_partition: Partition,
-    pub database_uri: String,
-    pub updater_num_threads: usize,
-    pub updater_failing_arns: Vec<String>,
-    pub updater_prune: bool,
+/// Declares every setting once: its field (with its doc), type, default, key, and the reader
+/// that checks a raw value. The struct, its `Default`, the list of known keys and validation
+/// all come from this one table.
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $field:ident: $type:ty = $default:expr, $key:literal => $read:expr; )+) => {
+        /// Every setting the program uses, validated.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Settings {
+            $( $(#[doc = $doc])* pub $field: $type, )+
+            /// The file the settings came from, if any.
+            pub file: Option<PathBuf>,
+        }
+
+        impl Default for Settings {
+            fn default() -> Self {
+                Self { $($field: $default,)+ file: None }
+            }
+        }
+
+        /// Every key a settings file or an `AARDVARK_*` variable may set.
+        pub(crate) const SETTING_NAMES: &[&str] = &[$($key),+];
+
+        impl Settings {
+            /// Sets the setting `input.key` names (one of [`SETTING_NAMES`]) from its raw value.
+            fn set(&mut self, input: &mut Input<'_>) -> Result<(), ConfigError> {
+                match input.key {
+                    $( $key => self.$field = ($read)(&mut *input)?, )+
+                    _ => unreachable!("only known settings are collected"),
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+settings! {
+    /// Role assumed in each account.
+    aws_rolename: String = "Aardvark".into(), "AWS_ROLENAME" => read::non_empty_string;
+    aws_region: String = "us-east-1".into(), "AWS_REGION" => read::non_empty_string;
+    aws_arn_partition: Partition = Partition::Aws, "AWS_ARN_PARTITION" => read::exact_name;
+    database_uri: String = "sqlite:///aardvark.db".into(), "SQLALCHEMY_DATABASE_URI" => read::database_uri;
+    updater_num_threads: usize = 50, "UPDATER_NUM_THREADS" => read::whole(1, 10_000);
+    /// ARNs whose failures are logged at info only.
+    updater_failing_arns: Vec<String> = Vec::new(), "UPDATER_FAILING_ARNS" => read::string_list("a list of ARNs");
+    /// Delete principals and namespaces AWS no longer lists.
+    updater_prune: bool = false, "UPDATER_PRUNE" => read::boolean;
     /// Accounts collected at once.
-    pub updater_account_concurrency: usize,
+    updater_account_concurrency: usize = 50, "UPDATER_ACCOUNT_CONCURRENCY" => read::whole(1, 10_000);
     /// Principals collected at once within one account.
-    pub updater_principal_concurrency: usize,
+    updater_principal_concurrency: usize = 10, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
     /// Requests per second sent to one account's IAM (0: unpaced).
-    pub updater_account_rate_limit: f64,
-    /// Requests one account may receive at once before pacing starts.
-    pub updater_account_burst: u32,
+    updater_account_rate_limit: f64 = 10.0, "UPDATER_ACCOUNT_RATE_LIMIT" => read::rate;
+    /// Requests one account may receive at once before pacing starts (default: the rate,
+    /// rounded up, when only the rate is set).
+    updater_account_burst: u32 = 10, "UPDATER_ACCOUNT_BURST" => read::whole(1, 10_000);
     /// How long an Access Advisor job may take.
-    pub updater_job_timeout: Duration,
+    updater_job_timeout: Duration = Duration::from_secs(300), "UPDATER_JOB_TIMEOUT_SECONDS" => read::seconds(1, 86_400);
     /// First wait between polls of a job; doubles up to `updater_poll_max_interval`.
-    pub updater_poll_interval: Duration,
-    pub updater_poll_max_interval: Duration,
+    updater_poll_interval: Duration = Duration::from_millis(500), "UPDATER_POLL_INTERVAL_MS" => read::millis(1, 600_000);
+    updater_poll_max_interval: Duration = Duration::from_secs(5), "UPDATER_POLL_MAX_INTERVAL_MS" => read::millis(1, 600_000);
     /// Attempts per AWS call (the SDK's adaptive retry mode).
-    pub updater_max_attempts: u32,
+    updater_max_attempts: u32 = 5, "UPDATER_MAX_ATTEMPTS" => read::whole(1, 20);
     /// How long one attempt of an AWS call may take.
-    pub updater_request_timeout: Duration,
+    updater_request_timeout: Duration = Duration::from_secs(60), "UPDATER_REQUEST_TIMEOUT_SECONDS" => read::seconds(1, 3_600);
     /// Endpoint for every AWS service (else the SDK's own, or `AWS_ENDPOINT_URL`).
-    pub aws_endpoint_url: Option<String>,
+    aws_endpoint_url: Option<String> = None, "AWS_ENDPOINT_URL" => |input: &mut Input| read::url(input).map(Some);
     /// Endpoints per service: `sts`, `iam`, `s3`, `organizations`.
-    pub aws_endpoints: BTreeMap<String, String>,
-    pub swag: Option<SwagSettings>,
-    pub accounts: Vec<String>,
-    pub account_source: AccountSource,
-    pub log_format: LogFormat,
-    /// The file the settings came from, if any.
-    pub file: Option<PathBuf>,
+    aws_endpoints: BTreeMap<String, String> = BTreeMap::new(), "AWS_ENDPOINTS" => read::endpoints;
+    swag: Option<SwagSettings> = None, "SWAG" => read::swag;
+    accounts: Vec<String> = Vec::new(), "ACCOUNTS" => read::string_list("a list of account ids or a comma-separated string");
+    log_format: LogFormat = LogFormat::Text, "LOG_FORMAT" => read::name_in_any_case;
+    account_source: AccountSource = AccountSource::Static, "ACCOUNT_SOURCE" => read::name_in_any_case;
 }
 
 /// The settings plus what the operator should be told about them.
@@ -160,36 +189,6 @@ pub struct Settings {
 pub struct Loaded {
     pub settings: Settings,
     pub warnings: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            aws_rolename: "Aardvark".into(),
-            aws_region: "us-east-1".into(),
-            aws_arn_partition: Partition::Aws,
-            database_uri: "sqlite:///aardvark.db".into(),
-            updater_num_threads: 50,
-            updater_failing_arns: Vec::new(),
-            updater_prune: false,
-            updater_account_concurrency: 50,
-            updater_principal_concurrency: 10,
-            updater_account_rate_limit: 10.0,
-            updater_account_burst: 10,
-            updater_job_timeout: Duration::from_secs(300),
-            updater_poll_interval: Duration::from_millis(500),
-            updater_poll_max_interval: Duration::from_secs(5),
-            updater_max_attempts: 5,
-            updater_request_timeout: Duration::from_secs(60),
-            aws_endpoint_url: None,
-            aws_endpoints: BTreeMap::new(),
-            swag: None,
-            accounts: Vec::new(),
-            account_source: AccountSource::Static,
-            log_format: LogFormat::Text,
-            file: None,
-        }
-    }
 }
 
 /// One raw value and where it came from.
@@ -400,31 +399,6 @@ fn is_setting(name: &str) -> bool {
     SETTING_NAMES.contains(&name.to_ascii_uppercase().as_str())
 }
 
-const SETTING_NAMES: &[&str] = &[
-    "AWS_ROLENAME",
-    "AWS_REGION",
-    "AWS_ARN_PARTITION",
-    "SQLALCHEMY_DATABASE_URI",
-    "UPDATER_NUM_THREADS",
-    "UPDATER_FAILING_ARNS",
-    "UPDATER_PRUNE",
-    "UPDATER_ACCOUNT_CONCURRENCY",
-    "UPDATER_PRINCIPAL_CONCURRENCY",
-    "UPDATER_ACCOUNT_RATE_LIMIT",
-    "UPDATER_ACCOUNT_BURST",
-    "UPDATER_JOB_TIMEOUT_SECONDS",
-    "UPDATER_POLL_INTERVAL_MS",
-    "UPDATER_POLL_MAX_INTERVAL_MS",
-    "UPDATER_MAX_ATTEMPTS",
-    "UPDATER_REQUEST_TIMEOUT_SECONDS",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINTS",
-    "SWAG",
-    "ACCOUNTS",
-    "LOG_FORMAT",
-    "ACCOUNT_SOURCE",
-];
-
 fn invalid(key: &str, origin: &Origin, expected: &str, found: &Value) -> ConfigError {
     let found = match found {
         Value::Null => "nothing (null)".to_owned(),
@@ -443,164 +417,34 @@ fn invalid(key: &str, origin: &Origin, expected: &str, found: &Value) -> ConfigE
     }
 }
 
+/// One raw value on its way to a setting: what a reader of [`read`] checks.
+struct Input<'a> {
+    key: &'a str,
+    value: &'a Value,
+    origin: &'a Origin,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Input<'_> {
+    /// The error for this value: `expected` says what the key takes.
+    fn invalid(&self, expected: &str) -> ConfigError {
+        invalid(self.key, self.origin, expected, self.value)
+    }
+}
+
 fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     for (key, (value, origin)) in &raw {
-        let string = || match value {
-            Value::String(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-            _ => Err(invalid(key, origin, "a non-empty string", value)),
-        };
-        match key.as_str() {
-            "AWS_ROLENAME" => settings.aws_rolename = string()?,
-            "AWS_REGION" => settings.aws_region = string()?,
-            "SQLALCHEMY_DATABASE_URI" => {
-                let uri = string()?;
-                crate::db::uri::DatabaseTarget::parse(&uri).map_err(|err| {
-                    invalid(
-                        key,
-                        origin,
-                        &format!("a database URI ({})", err.reason),
-                        value,
-                    )
-                })?;
-                settings.database_uri = uri;
-            }
-            "AWS_ARN_PARTITION" => {
-                settings.aws_arn_partition = match value.as_str() {
-                    Some("aws") => Partition::Aws,
-                    Some("aws-us-gov") => Partition::AwsUsGov,
-                    Some("aws-cn") => Partition::AwsCn,
-                    _ => {
-                        return Err(invalid(
-                            key,
-                            origin,
-                            "one of aws, aws-us-gov, aws-cn",
-                            value,
-                        ))
-                    }
-                }
-            }
-            "UPDATER_NUM_THREADS" => {
-                settings.updater_num_threads = whole(key, origin, value, 1, 10_000)? as usize
-            }
-            "UPDATER_ACCOUNT_CONCURRENCY" => {
-                settings.updater_account_concurrency =
-                    whole(key, origin, value, 1, 10_000)? as usize
-            }
-            "UPDATER_PRINCIPAL_CONCURRENCY" => {
-                settings.updater_principal_concurrency =
-                    whole(key, origin, value, 1, 1_000)? as usize
-            }
-            "UPDATER_ACCOUNT_RATE_LIMIT" => {
-                settings.updater_account_rate_limit = value
-                    .as_f64()
-                    .filter(|rate| rate.is_finite() && (0.0..=10_000.0).contains(rate))
-                    .ok_or_else(|| {
-                        invalid(
-                            key,
-                            origin,
-                            "requests per second from 0 (unpaced) to 10000",
-                            value,
-                        )
-                    })?;
-                if !raw.contains_key("UPDATER_ACCOUNT_BURST") {
-                    settings.updater_account_burst =
-                        settings.updater_account_rate_limit.ceil().max(1.0) as u32;
-                }
-            }
-            "UPDATER_ACCOUNT_BURST" => {
-                settings.updater_account_burst = whole(key, origin, value, 1, 10_000)? as u32
-            }
-            "UPDATER_JOB_TIMEOUT_SECONDS" => {
-                settings.updater_job_timeout =
-                    Duration::from_secs(whole(key, origin, value, 1, 86_400)?)
-            }
-            "UPDATER_POLL_INTERVAL_MS" => {
-                settings.updater_poll_interval =
-                    Duration::from_millis(whole(key, origin, value, 1, 600_000)?)
-            }
-            "UPDATER_POLL_MAX_INTERVAL_MS" => {
-                settings.updater_poll_max_interval =
-                    Duration::from_millis(whole(key, origin, value, 1, 600_000)?)
-            }
-            "UPDATER_MAX_ATTEMPTS" => {
-                settings.updater_max_attempts = whole(key, origin, value, 1, 20)? as u32
-            }
-            "UPDATER_REQUEST_TIMEOUT_SECONDS" => {
-                settings.updater_request_timeout =
-                    Duration::from_secs(whole(key, origin, value, 1, 3_600)?)
-            }
-            "AWS_ENDPOINT_URL" => settings.aws_endpoint_url = Some(url(key, origin, value)?),
-            "AWS_ENDPOINTS" => {
-                let Value::Mapping(map) = value else {
-                    return Err(invalid(
-                        key,
-                        origin,
-                        "a mapping of service (sts, iam, s3, organizations) to URL",
-                        value,
-                    ));
-                };
-                for (service, endpoint) in map {
-                    let service = key_name(service).to_ascii_lowercase();
-                    let full = format!("AWS_ENDPOINTS.{service}");
-                    if !["sts", "iam", "s3", "organizations"].contains(&service.as_str()) {
-                        return Err(invalid(
-                            &full,
-                            origin,
-                            "a service among sts, iam, s3, organizations",
-                            &Value::String(service.clone()),
-                        ));
-                    }
-                    settings
-                        .aws_endpoints
-                        .insert(service, url(&full, origin, endpoint)?);
-                }
-            }
-            "UPDATER_FAILING_ARNS" => {
-                settings.updater_failing_arns = string_list(value)
-                    .ok_or_else(|| invalid(key, origin, "a list of ARNs", value))?;
-            }
-            "ACCOUNTS" => {
-                settings.accounts = string_list(value).ok_or_else(|| {
-                    invalid(
-                        key,
-                        origin,
-                        "a list of account ids or a comma-separated string",
-                        value,
-                    )
-                })?;
-            }
-            "UPDATER_PRUNE" => {
-                settings.updater_prune = value
-                    .as_bool()
-                    .ok_or_else(|| invalid(key, origin, "true or false", value))?;
-            }
-            "LOG_FORMAT" => {
-                settings.log_format = match value.as_str().map(str::to_ascii_lowercase).as_deref() {
-                    Some("text") => LogFormat::Text,
-                    Some("json") => LogFormat::Json,
-                    _ => return Err(invalid(key, origin, "text or json", value)),
-                }
-            }
-            "ACCOUNT_SOURCE" => {
-                settings.account_source =
-                    match value.as_str().map(str::to_ascii_lowercase).as_deref() {
-                        Some("static") => AccountSource::Static,
-                        Some("swag") => AccountSource::Swag,
-                        Some("organizations") => AccountSource::Organizations,
-                        _ => {
-                            return Err(invalid(
-                                key,
-                                origin,
-                                "one of static, swag, organizations",
-                                value,
-                            ))
-                        }
-                    }
-            }
-            "SWAG" => settings.swag = validate_swag(value, origin, warnings)?,
-            _ => unreachable!("only known settings are collected"),
-        }
+        settings.set(&mut Input {
+            key,
+            value,
+            origin,
+            warnings,
+        })?;
+    }
+    if raw.contains_key("UPDATER_ACCOUNT_RATE_LIMIT") && !raw.contains_key("UPDATER_ACCOUNT_BURST")
+    {
+        settings.updater_account_burst = settings.updater_account_rate_limit.ceil().max(1.0) as u32;
     }
     // Upstream used SWAG whenever it was configured.
     if !raw.contains_key("ACCOUNT_SOURCE")
@@ -614,121 +458,27 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
     Ok(settings)
 }
 
-/// A whole number within `min..=max`.
-fn whole(
-    key: &str,
-    origin: &Origin,
-    value: &Value,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    value
-        .as_u64()
-        .filter(|n| (min..=max).contains(n))
-        .ok_or_else(|| {
-            invalid(
-                key,
-                origin,
-                &format!("a whole number from {min} to {max}"),
-                value,
-            )
-        })
-}
-
-/// An http(s) URL.
-fn url(key: &str, origin: &Origin, value: &Value) -> Result<String, ConfigError> {
-    value
-        .as_str()
-        .map(str::trim)
-        .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
-        .map(str::to_owned)
-        .ok_or_else(|| invalid(key, origin, "an http:// or https:// URL", value))
-}
-
-/// A YAML list of strings, or one comma-separated string.
-fn string_list(value: &Value) -> Option<Vec<String>> {
-    match value {
-        Value::Null => Some(Vec::new()),
-        Value::String(text) => Some(
-            text.split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ),
-        Value::Number(number) => Some(vec![number.to_string()]),
-        Value::Sequence(items) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(text) => Some(text.clone()),
-                Value::Number(number) => Some(number.to_string()),
-                _ => None,
-            })
-            .collect(),
-        _ => None,
+/// Checks one answer for setting `key` as a settings file would hold it (`10`, `swag`,
+/// `[a, b]`); the error says what the key takes. For `aardvark config`, so that its questions
+/// accept exactly what the settings do.
+pub fn check_answer(key: &str, answer: &str) -> Result<Value, String> {
+    if !is_setting(key) {
+        return Err(format!("{key} is not a setting"));
     }
-}
-
-fn validate_swag(
-    value: &Value,
-    origin: &Origin,
-    warnings: &mut Vec<String>,
-) -> Result<Option<SwagSettings>, ConfigError> {
-    let map = match value {
-        Value::Null => return Ok(None),
-        Value::Mapping(map) => map,
-        _ => {
-            return Err(invalid(
-                "SWAG",
-                origin,
-                "a mapping (bucket, filter, ...)",
-                value,
-            ))
-        }
+    let value = parse_env_scalar(answer);
+    let origin = Origin::Default;
+    let mut warnings = Vec::new();
+    let mut input = Input {
+        key,
+        value: &value,
+        origin: &origin,
+        warnings: &mut warnings,
     };
-    let mut swag = SwagSettings::default();
-    for (key, item) in map {
-        let name = key_name(key).to_ascii_lowercase();
-        let full = format!("SWAG.{name}");
-        let optional_string = || match item {
-            Value::Null => Ok(None),
-            Value::String(text) => Ok(Some(text.clone())),
-            _ => Err(invalid(&full, origin, "a string", item)),
-        };
-        match name.as_str() {
-            "bucket" => swag.bucket = optional_string()?,
-            "filter" => swag.filter = optional_string()?,
-            "service_enabled_requirement" => swag.service_enabled_requirement = optional_string()?,
-            "opts" => {
-                let Value::Mapping(opts) = item else {
-                    if item.is_null() {
-                        continue;
-                    }
-                    return Err(invalid(&full, origin, "a mapping", item));
-                };
-                for (opt, opt_value) in opts {
-                    let text = match opt_value {
-                        Value::String(text) => text.clone(),
-                        Value::Number(_) | Value::Bool(_) => key_name(opt_value),
-                        _ => {
-                            return Err(invalid(
-                                &format!("{full}.{}", key_name(opt)),
-                                origin,
-                                "a scalar",
-                                opt_value,
-                            ))
-                        }
-                    };
-                    swag.opts.insert(key_name(opt), text);
-                }
-            }
-            _ => warnings.push(format!(
-                "{origin}: unknown setting {full} ignored (expected one of {})",
-                SWAG_KEYS.join(", ")
-            )),
-        }
+    match Settings::default().set(&mut input) {
+        Ok(()) => Ok(value),
+        Err(ConfigError::Invalid { expected, .. }) => Err(expected),
+        Err(other) => Err(other.to_string()),
     }
-    Ok(Some(swag))
 }
 
 /// Renders settings as a `settings.yaml` document with a `default:` section.

@@ -358,13 +358,6 @@ impl Database {
     }
 }
 
-/// Where the account field of an ARN (`arn:partition:service:region:ACCOUNT:resource`) lies.
-fn account_field(arn: &str) -> Option<std::ops::Range<usize>> {
-    let mut colons = arn.match_indices(':').map(|(at, _)| at);
-    let start = colons.nth(3)? + 1;
-    Some(start..colons.next().unwrap_or(arn.len()))
-}
-
 fn longest_digit_run(text: &str) -> usize {
     text.split(|c: char| !c.is_ascii_digit())
         .map(str::len)
@@ -384,7 +377,7 @@ impl Directory {
             .iter()
             .enumerate()
             .map(|(at, arn)| {
-                let outside = match account_field(arn) {
+                let outside = match crate::arn::Arn::account_range(arn) {
                     Some(field) => {
                         accounts
                             .entry(&arn[field.clone()])

@@ -3,14 +3,50 @@
 use sqlx::Row;
 
 use super::{Database, DbError};
+use crate::named::{named, Named};
+
+/// A run's state (`aardvark_runs.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    /// Every account collected completely.
+    Ok,
+    /// Some accounts or principals failed.
+    Partial,
+    /// Every account failed.
+    Failed,
+    /// The run lost its database and stopped.
+    Aborted,
+}
+named!(RunStatus { Running => "running", Ok => "ok", Partial => "partial", Failed => "failed", Aborted => "aborted" });
+
+/// One account's outcome in a run (`aardvark_run_accounts.status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Every listed principal collected (or vanished).
+    Ok,
+    /// Listed, but some principals failed.
+    Partial,
+    /// Nothing collected: AssumeRole, a listing or the account itself failed.
+    Failed,
+}
+named!(AccountStatus { Ok => "ok", Partial => "partial", Failed => "failed" });
+
+/// Reads a named status column; another program's value is a decoding error naming it.
+fn status<T: Named>(row: &sqlx::any::AnyRow, column: usize) -> Result<T, sqlx::Error> {
+    let text: String = row.try_get(column)?;
+    T::from_name(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unknown status {text:?}").into(),
+    })
+}
 
 /// One account's outcome in a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRecord {
     pub account_id: String,
     pub account_name: Option<String>,
-    /// `ok`, `partial` or `failed`.
-    pub status: String,
+    pub status: AccountStatus,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub principals_listed: i64,
@@ -27,8 +63,6 @@ pub struct AccountRecord {
 /// A run's totals, written when it ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunTotals {
-    /// `ok`, `partial`, `failed` or `aborted`.
-    pub status: String,
     pub accounts_total: i64,
     pub accounts_ok: i64,
     pub accounts_partial: i64,
@@ -44,7 +78,7 @@ pub struct RunRecord {
     pub id: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub request: String,
     pub totals: RunTotals,
 }
@@ -53,9 +87,10 @@ impl Database {
     /// Records the start of a run; `request` describes what was asked (JSON).
     pub async fn start_run(&self, request: &str) -> Result<i64, DbError> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO aardvark_runs (started_at, status, request) VALUES ($1, 'running', $2) RETURNING CAST(id AS BIGINT)",
+            "INSERT INTO aardvark_runs (started_at, status, request) VALUES ($1, $2, $3) RETURNING CAST(id AS BIGINT)",
         )
         .bind(super::now_timestamp())
+        .bind(RunStatus::Running.as_str())
         .bind(request)
         .fetch_one(self.pool())
         .await?;
@@ -73,7 +108,7 @@ impl Database {
         .bind(run_id)
         .bind(&record.account_id)
         .bind(&record.account_name)
-        .bind(&record.status)
+        .bind(record.status.as_str())
         .bind(&record.error_code)
         .bind(&record.error_message)
         .bind(record.principals_listed)
@@ -100,13 +135,18 @@ impl Database {
     }
 
     /// Records the end of a run.
-    pub async fn finish_run(&self, run_id: i64, totals: &RunTotals) -> Result<(), DbError> {
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        totals: &RunTotals,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE aardvark_runs SET finished_at = $1, status = $2, accounts_total = $3, accounts_ok = $4, accounts_partial = $5, \
              accounts_failed = $6, principals_collected = $7, principals_failed = $8, principals_vanished = $9 WHERE id = $10",
         )
         .bind(super::now_timestamp())
-        .bind(&totals.status)
+        .bind(status.as_str())
         .bind(totals.accounts_total)
         .bind(totals.accounts_ok)
         .bind(totals.accounts_partial)
@@ -137,10 +177,9 @@ impl Database {
                     id: row.try_get(0)?,
                     started_at: row.try_get(1)?,
                     finished_at: row.try_get(2)?,
-                    status: row.try_get(3)?,
+                    status: status(row, 3)?,
                     request: row.try_get(4)?,
                     totals: RunTotals {
-                        status: row.try_get(3)?,
                         accounts_total: row.try_get(5)?,
                         accounts_ok: row.try_get(6)?,
                         accounts_partial: row.try_get(7)?,
@@ -186,7 +225,7 @@ impl Database {
             records.push(AccountRecord {
                 account_id,
                 account_name: row.try_get(1)?,
-                status: row.try_get(2)?,
+                status: status(row, 2)?,
                 error_code: row.try_get(3)?,
                 error_message: row.try_get(4)?,
                 principals_listed: row.try_get(5)?,

@@ -1,5 +1,5 @@
 //! The write path the collector uses: store principals' Access Advisor results with upstream's
-//! upsert rules (section 4 of DESIGN.md), and prune principals an account no longer lists.
+//! upsert rules (docs/behaviour.md, section 4), and prune principals an account no longer lists.
 //! Each call is one transaction, so a failure leaves what was stored before untouched.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -278,7 +278,7 @@ impl Database {
         account_id: &str,
         listed: &HashSet<String>,
     ) -> Result<Vec<String>, DbError> {
-        if account_id.is_empty() || !account_id.bytes().all(|b| b.is_ascii_digit()) {
+        if !crate::arn::is_account_id(account_id) {
             return Ok(Vec::new());
         }
         let mut tx = self.pool().begin().await?;

@@ -1,0 +1,228 @@
+//! One account of a run, in named steps: assume the role, list the principals, keep those `-r`
+//! asks for, collect them concurrently (each stored as soon as it is complete), prune after a
+//! complete listing, and report. Never fails: every failure ends up in the account's report.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use super::accounts::TargetAccount;
+use super::aws::Failure;
+use super::principal::{self, Polling, PrincipalError};
+use super::report::AccountReport;
+use super::{store, Pacer, RunShared};
+use crate::db::write::{PrincipalUsage, WriteOptions};
+
+/// One account from AssumeRole to its last principal.
+pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountReport {
+    let started = Instant::now();
+    let started_at = crate::db::now_timestamp();
+    let account = target.id.as_str();
+    let listing = async {
+        let iam = assume_role(run, account).await?;
+        let pacer = Pacer::new(
+            run.settings.updater_account_rate_limit,
+            run.settings.updater_account_burst,
+        );
+        let listed = list_principals(&iam, &pacer).await?;
+        Ok::<_, Failure>((iam, pacer, listed))
+    };
+    let (iam, pacer, listed) = match listing.await {
+        Ok(listed) => listed,
+        Err(failure) => {
+            tracing::warn!(account, code = %failure.code, message = %failure.message, "account failed");
+            return AccountReport::failed_account(
+                account,
+                target.name,
+                failure,
+                started_at,
+                started.elapsed(),
+            );
+        }
+    };
+    let outcomes = collect_principals(run, account, &iam, &pacer, wanted(run, &listed)).await;
+    let pruned = if run.prune && !run.database_lost.load(Ordering::SeqCst) {
+        prune(run, account, &listed).await
+    } else {
+        0
+    };
+    let mut report = AccountReport::from_outcomes(account, target.name, listed, outcomes);
+    report.pruned = pruned;
+    report.started_at = started_at;
+    report.duration = started.elapsed();
+    report
+}
+
+/// Assumes the collector's role in `account` and builds an IAM client from the credentials it
+/// returns (explicitly, so that an SCP denial is a plain `AccessDenied` of this one call).
+async fn assume_role(run: &RunShared, account: &str) -> Result<aws_sdk_iam::Client, Failure> {
+    let role_arn = format!(
+        "arn:{}:iam::{account}:role/{}",
+        run.settings.aws_arn_partition.as_str(),
+        run.settings.aws_rolename
+    );
+    let assumed = run
+        .sts
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name("aardvark")
+        .send()
+        .await
+        .map_err(|err| Failure::from_sdk(&err).during(&format!("AssumeRole {role_arn}")))?;
+    let credentials = assumed
+        .credentials()
+        .ok_or_else(|| Failure::new("MalformedResponse", "AssumeRole returned no credentials"))?;
+    let credentials = aws_sdk_sts::config::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_owned()),
+        None,
+        "aardvark-assume-role",
+    );
+    Ok(run.aws.iam_for(account, credentials))
+}
+
+/// Every role, user, group and customer-managed policy of the account, all pages, paced.
+async fn list_principals(iam: &aws_sdk_iam::Client, pacer: &Pacer) -> Result<Vec<String>, Failure> {
+    let mut arns = Vec::new();
+    // The four paginators have four types; one loop shape for all of them.
+    macro_rules! every_page {
+        ($request:expr, $operation:literal, |$page:ident| $arns:expr) => {
+            let mut pages = $request.max_items(1000).into_paginator().send();
+            while let Some(page) = {
+                pacer.wait().await;
+                pages.next().await
+            } {
+                let $page = page.map_err(|err| Failure::from_sdk(&err).during($operation))?;
+                arns.extend($arns);
+            }
+        };
+    }
+    every_page!(iam.list_roles(), "ListRoles", |page| page
+        .roles()
+        .iter()
+        .map(|r| r.arn().to_owned()));
+    every_page!(iam.list_users(), "ListUsers", |page| page
+        .users()
+        .iter()
+        .map(|u| u.arn().to_owned()));
+    every_page!(iam.list_groups(), "ListGroups", |page| page
+        .groups()
+        .iter()
+        .map(|g| g.arn().to_owned()));
+    every_page!(
+        iam.list_policies()
+            .scope(aws_sdk_iam::types::PolicyScopeType::Local),
+        "ListPolicies",
+        |page| page
+            .policies()
+            .iter()
+            .filter_map(|p| p.arn().map(str::to_owned))
+    );
+    Ok(arns)
+}
+
+/// The listed principals this run collects: all of them, or those `-r` names.
+fn wanted(run: &RunShared, listed: &[String]) -> Vec<String> {
+    match &run.only_arns {
+        Some(only) => listed
+            .iter()
+            .filter(|arn| only.contains(&arn.to_lowercase()))
+            .cloned()
+            .collect(),
+        None => listed.to_vec(),
+    }
+}
+
+/// Collects and stores `arns`, `UPDATER_PRINCIPAL_CONCURRENCY` at a time within the account
+/// and `UPDATER_NUM_THREADS` over the run. Returns each principal's outcome.
+async fn collect_principals(
+    run: &RunShared,
+    account: &str,
+    iam: &aws_sdk_iam::Client,
+    pacer: &Pacer,
+    arns: Vec<String>,
+) -> Vec<(String, Result<(), PrincipalError>)> {
+    let polling = Polling {
+        first_interval: run.settings.updater_poll_interval,
+        max_interval: run.settings.updater_poll_max_interval,
+        deadline: run.settings.updater_job_timeout,
+    };
+    futures::stream::iter(arns)
+        .map(|arn| async move {
+            let _permit = run
+                .principals
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            let outcome = collect_principal(run, iam, pacer, &arn, polling).await;
+            run.progress.principal_done();
+            log_outcome(run, account, &arn, &outcome);
+            (arn, outcome)
+        })
+        .buffer_unordered(run.settings.updater_principal_concurrency)
+        .collect()
+        .await
+}
+
+/// One principal: its Access Advisor data, then its write.
+async fn collect_principal(
+    run: &RunShared,
+    iam: &aws_sdk_iam::Client,
+    pacer: &Pacer,
+    arn: &str,
+    polling: Polling,
+) -> Result<(), PrincipalError> {
+    if run.database_lost.load(Ordering::SeqCst) {
+        return Err(PrincipalError::Failed(Failure::new(
+            "DatabaseLost",
+            "not collected: the database was lost",
+        )));
+    }
+    let services = principal::fetch_usage(iam, pacer, arn, polling).await?;
+    let usage = PrincipalUsage {
+        arn: arn.to_owned(),
+        services,
+    };
+    let options = WriteOptions {
+        prune_namespaces: run.prune,
+    };
+    store(run, usage, options)
+        .await
+        .map_err(PrincipalError::Failed)
+}
+
+fn log_outcome(run: &RunShared, account: &str, arn: &str, outcome: &Result<(), PrincipalError>) {
+    match outcome {
+        Ok(()) => {}
+        Err(PrincipalError::Vanished(failure)) => {
+            tracing::info!(account, arn, reason = %failure, "principal vanished since it was listed; stored data untouched");
+        }
+        Err(PrincipalError::Failed(failure)) if run.failing_arns.contains(arn) => {
+            tracing::info!(account, arn, code = %failure.code, message = %failure.message, "principal failed (a known failing ARN)");
+        }
+        Err(PrincipalError::Failed(failure)) => {
+            tracing::warn!(account, arn, code = %failure.code, message = %failure.message, "principal failed");
+        }
+    }
+}
+
+/// Removes what a complete listing no longer holds; returns how many principals went.
+/// A failed prune removes nothing and costs only the pruning.
+async fn prune(run: &RunShared, account: &str, listed: &[String]) -> usize {
+    let complete: HashSet<String> = listed.iter().cloned().collect();
+    match run.db.prune_account(account, &complete).await {
+        Ok(removed) => {
+            for arn in &removed {
+                tracing::info!(account, arn = %arn, "pruned: no longer listed by AWS");
+            }
+            removed.len()
+        }
+        Err(err) => {
+            tracing::error!(account, error = %err, "pruning failed; nothing was removed");
+            0
+        }
+    }
+}
