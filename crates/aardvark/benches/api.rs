@@ -16,6 +16,9 @@
 //! the SQLite database there (filled and measured when absent, only served when present), and
 //! AARDVARK_BENCH_SERVER=<binary> serves it with another build than target/release/aardvark.
 
+mod common;
+
+use common::proc_status;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -162,16 +165,6 @@ async fn plain_insert(url: &str, accounts: u64, per_account: u64) -> f64 {
         .unwrap();
     pool.close().await;
     rate
-}
-
-fn proc_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|line| line.starts_with(field))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
 }
 
 fn serve(uri: &str) -> (Child, String) {

@@ -5,6 +5,9 @@
 //! scenario prints its lower bound (behaviour section 8 (docs/behaviour.md)), the wall time and their ratio, calls
 //! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100.
 
+mod common;
+
+use common::proc_status;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,16 +31,6 @@ struct Case {
 
 /// Clock ticks per second of /proc's CPU times.
 const TICKS: f64 = 100.0;
-
-fn proc_status(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|line| line.starts_with(field))
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse().ok())
-        .unwrap_or(0)
-}
 
 /// User + system CPU seconds of a process.
 fn cpu_seconds(pid: u32) -> f64 {

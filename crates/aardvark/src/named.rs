@@ -88,6 +88,7 @@ mod tests {
         assert_eq!(Two::choices(), "alpha or beta");
         assert_eq!(Three::choices(), "one of x, y-y, z");
         assert_eq!(Three::Y.to_string(), "y-y");
+        assert_eq!(Three::Z.as_str(), "z");
         for (name, value) in Three::NAMES {
             assert_eq!(Three::from_name(name), Some(*value));
         }

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 
+use crate::faults::{self, JobState};
+use crate::reply::Reply;
 use crate::scenario::{PrincipalKind, ResolvedPrincipal};
-use crate::server::{AccountState, Job, Reply, SimState};
+use crate::state::{AccountState, Job, SimState};
 use crate::xml::{self, Xml};
 use crate::{iso8601_millis, iso8601_seconds};
 
@@ -101,7 +103,6 @@ fn page<T>(items: &[T], offset: usize, limit: usize) -> (&[T], Option<usize>) {
 /// IAM calls with the hub's own credentials when the hub is not a scenario account: nothing
 /// to list, nothing to report on.
 pub(crate) fn handle_empty(
-    _state: &SimState,
     action: &str,
     params: &HashMap<String, String>,
     request_id: &str,
@@ -156,7 +157,6 @@ pub(crate) fn handle(
     params: &HashMap<String, String>,
     request_id: &str,
 ) -> Reply {
-    let faults = &account.account.faults;
     let kind = match action {
         "ListRoles" => Some(PrincipalKind::Role),
         "ListUsers" => Some(PrincipalKind::User),
@@ -165,7 +165,7 @@ pub(crate) fn handle(
         _ => None,
     };
     if let Some(kind) = kind {
-        if faults.deny_listing.contains(&kind) {
+        if faults::listing_denied(account, kind) {
             return error(
                 StatusCode::FORBIDDEN,
                 "AccessDenied",
@@ -317,7 +317,7 @@ fn generate(
     let Some(&index) = account.by_arn.get(arn) else {
         return no_such_entity_arn(arn, request_id);
     };
-    if account.account.principals[index].faults.vanishes {
+    if faults::vanished(&account.account.principals[index]) {
         return no_such_entity_arn(arn, request_id);
     }
     let job_id = state.new_id();
@@ -366,14 +366,8 @@ fn get_details(
         }
     };
     let principal = &account.account.principals[job.principal];
-    let polls_needed = principal
-        .faults
-        .job_polls
-        .or(account.account.faults.job_polls)
-        .unwrap_or(1)
-        .max(1);
-    let done = !principal.faults.job_never_completes && job.polls >= polls_needed;
-    if done && principal.faults.malformed_result {
+    let state_now = faults::job_state(account, principal, job.polls);
+    if state_now == JobState::Malformed {
         // A count that is not a number: the SDK cannot parse it.
         let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\
             <ServiceName>Amazon S3</ServiceName><ServiceNamespace>s3</ServiceNamespace>\
@@ -394,12 +388,10 @@ fn get_details(
         "SERVICE_LEVEL"
     };
     let mut result = Xml::default();
-    let status = if !done {
-        "IN_PROGRESS"
-    } else if principal.faults.job_failed {
-        "FAILED"
-    } else {
-        "COMPLETED"
+    let status = match state_now {
+        JobState::InProgress => "IN_PROGRESS",
+        JobState::Failed => "FAILED",
+        JobState::Completed | JobState::Malformed => "COMPLETED",
     };
     result
         .element("JobStatus", status)
@@ -443,7 +435,7 @@ fn get_details(
         }
     }
     result.close("ServicesLastAccessed");
-    if done {
+    if state_now != JobState::InProgress {
         result.element("JobCompletionDate", iso8601_millis(job.created_ms + 1500));
     }
     truncation(&mut result, next);

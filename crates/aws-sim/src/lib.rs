@@ -11,21 +11,32 @@
 //! # }
 //! ```
 
+// Layers, each using only those above it in this list: data, then shared state and faults,
+// then the services, then the router.
 mod catalog;
+pub mod scenario;
+mod xml;
+
+mod reply;
+mod state;
+mod stats;
+
+mod faults;
+
 mod iam;
 mod organizations;
 mod s3;
-pub mod scenario;
-mod server;
 mod sts;
-mod xml;
+
+mod server;
 
 pub use catalog::SERVICES;
 pub use scenario::{
     AccountFaults, AssumeRoleFault, Burst, ExpectedService, PrincipalFaults, PrincipalKind,
     RateLimit, Scenario,
 };
-pub use server::{start, start_on, SimHandle, StartError, Stats};
+pub use server::{start, start_on, SimHandle, StartError};
+pub use stats::Stats;
 
 /// `2026-10-27T05:33:20Z`
 pub(crate) fn iso8601_seconds(ms: i64) -> String {

@@ -3,7 +3,8 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::server::{Caller, Reply, SimState};
+use crate::reply::Reply;
+use crate::state::{Caller, SimState};
 
 const TARGET_PREFIX: &str = "AWSOrganizationsV20161128.";
 const MAX_RESULTS: usize = 20;

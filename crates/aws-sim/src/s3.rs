@@ -3,8 +3,9 @@
 use axum::http::{StatusCode, Uri};
 use serde_json::{json, Value};
 
+use crate::reply::Reply;
 use crate::scenario::AccountStatus;
-use crate::server::{Reply, SimState};
+use crate::state::SimState;
 use crate::xml;
 
 fn s3_error(
@@ -26,7 +27,9 @@ fn s3_error(
 
 pub(crate) fn get_object(state: &SimState, uri: &Uri, request_id: &str) -> Reply {
     state.count(&state.scenario.hub_account, "GetObject");
-    let path = percent_decode(uri.path().trim_start_matches('/'));
+    let path = percent_encoding::percent_decode_str(uri.path().trim_start_matches('/'))
+        .decode_utf8_lossy()
+        .into_owned();
     let (bucket, key) = path.split_once('/').unwrap_or((path.as_str(), ""));
     let Some(swag) = state
         .scenario
@@ -56,24 +59,6 @@ pub(crate) fn get_object(state: &SimState, uri: &Uri, request_id: &str) -> Reply
         content_type: "application/json",
         body: swag_document(state, swag.schema_version).to_string(),
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The scenario's accounts as SWAG's `accounts.json`.

@@ -33,6 +33,13 @@ const TABLES: &[&str] = &[
     "_sqlx_migrations",
 ];
 
+/// What a file path must escape to stand in a `sqlite://` URL (sqlx decodes it again).
+const SQLITE_PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b'%')
+    .add(b'?')
+    .add(b'#')
+    .add(b' ');
+
 /// How long a SQLite connection waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -100,14 +107,10 @@ impl Database {
         sqlx::any::install_default_drivers();
         let (url, dialect, options) = match target {
             DatabaseTarget::SqliteFile(path) => {
-                let encoded: String = path
-                    .to_string_lossy()
-                    .chars()
-                    .map(|c| match c {
-                        '%' | '?' | '#' | ' ' => format!("%{:02X}", c as u32),
-                        c => c.to_string(),
-                    })
-                    .collect();
+                let encoded = percent_encoding::percent_encode(
+                    path.as_os_str().as_encoded_bytes(),
+                    SQLITE_PATH_ESCAPES,
+                );
                 (
                     format!("sqlite://{encoded}?mode=rwc"),
                     Dialect::Sqlite,

@@ -87,6 +87,7 @@ pub struct WriteSummary {
 }
 
 /// A stored `advisor_data` row, as far as the upsert rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct StoredRow {
     id: i64,
     last_authenticated: i64,
@@ -95,6 +96,14 @@ struct StoredRow {
     total: Option<i64>,
 }
 
+/// Stored rows per principal id, by namespace.
+type StoredRows = HashMap<i64, HashMap<Option<String>, StoredRow>>;
+
+/// Each principal's services as they will be compared with what is stored: the last result
+/// for an ARN wins; within a result, the newest use of a namespace; names cut to upstream's
+/// column sizes.
+type Received<'a> = BTreeMap<&'a str, BTreeMap<String, ServiceUsage>>;
+
 fn truncate(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((end, _)) => text[..end].to_owned(),
@@ -102,46 +111,152 @@ fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
+fn received(principals: &[PrincipalUsage]) -> Received<'_> {
+    let mut by_arn: Received = BTreeMap::new();
+    for principal in principals {
+        let services = by_arn.entry(principal.arn.as_str()).or_default();
+        services.clear();
+        for service in &principal.services {
+            let service = ServiceUsage {
+                service_name: truncate(&service.service_name, SERVICE_NAME_MAX_CHARS),
+                service_namespace: truncate(
+                    &service.service_namespace,
+                    SERVICE_NAMESPACE_MAX_CHARS,
+                ),
+                ..service.clone()
+            };
+            match services.get(&service.service_namespace) {
+                Some(seen) if seen.last_authenticated >= service.last_authenticated => {}
+                _ => {
+                    services.insert(service.service_namespace.clone(), service);
+                }
+            }
+        }
+    }
+    by_arn
+}
+
+/// The statements a write makes, and its summary.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct WritePlan<'a> {
+    /// Rows to insert or replace: (principal id, service).
+    writes: Vec<(i64, &'a ServiceUsage)>,
+    /// `advisor_data` ids to delete (namespaces AWS no longer returns, when pruning).
+    deletes: Vec<i64>,
+    summary: WriteSummary,
+}
+
+/// The upsert rules (docs/behaviour.md, section 4), from what was received, the principals'
+/// ids and what is stored: a new namespace is inserted; a newer last use replaces the stored
+/// row; 0 where a use was stored means it aged out (written, with a warning); an older use
+/// keeps the stored row (with a warning); an equal one is rewritten only if another field
+/// changed. With `prune`, stored namespaces not received are deleted.
+fn plan<'a>(
+    received: &'a Received<'_>,
+    ids: &HashMap<String, i64>,
+    mut stored: StoredRows,
+    prune: bool,
+) -> WritePlan<'a> {
+    let mut plan = WritePlan {
+        summary: WriteSummary {
+            principals: received.len(),
+            ..WriteSummary::default()
+        },
+        ..WritePlan::default()
+    };
+    for (arn, services) in received {
+        let item_id = ids[*arn];
+        let mut existing = stored.remove(&item_id).unwrap_or_default();
+        for (namespace, service) in services {
+            let Some(row) = existing.remove(&Some(namespace.clone())) else {
+                plan.summary.inserted += 1;
+                plan.writes.push((item_id, service));
+                continue;
+            };
+            let received = service.last_authenticated;
+            let newer = received > row.last_authenticated;
+            let aged_out = received == 0 && row.last_authenticated != 0;
+            if aged_out {
+                plan.summary.warnings.push(WriteWarning::AgedOut {
+                    arn: arn.to_string(),
+                    namespace: namespace.clone(),
+                    previous: row.last_authenticated,
+                });
+            } else if received < row.last_authenticated {
+                plan.summary.warnings.push(WriteWarning::OlderIgnored {
+                    arn: arn.to_string(),
+                    namespace: namespace.clone(),
+                    stored: row.last_authenticated,
+                    received,
+                });
+                plan.summary.unchanged += 1;
+                continue;
+            }
+            let differs = newer
+                || aged_out
+                || row.service_name.as_deref() != Some(service.service_name.as_str())
+                || row.entity != service.last_authenticated_entity
+                || row.total != Some(service.total_authenticated_entities);
+            if differs {
+                plan.summary.updated += 1;
+                plan.writes.push((item_id, service));
+            } else {
+                plan.summary.unchanged += 1;
+            }
+        }
+        if prune {
+            plan.deletes.extend(existing.values().map(|row| row.id));
+        }
+    }
+    plan.summary.namespaces_pruned = plan.deletes.len();
+    plan
+}
+
 impl Database {
     /// Stores the principals' results in one transaction: each principal's `lastUpdated` becomes
-    /// now, and each namespace follows the upsert rules. Either all of it is stored or none.
+    /// now, and each namespace follows the upsert rules ([`plan`]). Either all of it is stored
+    /// or none.
     pub async fn store_principals(
         &self,
         principals: &[PrincipalUsage],
         options: WriteOptions,
     ) -> Result<WriteSummary, DbError> {
-        let mut summary = WriteSummary::default();
-        // The last result for an ARN wins; within a result, the newest use of a namespace.
-        let mut by_arn: BTreeMap<&str, BTreeMap<String, ServiceUsage>> = BTreeMap::new();
-        for principal in principals {
-            let services = by_arn.entry(principal.arn.as_str()).or_default();
-            services.clear();
-            for service in &principal.services {
-                let service = ServiceUsage {
-                    service_name: truncate(&service.service_name, SERVICE_NAME_MAX_CHARS),
-                    service_namespace: truncate(
-                        &service.service_namespace,
-                        SERVICE_NAMESPACE_MAX_CHARS,
-                    ),
-                    ..service.clone()
-                };
-                match services.get(&service.service_namespace) {
-                    Some(seen) if seen.last_authenticated >= service.last_authenticated => {}
-                    _ => {
-                        services.insert(service.service_namespace.clone(), service);
-                    }
-                }
-            }
+        let received = received(principals);
+        if received.is_empty() {
+            return Ok(WriteSummary::default());
         }
-        if by_arn.is_empty() {
-            return Ok(summary);
-        }
-        summary.principals = by_arn.len();
-
         let mut tx = self.pool().begin().await?;
+        let ids = self
+            .upsert_principals(&mut tx, received.keys().copied())
+            .await?;
+        let item_ids: Vec<i64> = ids.values().copied().collect();
+        let stored = self.stored_rows(&mut tx, &item_ids).await?;
+        let plan = plan(&received, &ids, stored, options.prune_namespaces);
+        self.write_rows(&mut tx, &plan.writes).await?;
+        if !plan.deletes.is_empty() {
+            let (matching, list) = self.among_ids("id", "$1", &plan.deletes);
+            sqlx::query(&format!("DELETE FROM advisor_data WHERE {matching}"))
+                .bind(list)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // The principals' rows have been locked (PostgreSQL) or the database has been
+        // (SQLite) since the first statement, so what is rendered is what commits.
+        self.render_into(&mut tx, &item_ids).await?;
+        tx.commit().await?;
+        Ok(plan.summary)
+    }
+
+    /// Inserts the principals that are new, sets every one's `lastUpdated` to now, and
+    /// returns their ids by ARN.
+    async fn upsert_principals<'a>(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        arns: impl Iterator<Item = &'a str>,
+    ) -> Result<HashMap<String, i64>, DbError> {
         let now = now_timestamp();
-        let mut ids: HashMap<String, i64> = HashMap::new();
-        let arns: Vec<&str> = by_arn.keys().copied().collect();
+        let arns: Vec<&str> = arns.collect();
+        let mut ids = HashMap::new();
         for chunk in arns.chunks(PARAMS_PER_STATEMENT - 1) {
             let timestamp = self.timestamp_param("$1");
             let values: Vec<String> = (0..chunk.len())
@@ -157,21 +272,32 @@ impl Database {
             for arn in chunk {
                 query = query.bind(*arn);
             }
-            for row in query.fetch_all(&mut *tx).await? {
+            for row in query.fetch_all(&mut *conn).await? {
                 ids.insert(row.try_get(1)?, row.try_get(0)?);
             }
         }
+        Ok(ids)
+    }
 
-        let item_ids: Vec<i64> = ids.values().copied().collect();
-        let (matching, id_list) = self.among_ids("item_id", "$1", &item_ids);
+    /// The `advisor_data` rows of principals `item_ids`.
+    async fn stored_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        item_ids: &[i64],
+    ) -> Result<StoredRows, DbError> {
+        let (matching, id_list) = self.among_ids("item_id", "$1", item_ids);
         let sql = format!(
             "SELECT CAST(id AS BIGINT), CAST(item_id AS BIGINT), \"serviceNamespace\", \
              CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \"lastAuthenticatedEntity\", \
              CAST(\"totalAuthenticatedEntities\" AS BIGINT) \
              FROM advisor_data WHERE {matching}"
         );
-        let mut stored: HashMap<i64, HashMap<Option<String>, StoredRow>> = HashMap::new();
-        for row in sqlx::query(&sql).bind(&id_list).fetch_all(&mut *tx).await? {
+        let mut stored = StoredRows::new();
+        for row in sqlx::query(&sql)
+            .bind(&id_list)
+            .fetch_all(&mut *conn)
+            .await?
+        {
             let item_id: i64 = row.try_get(1)?;
             stored.entry(item_id).or_default().insert(
                 row.try_get(2)?,
@@ -184,55 +310,15 @@ impl Database {
                 },
             );
         }
+        Ok(stored)
+    }
 
-        let mut writes: Vec<(i64, &ServiceUsage)> = Vec::new();
-        let mut deletes: Vec<i64> = Vec::new();
-        for (arn, services) in &by_arn {
-            let item_id = ids[*arn];
-            let mut existing = stored.remove(&item_id).unwrap_or_default();
-            for (namespace, service) in services {
-                let Some(row) = existing.remove(&Some(namespace.clone())) else {
-                    summary.inserted += 1;
-                    writes.push((item_id, service));
-                    continue;
-                };
-                let received = service.last_authenticated;
-                let newer = received > row.last_authenticated;
-                let aged_out = received == 0 && row.last_authenticated != 0;
-                let same_time = received == row.last_authenticated;
-                if aged_out {
-                    summary.warnings.push(WriteWarning::AgedOut {
-                        arn: arn.to_string(),
-                        namespace: namespace.clone(),
-                        previous: row.last_authenticated,
-                    });
-                } else if !newer && !same_time {
-                    summary.warnings.push(WriteWarning::OlderIgnored {
-                        arn: arn.to_string(),
-                        namespace: namespace.clone(),
-                        stored: row.last_authenticated,
-                        received,
-                    });
-                    summary.unchanged += 1;
-                    continue;
-                }
-                let differs = newer
-                    || aged_out
-                    || row.service_name.as_deref() != Some(service.service_name.as_str())
-                    || row.entity != service.last_authenticated_entity
-                    || row.total != Some(service.total_authenticated_entities);
-                if differs {
-                    summary.updated += 1;
-                    writes.push((item_id, service));
-                } else {
-                    summary.unchanged += 1;
-                }
-            }
-            if options.prune_namespaces {
-                deletes.extend(existing.values().map(|row| row.id));
-            }
-        }
-
+    /// Inserts or replaces `advisor_data` rows, many per statement.
+    async fn write_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        writes: &[(i64, &ServiceUsage)],
+    ) -> Result<(), DbError> {
         for chunk in writes.chunks(PARAMS_PER_STATEMENT / 6) {
             let sql = format!(
                 "INSERT INTO advisor_data (item_id, \"serviceNamespace\", \"serviceName\", \
@@ -254,21 +340,9 @@ impl Database {
                     .bind(&service.last_authenticated_entity)
                     .bind(i32::try_from(service.total_authenticated_entities).unwrap_or(i32::MAX));
             }
-            query.execute(&mut *tx).await?;
+            query.execute(&mut *conn).await?;
         }
-        if !deletes.is_empty() {
-            summary.namespaces_pruned = deletes.len();
-            let (matching, list) = self.among_ids("id", "$1", &deletes);
-            sqlx::query(&format!("DELETE FROM advisor_data WHERE {matching}"))
-                .bind(list)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // The principals' rows have been locked (PostgreSQL) or the database has been
-        // (SQLite) since the first statement, so what is rendered is what commits.
-        self.render_into(&mut tx, &item_ids).await?;
-        tx.commit().await?;
-        Ok(summary)
+        Ok(())
     }
 
     /// Removes the principals of `account_id` that are not in `listed` (a complete listing of
@@ -315,5 +389,136 @@ impl Database {
         tx.commit().await?;
         removed.sort();
         Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(namespace: &str, last: i64) -> ServiceUsage {
+        ServiceUsage {
+            service_name: format!("Service {namespace}"),
+            service_namespace: namespace.to_owned(),
+            last_authenticated: last,
+            last_authenticated_entity: None,
+            total_authenticated_entities: 1,
+        }
+    }
+
+    fn stored(id: i64, namespace: &str, last: i64) -> (Option<String>, StoredRow) {
+        (
+            Some(namespace.to_owned()),
+            StoredRow {
+                id,
+                last_authenticated: last,
+                service_name: Some(format!("Service {namespace}")),
+                entity: None,
+                total: Some(1),
+            },
+        )
+    }
+
+    #[test]
+    fn the_upsert_rules_as_a_plan() {
+        let arn = "arn:aws:iam::123456789012:role/a";
+        let principals = [PrincipalUsage {
+            arn: arn.into(),
+            services: vec![
+                service("new", 5),
+                service("newer", 20),
+                service("aged", 0),
+                service("older", 3),
+                service("same", 7),
+                service("renamed", 7),
+            ],
+        }];
+        let received = received(&principals);
+        let ids = HashMap::from([(arn.to_owned(), 1)]);
+        let mut renamed = stored(15, "renamed", 7);
+        renamed.1.service_name = Some("Old name".into());
+        let rows = StoredRows::from([(
+            1,
+            HashMap::from([
+                stored(11, "newer", 10),
+                stored(12, "aged", 9),
+                stored(13, "older", 4),
+                stored(14, "same", 7),
+                renamed,
+                stored(16, "gone", 1),
+            ]),
+        )]);
+        let pruned = plan(&received, &ids, rows.clone(), true);
+        let written: Vec<(i64, &str, i64)> = pruned
+            .writes
+            .iter()
+            .map(|(id, s)| (*id, s.service_namespace.as_str(), s.last_authenticated))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (1, "aged", 0),
+                (1, "new", 5),
+                (1, "newer", 20),
+                (1, "renamed", 7)
+            ]
+        );
+        assert_eq!(pruned.deletes, [16]);
+        assert_eq!(
+            (
+                pruned.summary.principals,
+                pruned.summary.inserted,
+                pruned.summary.updated,
+                pruned.summary.unchanged,
+                pruned.summary.namespaces_pruned
+            ),
+            (1, 1, 3, 2, 1)
+        );
+        assert_eq!(
+            pruned.summary.warnings,
+            [
+                WriteWarning::AgedOut {
+                    arn: arn.into(),
+                    namespace: "aged".into(),
+                    previous: 9
+                },
+                WriteWarning::OlderIgnored {
+                    arn: arn.into(),
+                    namespace: "older".into(),
+                    stored: 4,
+                    received: 3
+                },
+            ]
+        );
+        let kept = plan(&received, &ids, rows, false);
+        assert!(kept.deletes.is_empty());
+        assert_eq!(kept.summary.namespaces_pruned, 0);
+        assert_eq!(kept.writes, pruned.writes);
+    }
+
+    #[test]
+    fn the_last_result_of_an_arn_and_the_newest_use_of_a_namespace_win() {
+        let arn = "arn:aws:iam::123456789012:role/a";
+        let long = "x".repeat(SERVICE_NAMESPACE_MAX_CHARS + 5);
+        let principals = [
+            PrincipalUsage {
+                arn: arn.into(),
+                services: vec![service("dropped", 1)],
+            },
+            PrincipalUsage {
+                arn: arn.into(),
+                services: vec![
+                    service("s3", 2),
+                    service("s3", 9),
+                    service("s3", 4),
+                    service(&long, 1),
+                ],
+            },
+        ];
+        let received = received(&principals);
+        let services = &received[arn];
+        assert_eq!(services.len(), 2);
+        assert_eq!(services["s3"].last_authenticated, 9);
+        assert!(services.contains_key(&long[..SERVICE_NAMESPACE_MAX_CHARS]));
     }
 }
