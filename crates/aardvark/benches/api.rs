@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use aardvark::api::wire::RENDERING;
 use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
 use aardvark::db::Database;
 
@@ -361,7 +362,7 @@ async fn scalar(url: &str, sql: &str) -> i64 {
 
 /// Fills a new SQLite database at `path` through the write path, printing ingest figures.
 async fn sqlite_ingest(path: &Path, uri: &str, accounts: u64, per_account: u64) {
-    let db = Database::connect(uri).await.unwrap();
+    let db = Database::connect(uri, RENDERING).await.unwrap();
     db.migrate().await.unwrap();
     let plain = plain_insert(
         &format!("sqlite://{}", path.display()),
@@ -406,7 +407,7 @@ async fn main() {
             println!("AARDVARK_TEST_POSTGRES_URL is not set: no PostgreSQL figures");
             return;
         };
-        let db = Database::connect(&pg).await.unwrap();
+        let db = Database::connect(&pg, RENDERING).await.unwrap();
         db.migrate().await.unwrap();
         let plain = plain_insert(&pg, accounts, per_account).await;
         println!("baseline: plain INSERTs into PostgreSQL: {plain:.0} rows/s");
@@ -427,7 +428,7 @@ async fn main() {
             return;
         };
         let accounts = 10_000;
-        let db = Database::connect(&pg).await.unwrap();
+        let db = Database::connect(&pg, RENDERING).await.unwrap();
         db.migrate().await.unwrap();
         let have = scalar(&pg, "SELECT COUNT(*) FROM aws_iam_object").await;
         let from = have as u64 / per_account;

@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use aardvark::api::wire::RENDERING;
 use aardvark::collector::aws::AwsOverrides;
 use aardvark::collector::progress::Progress;
 use aardvark::collector::{Collector, UpdateRequest};
@@ -91,7 +92,7 @@ async fn run(case: &Case) {
         .to_owned();
 
     let uri = format!("sqlite:///{}", dir.path().join("bench.db").display());
-    let db = Database::connect(&uri).await.unwrap();
+    let db = Database::connect(&uri, RENDERING).await.unwrap();
     db.migrate().await.unwrap();
     let settings = Settings {
         database_uri: uri,

@@ -5,10 +5,11 @@ mod common;
 
 use std::collections::HashSet;
 
+use aardvark::api::wire::render_services;
+use aardvark::api::wire::RENDERING;
 use aardvark::db::read::{AdvisorFilter, StoredService};
-use aardvark::db::rendered::render_services;
 use aardvark::db::write::{WriteOptions, WriteWarning};
-use aardvark::db::Database;
+use aardvark::db::{Database, Reader};
 use common::{fresh_db, principal, service, Backend, TestDb};
 use serde_json::json;
 
@@ -265,8 +266,10 @@ async fn reads_follow_writes_from_other_processes(backend: Backend) {
     let Some(t) = fresh_db(backend).await else {
         return;
     };
-    let other = Database::connect(&t.uri).await.unwrap();
-    let all = |db: Database| async move {
+    let other = Database::connect(&t.uri, RENDERING).await.unwrap();
+    // One reader, whose kept directory must follow the other pool's writes.
+    let reader = Reader::new(t.db.clone());
+    let all = |db: Reader| async move {
         let page = db
             .advisors(&AdvisorFilter::default(), 1, 100)
             .await
@@ -277,7 +280,7 @@ async fn reads_follow_writes_from_other_processes(backend: Backend) {
             .map(|p| p.arn.into_owned())
             .collect::<Vec<_>>()
     };
-    assert!(all(t.db.clone()).await.is_empty());
+    assert!(all(reader.clone()).await.is_empty());
     other
         .store_principals(
             &[principal(ROLE, vec![service("s3", 1, None, 1)])],
@@ -285,25 +288,25 @@ async fn reads_follow_writes_from_other_processes(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!(all(t.db.clone()).await, vec![ROLE.to_owned()]);
+    assert_eq!(all(reader.clone()).await, vec![ROLE.to_owned()]);
     let second = "arn:aws:iam::123456789012:role/Second";
     other
         .store_principals(&[principal(second, vec![])], WriteOptions::default())
         .await
         .unwrap();
     assert_eq!(
-        all(t.db.clone()).await,
+        all(reader.clone()).await,
         vec![ROLE.to_owned(), second.to_owned()]
     );
     other
         .prune_account("123456789012", &HashSet::from([second.to_owned()]))
         .await
         .unwrap();
-    assert_eq!(all(t.db.clone()).await, vec![second.to_owned()]);
+    assert_eq!(all(reader.clone()).await, vec![second.to_owned()]);
     t.execute("UPDATE aws_iam_object SET arn = 'arn:aws:iam::123456789012:role/Renamed'")
         .await;
     assert_eq!(
-        all(t.db.clone()).await,
+        all(reader.clone()).await,
         vec!["arn:aws:iam::123456789012:role/Renamed".to_owned()]
     );
     other.close().await;
@@ -569,7 +572,7 @@ async fn upstream_database_opens_migrates_and_serves_exactly_its_data() {
     raw.close().await;
     assert_eq!((principals.len(), rows.len()), (24, 122));
 
-    let db = Database::connect(&uri).await.unwrap();
+    let db = Database::connect(&uri, RENDERING).await.unwrap();
     assert!(!db.is_migrated().await.unwrap());
     db.migrate().await.unwrap();
     db.migrate().await.unwrap();

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::params::RequestParams;
+use super::wire::{rfc1123, ServiceEntry};
 use super::{json_response, json_text_response, ApiError};
 use crate::db::read::{AdvisorFilter, StoredPrincipal};
-use crate::db::rendered::{rfc1123, ServiceEntry};
-use crate::db::Database;
+use crate::db::Reader;
 
 const DEFAULT_PAGE: i64 = 1;
 const DEFAULT_COUNT: i64 = 30;
@@ -71,7 +71,7 @@ pub struct CombinedEntry<'a> {
     )
 )]
 pub async fn advisors(
-    State(db): State<Database>,
+    State(db): State<Reader>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,

@@ -5,6 +5,7 @@
 mod advisors;
 mod openapi;
 pub mod params;
+pub mod wire;
 
 use std::net::SocketAddr;
 
@@ -14,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 
-use crate::db::{Database, DbError};
+use crate::db::{Database, DbError, Reader};
 
 pub use openapi::openapi_document;
 
@@ -117,8 +118,8 @@ async fn healthcheck() -> &'static str {
     "ok"
 }
 
-/// The application's routes over a database.
-pub fn router(db: Database) -> Router {
+/// The application's routes over a database's read path.
+pub fn router(reader: Reader) -> Router {
     let advisors_route = get(advisors::advisors)
         .post(advisors::advisors)
         .options(|| async {
@@ -136,7 +137,7 @@ pub fn router(db: Database) -> Router {
         )
         .merge(openapi::routes())
         .fallback(not_found)
-        .with_state(db)
+        .with_state(reader)
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
@@ -145,7 +146,8 @@ pub async fn serve(
     db: Database,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let warm = db.clone();
+    let reader = Reader::new(db);
+    let warm = reader.clone();
     tokio::spawn(async move {
         // Requests that come meanwhile wait for this load rather than start another; if it
         // fails, the first request tries again and answers for itself.
@@ -153,7 +155,7 @@ pub async fn serve(
             tracing::warn!(error = %err, "cannot read the principals ahead of the first request");
         }
     });
-    let app = router(db).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(reader).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::db::Database;
+use crate::db::Reader;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use crate::db::Database;
     paths(super::advisors::advisors, super::healthcheck),
     components(schemas(
         super::advisors::AdvisorsBody,
-        crate::db::rendered::ServiceEntry,
+        super::wire::ServiceEntry,
         super::advisors::CombinedEntry,
         super::ErrorBody
     ))
@@ -27,6 +27,6 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-pub fn routes() -> Router<Database> {
+pub fn routes() -> Router<Reader> {
     Router::from(SwaggerUi::new("/apidocs").url("/apispec_1.json", openapi_document()))
 }

@@ -49,7 +49,7 @@ pub async fn run(
     settings.updater_account_burst = 20;
     settings.updater_poll_interval = Duration::from_millis(50);
     settings.updater_poll_max_interval = Duration::from_millis(400);
-    let db = Database::connect(&settings.database_uri).await?;
+    let db = Database::connect(&settings.database_uri, crate::api::wire::RENDERING).await?;
     db.migrate().await?;
     let overrides = AwsOverrides {
         endpoint_url: Some(sim.base_url.clone()),

@@ -1,6 +1,7 @@
 //! The `aardvark` command line: argument definitions and one `run` per subcommand over the
 //! library. Exit codes: 0 success, 1 fatal error, 2 partial failure (`update`).
 
+#[cfg(feature = "demo")]
 mod demo;
 pub mod wizard;
 
@@ -82,6 +83,7 @@ pub enum Command {
         prune: bool,
     },
     /// Run a collection against the built-in AWS simulator into a local SQLite file, then serve it.
+    #[cfg(feature = "demo")]
     Demo {
         /// Address to serve the API on.
         #[arg(short, long, default_value = DEFAULT_BIND, value_name = "HOST:PORT")]
@@ -145,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 };
                 run_update(&loaded.settings, &request, progress_for(&cli_format)).await
             }
+            #[cfg(feature = "demo")]
             Command::Demo { bind, database } => {
                 demo::run(loaded.settings, &bind, &database, progress_for(&cli_format)).await
             }
@@ -219,7 +222,7 @@ fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
-    Database::connect(&settings.database_uri)
+    Database::connect(&settings.database_uri, crate::api::wire::RENDERING)
         .await
         .with_context(|| {
             format!(

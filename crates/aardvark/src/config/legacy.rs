@@ -122,150 +122,185 @@ struct Token {
 }
 
 fn tokenize(source: &str) -> Result<Vec<Token>, LegacyError> {
-    let chars: Vec<char> = source.chars().collect();
-    let mut tokens = Vec::new();
-    let (mut at, mut line, mut depth) = (0, 1, 0usize);
-    let error = |line, message: &str| LegacyError {
-        line,
-        message: message.to_owned(),
+    let mut lexer = Lexer {
+        chars: source.chars().collect(),
+        at: 0,
+        line: 1,
+        depth: 0,
+        tokens: Vec::new(),
     };
-    while let Some(&c) = chars.get(at) {
+    while let Some(c) = lexer.peek(0) {
         match c {
-            '\n' => {
-                if depth == 0 {
-                    tokens.push(Token {
-                        kind: Kind::Newline,
-                        line,
-                    });
-                }
-                line += 1;
-                at += 1;
+            '\n' => lexer.newline(),
+            '#' => lexer.skip_comment(),
+            '\\' if lexer.peek(1) == Some('\n') => {
+                lexer.at += 2;
+                lexer.line += 1;
             }
-            '#' => {
-                while chars.get(at).is_some_and(|&c| c != '\n') {
-                    at += 1;
-                }
-            }
-            '\\' if chars.get(at + 1) == Some(&'\n') => {
-                at += 2;
-                line += 1;
-            }
-            c if c.is_whitespace() => at += 1,
-            '\'' | '"' => {
-                let start_line = line;
-                let triple = chars.get(at + 1) == Some(&c) && chars.get(at + 2) == Some(&c);
-                let raw = matches!(tokens.last(), Some(Token { kind: Kind::Name(prefix), .. }) if prefix.eq_ignore_ascii_case("r"));
-                if matches!(tokens.last(), Some(Token { kind: Kind::Name(prefix), .. }) if matches!(prefix.to_ascii_lowercase().as_str(), "r" | "u" | "b"))
-                {
-                    tokens.pop();
-                }
-                at += if triple { 3 } else { 1 };
-                let mut text = String::new();
-                loop {
-                    let Some(&next) = chars.get(at) else {
-                        return Err(error(start_line, "unterminated string"));
-                    };
-                    if next == c
-                        && (!triple
-                            || (chars.get(at + 1) == Some(&c) && chars.get(at + 2) == Some(&c)))
-                    {
-                        at += if triple { 3 } else { 1 };
-                        break;
-                    }
-                    if next == '\n' {
-                        if !triple {
-                            return Err(error(start_line, "unterminated string"));
-                        }
-                        line += 1;
-                    }
-                    if next == '\\' && !raw {
-                        let escaped = chars
-                            .get(at + 1)
-                            .copied()
-                            .ok_or_else(|| error(line, "unterminated string"))?;
-                        text.push(match escaped {
-                            'n' => '\n',
-                            't' => '\t',
-                            'r' => '\r',
-                            '0' => '\0',
-                            '\n' => {
-                                line += 1;
-                                at += 2;
-                                continue;
-                            }
-                            other => other,
-                        });
-                        at += 2;
-                        continue;
-                    }
-                    text.push(next);
-                    at += 1;
-                }
-                // Adjacent string literals concatenate, as in Python.
-                if let Some(Token {
-                    kind: Kind::Str(previous),
-                    ..
-                }) = tokens.last_mut()
-                {
-                    previous.push_str(&text);
-                } else {
-                    tokens.push(Token {
-                        kind: Kind::Str(text),
-                        line: start_line,
-                    });
-                }
-            }
+            c if c.is_whitespace() => lexer.at += 1,
+            '\'' | '"' => lexer.string(c)?,
             c if c.is_ascii_digit()
-                || (c == '.' && chars.get(at + 1).is_some_and(char::is_ascii_digit)) =>
+                || (c == '.' && lexer.peek(1).is_some_and(|c| c.is_ascii_digit())) =>
             {
-                let start = at;
-                while chars
-                    .get(at)
-                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-                {
-                    at += 1;
-                }
-                let text: String = chars[start..at].iter().filter(|&&c| c != '_').collect();
-                let number = if let Ok(int) = text.parse::<i64>() {
-                    Value::Number(int.into())
-                } else if let Ok(float) = text.parse::<f64>() {
-                    Value::Number(float.into())
-                } else {
-                    return Err(error(line, &format!("cannot read the number {text}")));
-                };
-                tokens.push(Token {
-                    kind: Kind::Number(number),
-                    line,
-                });
+                lexer.number()?
             }
-            c if c.is_alphabetic() || c == '_' => {
-                let start = at;
-                while chars
-                    .get(at)
-                    .is_some_and(|&c| c.is_alphanumeric() || c == '_')
-                {
-                    at += 1;
-                }
-                tokens.push(Token {
-                    kind: Kind::Name(chars[start..at].iter().collect()),
-                    line,
-                });
-            }
-            _ => {
-                match c {
-                    '(' | '[' | '{' => depth += 1,
-                    ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                    _ => {}
-                }
-                tokens.push(Token {
-                    kind: Kind::Op(c),
-                    line,
-                });
-                at += 1;
-            }
+            c if c.is_alphabetic() || c == '_' => lexer.name(),
+            c => lexer.operator(c),
         }
     }
-    Ok(tokens)
+    Ok(lexer.tokens)
+}
+
+/// Python's tokens, as far as `NAME = literal` files need them.
+struct Lexer {
+    chars: Vec<char>,
+    at: usize,
+    line: usize,
+    /// Open brackets: newlines inside them do not end a statement.
+    depth: usize,
+    tokens: Vec<Token>,
+}
+
+impl Lexer {
+    fn peek(&self, ahead: usize) -> Option<char> {
+        self.chars.get(self.at + ahead).copied()
+    }
+
+    fn push(&mut self, kind: Kind, line: usize) {
+        self.tokens.push(Token { kind, line });
+    }
+
+    fn error(line: usize, message: &str) -> LegacyError {
+        LegacyError {
+            line,
+            message: message.to_owned(),
+        }
+    }
+
+    fn newline(&mut self) {
+        if self.depth == 0 {
+            self.push(Kind::Newline, self.line);
+        }
+        self.line += 1;
+        self.at += 1;
+    }
+
+    fn skip_comment(&mut self) {
+        while self.peek(0).is_some_and(|c| c != '\n') {
+            self.at += 1;
+        }
+    }
+
+    /// A string literal opened by `quote` (single or triple), with `r`/`u`/`b` prefixes and
+    /// escapes; adjacent literals concatenate, as in Python.
+    fn string(&mut self, quote: char) -> Result<(), LegacyError> {
+        let start_line = self.line;
+        let triple = self.peek(1) == Some(quote) && self.peek(2) == Some(quote);
+        let prefix = match self.tokens.last() {
+            Some(Token {
+                kind: Kind::Name(prefix),
+                ..
+            }) => Some(prefix.to_ascii_lowercase()),
+            _ => None,
+        };
+        let raw = prefix.as_deref() == Some("r");
+        if matches!(prefix.as_deref(), Some("r" | "u" | "b")) {
+            self.tokens.pop();
+        }
+        self.at += if triple { 3 } else { 1 };
+        let mut text = String::new();
+        loop {
+            let next = self
+                .peek(0)
+                .ok_or_else(|| Self::error(start_line, "unterminated string"))?;
+            if next == quote
+                && (!triple || (self.peek(1) == Some(quote) && self.peek(2) == Some(quote)))
+            {
+                self.at += if triple { 3 } else { 1 };
+                break;
+            }
+            if next == '\n' {
+                if !triple {
+                    return Err(Self::error(start_line, "unterminated string"));
+                }
+                self.line += 1;
+            }
+            if next == '\\' && !raw {
+                let escaped = self
+                    .peek(1)
+                    .ok_or_else(|| Self::error(self.line, "unterminated string"))?;
+                self.at += 2;
+                match escaped {
+                    'n' => text.push('\n'),
+                    't' => text.push('\t'),
+                    'r' => text.push('\r'),
+                    '0' => text.push('\0'),
+                    '\n' => self.line += 1,
+                    other => text.push(other),
+                }
+                continue;
+            }
+            text.push(next);
+            self.at += 1;
+        }
+        match self.tokens.last_mut() {
+            Some(Token {
+                kind: Kind::Str(previous),
+                ..
+            }) => previous.push_str(&text),
+            _ => self.push(Kind::Str(text), start_line),
+        }
+        Ok(())
+    }
+
+    /// An integer or a float, with `_` between digits.
+    fn number(&mut self) -> Result<(), LegacyError> {
+        let start = self.at;
+        while self
+            .peek(0)
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            self.at += 1;
+        }
+        let text: String = self.chars[start..self.at]
+            .iter()
+            .filter(|&&c| c != '_')
+            .collect();
+        let number = if let Ok(int) = text.parse::<i64>() {
+            Value::Number(int.into())
+        } else if let Ok(float) = text.parse::<f64>() {
+            Value::Number(float.into())
+        } else {
+            return Err(Self::error(
+                self.line,
+                &format!("cannot read the number {text}"),
+            ));
+        };
+        self.push(Kind::Number(number), self.line);
+        Ok(())
+    }
+
+    fn name(&mut self) {
+        let start = self.at;
+        while self
+            .peek(0)
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        {
+            self.at += 1;
+        }
+        let name = self.chars[start..self.at].iter().collect();
+        self.push(Kind::Name(name), self.line);
+    }
+
+    fn operator(&mut self, c: char) {
+        match c {
+            '(' | '[' | '{' => self.depth += 1,
+            ')' | ']' | '}' => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        self.push(Kind::Op(c), self.line);
+        self.at += 1;
+    }
 }
 
 /// A recursive-descent reader of one literal; `None` where the expression is not a literal.

@@ -3,6 +3,7 @@
 //! set-up, migrations and the dialect differences; `write`, `read` and `rendered` hold the
 //! queries.
 
+mod dialect;
 pub mod read;
 pub mod rendered;
 pub mod runs;
@@ -12,14 +13,13 @@ pub mod write;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::migrate::Migrator;
 use sqlx::AnyPool;
 use sqlx::{Connection, Executor};
 
+pub use dialect::Dialect;
+pub use read::Reader;
+pub use rendered::Rendering;
 pub use uri::DatabaseTarget;
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
@@ -39,9 +39,6 @@ const SQLITE_PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONT
     .add(b'?')
     .add(b'#')
     .add(b' ');
-
-/// How long a SQLite connection waits for another writer before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -75,34 +72,30 @@ impl DbError {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-/// A connection pool plus the dialect it speaks.
+/// A connection pool, the dialect it speaks, and how the API's answers are rendered for
+/// keeping. Cheap to clone; the read path's cache is a [`read::Reader`]'s.
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
     dialect: Dialect,
-    /// The principals' ids and ARNs, kept in memory for the read path.
-    directory: std::sync::Arc<read::DirectoryCache>,
+    rendering: Rendering,
 }
 
 impl Database {
     /// Opens (creating a SQLite file if needed) the database a SQLAlchemy-style URI names.
-    pub async fn connect(uri: &str) -> Result<Self, DbError> {
+    /// Principals it stores are rendered for the API by `rendering` (`api::wire::RENDERING`).
+    pub async fn connect(uri: &str, rendering: Rendering) -> Result<Self, DbError> {
         let target = DatabaseTarget::parse(uri)?;
         // SQLite serves reads from a few connections as fast as from many (one writer at a
         // time, two cores here), and each connection holds a page cache of its own.
         let connections = if target.is_sqlite() { 4 } else { 10 };
-        Self::connect_target(&target, connections).await
+        Self::connect_target(&target, connections, rendering).await
     }
 
     pub async fn connect_target(
         target: &DatabaseTarget,
         max_connections: u32,
+        rendering: Rendering,
     ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
         let (url, dialect, options) = match target {
@@ -133,33 +126,15 @@ impl Database {
                 AnyPoolOptions::new().max_connections(max_connections),
             ),
         };
-        // sqlx pings a connection before lending it (and again when it comes back). For
-        // SQLite that is a round trip to the connection's own thread, which cannot find it
-        // broken, and perf put such hand-offs at a quarter of a page's time. A PostgreSQL
-        // connection does break when its server restarts: that ping stays.
+        // sqlx pings a connection before lending it (and again when it comes back), where
+        // that can find it broken.
         let options = options
-            .test_before_acquire(dialect == Dialect::Postgres)
+            .test_before_acquire(dialect.pings_before_lending())
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if dialect == Dialect::Sqlite {
-                        // WAL lets readers go on while a writer writes; NORMAL sync is durable
-                        // in WAL mode; the busy timeout turns lock contention into waiting.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute(
-                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis())
-                                .as_str(),
-                        )
-                        .await?;
-                    } else {
-                        conn.execute("SET TIME ZONE 'UTC'").await?;
-                        // Every statement of ours finds rows by key. While a collection fills a
-                        // new database, the planner's statistics (and the plans it cached with
-                        // them) still describe nearly empty tables and choose whole-table
-                        // scans: measured at 130 to 340 ms a statement after 30,000
-                        // principals. Indexes it has, it now uses.
-                        conn.execute("SET enable_seqscan = off").await?;
+                    for statement in dialect.session_setup() {
+                        conn.execute(statement.as_str()).await?;
                     }
                     Ok(())
                 })
@@ -168,9 +143,7 @@ impl Database {
             target: uri::redact_password(&url),
             source,
         };
-        // One plain attempt first: the pool retries refused connections until its acquire
-        // timeout, and an unreachable database should be reported at once.
-        if dialect == Dialect::Postgres {
+        if dialect.tries_connecting_first() {
             sqlx::AnyConnection::connect(&url)
                 .await
                 .map_err(connect_error)?
@@ -182,7 +155,7 @@ impl Database {
         Ok(Self {
             pool,
             dialect,
-            directory: Default::default(),
+            rendering,
         })
     }
 
@@ -194,17 +167,14 @@ impl Database {
         &self.pool
     }
 
-    fn migrator(&self) -> &'static Migrator {
-        match self.dialect {
-            Dialect::Sqlite => &SQLITE_MIGRATIONS,
-            Dialect::Postgres => &POSTGRES_MIGRATIONS,
-        }
+    pub(crate) fn rendering(&self) -> Rendering {
+        self.rendering
     }
 
     /// Creates the schema, or brings an existing one (ours or upstream's) up to date.
     /// Idempotent, and safe to run from several processes at once.
     pub async fn migrate(&self) -> Result<(), DbError> {
-        self.migrator().run(&self.pool).await?;
+        self.dialect.migrator().run(&self.pool).await?;
         Ok(())
     }
 
@@ -220,6 +190,7 @@ impl Database {
                 Err(err) => return Err(err.into()),
             };
         Ok(self
+            .dialect
             .migrator()
             .iter()
             .all(|migration| applied.contains(&migration.version)))
@@ -228,11 +199,7 @@ impl Database {
     /// Refreshes the query planner's statistics, so that plans stay right as tables grow
     /// (run after each collection; cheap on both databases).
     pub async fn optimize(&self) -> Result<(), DbError> {
-        let statement = match self.dialect {
-            Dialect::Sqlite => "PRAGMA optimize",
-            Dialect::Postgres => "ANALYZE aws_iam_object, advisor_data",
-        };
-        self.pool.execute(statement).await?;
+        self.pool.execute(self.dialect.optimize_statement()).await?;
         Ok(())
     }
 
@@ -243,14 +210,9 @@ impl Database {
             tx.execute(format!("DROP TABLE IF EXISTS {table}").as_str())
                 .await?;
         }
-        if self.dialect == Dialect::Postgres {
-            for function in [
-                "aardvark_bump_principal_version()",
-                "aardvark_rendered_services_stale()",
-            ] {
-                tx.execute(format!("DROP FUNCTION IF EXISTS {function}").as_str())
-                    .await?;
-            }
+        for function in self.dialect.functions() {
+            tx.execute(format!("DROP FUNCTION IF EXISTS {function}").as_str())
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -258,57 +220,6 @@ impl Database {
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    /// SQL for a `lastUpdated` value bound as text.
-    fn timestamp_param(&self, placeholder: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => placeholder.to_owned(),
-            Dialect::Postgres => format!("CAST({placeholder} AS TIMESTAMP)"),
-        }
-    }
-
-    /// SQL reading `lastUpdated` as `YYYY-MM-DD HH:MM:SS[.ffffff]` text, whatever the server's
-    /// date style.
-    fn timestamp_text(&self, column: &str) -> String {
-        match self.dialect {
-            Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
-            Dialect::Postgres => format!("to_char({column}, 'YYYY-MM-DD HH24:MI:SS.US')"),
-        }
-    }
-
-    /// `rows` parenthesised lists of `columns` placeholders, for a multi-row `VALUES`, bound in
-    /// order. SQLite gets anonymous `?`: it finds a numbered parameter's name by a linear search,
-    /// which sqlx does for every parameter, so `$N` costs time quadratic in the parameters of
-    /// a statement (measured: a quarter of the write path's time at 360 parameters).
-    fn values_placeholders(&self, rows: usize, columns: usize) -> String {
-        let row = |at: usize| {
-            let params: Vec<String> = (1..=columns)
-                .map(|column| match self.dialect {
-                    Dialect::Sqlite => "?".to_owned(),
-                    Dialect::Postgres => format!("${}", at * columns + column),
-                })
-                .collect();
-            format!("({})", params.join(", "))
-        };
-        (0..rows).map(row).collect::<Vec<_>>().join(", ")
-    }
-
-    /// SQL for "`expr` is one of `ids`", with the one parameter to bind at `placeholder`:
-    /// a JSON array read by `json_each` in SQLite, an `integer[]` in PostgreSQL (which its
-    /// planner can use indexes with). A list is one parameter whatever its length.
-    fn among_ids(&self, expr: &str, placeholder: &str, ids: &[i64]) -> (String, String) {
-        let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        match self.dialect {
-            Dialect::Sqlite => (
-                format!("{expr} IN (SELECT value FROM json_each({placeholder}))"),
-                format!("[{joined}]"),
-            ),
-            Dialect::Postgres => (
-                format!("{expr} = ANY(CAST({placeholder} AS integer[]))"),
-                format!("{{{joined}}}"),
-            ),
-        }
     }
 }
 

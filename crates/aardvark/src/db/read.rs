@@ -13,7 +13,7 @@ use sqlx::Row;
 
 use futures::TryStreamExt;
 
-use super::{Database, DbError, Dialect};
+use super::{Database, DbError};
 
 /// Filters and page of an advisors query. Filters combine with AND.
 #[derive(Debug, Clone, Default)]
@@ -205,18 +205,29 @@ struct Directory {
 /// paging run over it; SQL fetches only the page's rows. A trigger-maintained version number
 /// says when it must be read again, so it is never stale.
 #[derive(Debug, Default)]
-pub(crate) struct DirectoryCache {
+struct DirectoryCache {
     current: tokio::sync::RwLock<Option<Arc<Directory>>>,
     reload: tokio::sync::Mutex<()>,
 }
 
-impl Database {
-    async fn principal_version(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar(
-            "SELECT CAST(version AS BIGINT) FROM aardvark_principal_version WHERE id = 1",
-        )
-        .fetch_one(self.pool())
-        .await?)
+/// The read path as a server runs it: a database and the directory of its principals kept in
+/// memory, shared by every clone and read again whenever the principals' version moves.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    db: Database,
+    directory: Arc<DirectoryCache>,
+}
+
+impl Reader {
+    pub fn new(db: Database) -> Self {
+        Self {
+            db,
+            directory: Arc::default(),
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// The cached directory, or a new one if there is none or `stale` says so (read by one
@@ -235,20 +246,7 @@ impl Database {
         if let Some(directory) = fresh(&*self.directory.current.read().await) {
             return Ok(directory);
         }
-        // The version is read before the rows: a change in between makes the next request
-        // read again, never serve rows older than the version it holds.
-        let version = self.principal_version().await?;
-        let mut rows =
-            sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object ORDER BY id")
-                .fetch(self.pool());
-        let (mut ids, mut arns) = (Vec::new(), Vec::new());
-        while let Some(row) = rows.try_next().await? {
-            ids.push(row.try_get(0)?);
-            // Upstream's column allows NULL; such a row is listed under an empty ARN.
-            arns.push(row.try_get::<Option<String>, _>(1)?.unwrap_or_default());
-        }
-        drop(rows);
-        let directory = Arc::new(Directory::new(version, ids, arns));
+        let directory = Arc::new(self.db.read_directory().await?);
         *self.directory.current.write().await = Some(directory.clone());
         Ok(directory)
     }
@@ -291,68 +289,62 @@ impl Database {
     ) -> Result<(i64, AnyRow), DbError> {
         let directory = self.directory(None).await?;
         let (total, page_ids) = directory.select(filter, page, count);
-        let row = self.principals_among(&page_ids, shape).await?;
+        let row = self.db.principals_among(&page_ids, shape).await?;
         let version: i64 = row.try_get(0)?;
         if version == directory.version {
             return Ok((total, row));
         }
         let directory = self.directory(Some(version)).await?;
         let (total, page_ids) = directory.select(filter, page, count);
-        Ok((total, self.principals_among(&page_ids, shape).await?))
+        Ok((total, self.db.principals_among(&page_ids, shape).await?))
+    }
+}
+
+impl Database {
+    /// One read of [`Reader::advisors`] with a directory read for it alone (one-off reads;
+    /// a server keeps a [`Reader`]).
+    pub async fn advisors(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+    ) -> Result<AdvisorPage, DbError> {
+        Reader::new(self.clone())
+            .advisors(filter, page, count)
+            .await
     }
 
-    /// SQL for the services of principal `o`, aggregated into one JSON array of
-    /// `[id, lastAuthenticated, serviceName, serviceNamespace, lastAuthenticatedEntity,
-    /// totalAuthenticatedEntities]` in no particular order (see [`services_by_id`]).
-    pub(crate) fn aggregated_services_sql(&self) -> String {
-        let columns = [
-            "a.id",
-            "a.\"lastAuthenticated\"",
-            "a.\"serviceName\"",
-            "a.\"serviceNamespace\"",
-            "a.\"lastAuthenticatedEntity\"",
-            "a.\"totalAuthenticatedEntities\"",
-        ]
-        .join(", ");
-        match self.dialect() {
-            Dialect::Sqlite => format!(
-                "(SELECT json_group_array(json_array({columns})) FROM advisor_data a \
-                 WHERE a.item_id = o.id)"
-            ),
-            Dialect::Postgres => format!(
-                "COALESCE((SELECT json_agg(json_build_array({columns})) FROM advisor_data a \
-                 WHERE a.item_id = o.id), CAST('[]' AS json))"
-            ),
+    /// Every principal's id and ARN, with the principals' version read before them: a change
+    /// in between makes the next request read again, never serve rows older than the version
+    /// it holds.
+    async fn read_directory(&self) -> Result<Directory, DbError> {
+        let version: i64 = sqlx::query_scalar(
+            "SELECT CAST(version AS BIGINT) FROM aardvark_principal_version WHERE id = 1",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let mut rows =
+            sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object ORDER BY id")
+                .fetch(self.pool());
+        let (mut ids, mut arns) = (Vec::new(), Vec::new());
+        while let Some(row) = rows.try_next().await? {
+            ids.push(row.try_get(0)?);
+            // Upstream's column allows NULL; such a row is listed under an empty ARN.
+            arns.push(row.try_get::<Option<String>, _>(1)?.unwrap_or_default());
         }
+        Ok(Directory::new(version, ids, arns))
     }
 
     /// The principals' version and the principals `ids` in `shape`, in one row: one row per
     /// request rather than per principal or service (rows are what the drivers pay for, each
     /// one handed between threads).
     async fn principals_among(&self, ids: &[i64], shape: PageShape) -> Result<AnyRow, DbError> {
-        let (matching, list) = self.among_ids("o.id", "$1", ids);
+        let (matching, list) = self.dialect().among_ids("o.id", "$1", ids);
         let version = "(SELECT CAST(v.version AS BIGINT) FROM aardvark_principal_version v \
                        WHERE v.id = 1)";
         let sql = match shape {
             PageShape::Rendered => self.rendered_page_sql(version, &matching),
-            PageShape::Stored => {
-                let last_updated = self.timestamp_text("o.\"lastUpdated\"");
-                let services = self.aggregated_services_sql();
-                match self.dialect() {
-                    // The outer levels put together as text: SQLite's JSON functions would
-                    // parse every nested array again, which costs more than the query itself.
-                    Dialect::Sqlite => format!(
-                        "SELECT {version}, '[' || group_concat('[' || o.id || ',' \
-                         || json_quote(o.arn) || ',' || json_quote({last_updated}) || ',' \
-                         || {services} || ']', ',') || ']' FROM aws_iam_object o WHERE {matching}"
-                    ),
-                    Dialect::Postgres => format!(
-                        "SELECT {version}, CAST(json_agg(json_build_array(o.id, o.arn, \
-                         {last_updated}, {services})) AS TEXT) FROM aws_iam_object o \
-                         WHERE {matching}"
-                    ),
-                }
-            }
+            PageShape::Stored => self.dialect().stored_page(version, &matching),
         };
         Ok(sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?)
     }

@@ -10,13 +10,12 @@
 
 use std::borrow::Cow;
 
-use chrono::NaiveDateTime;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::read::{AdvisorFilter, PageShape, StoredService};
-use super::{Database, DbError, Dialect};
+use super::read::{AdvisorFilter, PageShape, Reader, StoredService};
+use super::{Database, DbError};
 
 /// Principals rendered per statement when catching up.
 const RENDER_BATCH: usize = 500;
@@ -25,67 +24,14 @@ const RENDER_BATCH: usize = 500;
 /// so it cannot occur in a rendering. ARNs come with their length and may hold anything.
 const RECORD_SEPARATOR: u8 = 0x1e;
 
-/// One service of one principal. Fields are declared in sorted order: that is the JSON order.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ServiceEntry<'a> {
-    /// Epoch milliseconds of the last use; 0 when not used in AWS's tracking window.
-    #[serde(rename = "lastAuthenticated")]
-    pub last_authenticated: Option<i64>,
-    #[serde(rename = "lastAuthenticatedEntity")]
-    pub last_authenticated_entity: Option<&'a str>,
-    /// When this principal was last collected (RFC 1123, GMT).
-    #[serde(rename = "lastUpdated")]
-    pub last_updated: Option<&'a str>,
-    #[serde(rename = "serviceName")]
-    pub service_name: Option<&'a str>,
-    #[serde(rename = "serviceNamespace")]
-    pub service_namespace: Option<&'a str>,
-    #[serde(rename = "totalAuthenticatedEntities")]
-    pub total_authenticated_entities: Option<i64>,
-}
-
-impl<'a> ServiceEntry<'a> {
-    /// `last_updated` already in RFC 1123 (see [`rfc1123`]).
-    pub fn new(service: &'a StoredService<'a>, last_updated: Option<&'a str>) -> Self {
-        ServiceEntry {
-            last_authenticated: service.last_authenticated,
-            last_authenticated_entity: service.last_authenticated_entity.as_deref(),
-            last_updated,
-            service_name: service.service_name.as_deref(),
-            service_namespace: service.service_namespace.as_deref(),
-            total_authenticated_entities: service.total_authenticated_entities,
-        }
-    }
-}
-
-/// A principal's services as the API writes them: a JSON array of [`ServiceEntry`], in the
-/// order given, each with the principal's `lastUpdated` (as stored) in RFC 1123.
-pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>]) -> String {
-    let last_updated = last_updated.map(rfc1123);
-    let entries: Vec<ServiceEntry> = services
-        .iter()
-        .map(|service| ServiceEntry::new(service, last_updated.as_deref()))
-        .collect();
-    serde_json::to_string(&entries).expect("service entries always serialize")
-}
-
-/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
-/// timestamp is passed through rather than hidden.
-pub fn rfc1123(stored: &str) -> String {
-    let trimmed = stored
-        .trim()
-        .trim_end_matches("+00:00")
-        .trim_end_matches('Z');
-    [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-    ]
-    .iter()
-    .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
-    .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-    .unwrap_or_else(|| stored.to_owned())
+/// How a principal's services are written for the API. Storage keeps and serves that text
+/// without reading it; the API owns the format (`api::wire::RENDERING`) and hands it to
+/// [`Database::connect`].
+#[derive(Debug, Clone, Copy)]
+pub struct Rendering {
+    /// A principal's services as one JSON text, from its `lastUpdated` as stored and its
+    /// rows in `advisor_data.id` order.
+    pub render: fn(last_updated: Option<&str>, services: &[StoredService<'_>]) -> String,
 }
 
 /// A principal of a rendered page.
@@ -94,12 +40,12 @@ pub struct RenderedPrincipal<'a> {
     pub id: i64,
     /// Upstream's column allows NULL; such a row is listed under an empty ARN.
     pub arn: &'a str,
-    /// The JSON array of [`render_services`].
+    /// Its services as [`Rendering`] wrote them.
     pub services: Cow<'a, str>,
 }
 
 /// One page of principals with their services rendered, as the database sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RenderedPage {
     /// Principals matched by the filter, on every page.
     pub total: i64,
@@ -110,14 +56,17 @@ pub struct RenderedPage {
     /// The principals' services, in the order of `headers`, separated by
     /// [`RECORD_SEPARATOR`]. Apart from the headers so that the database copies them once.
     services: Option<String>,
+    /// What renders the `L` principals.
+    rendering: Rendering,
 }
 
 impl RenderedPage {
-    fn from_row(total: i64, row: &AnyRow) -> Result<Self, DbError> {
+    fn from_row(total: i64, row: &AnyRow, rendering: Rendering) -> Result<Self, DbError> {
         Ok(RenderedPage {
             total,
             headers: row.try_get(1)?,
             services: row.try_get(2)?,
+            rendering,
         })
     }
 
@@ -126,6 +75,7 @@ impl RenderedPage {
         let mut principals = parse_page(
             self.headers.as_deref().unwrap_or_default(),
             self.services.as_deref().unwrap_or_default(),
+            self.rendering,
         )
         .map_err(|problem| {
             DbError::Sql(sqlx::Error::Decode(
@@ -153,6 +103,7 @@ struct Unrendered<'a>(
 fn parse_page<'a>(
     mut headers: &'a str,
     services: &'a str,
+    rendering: Rendering,
 ) -> Result<Vec<RenderedPrincipal<'a>>, String> {
     let mut principals = Vec::new();
     let mut each_services = services.split(char::from(RECORD_SEPARATOR));
@@ -175,7 +126,7 @@ fn parse_page<'a>(
             "L" => {
                 let Unrendered(last_updated, services) = serde_json::from_str(stored)
                     .map_err(|err| format!("principal {id}'s services: {err}"))?;
-                Cow::Owned(render_services(last_updated.as_deref(), &services))
+                Cow::Owned((rendering.render)(last_updated.as_deref(), &services))
             }
             _ => return Err(malformed()),
         };
@@ -193,9 +144,9 @@ fn parse_page<'a>(
     }
 }
 
-impl Database {
+impl Reader {
     /// Principals matching `filter`, `count` per page, page `page` (1-based), with their
-    /// services rendered: one statement per request, as [`Database::advisors`].
+    /// services rendered: one statement per request, as [`Reader::advisors`].
     pub async fn rendered_advisors(
         &self,
         filter: &AdvisorFilter,
@@ -205,27 +156,28 @@ impl Database {
         let (total, row) = self
             .filtered_page(filter, page, count, PageShape::Rendered)
             .await?;
-        RenderedPage::from_row(total, &row)
+        RenderedPage::from_row(total, &row, self.database().rendering())
+    }
+}
+
+impl Database {
+    /// One read of [`Reader::rendered_advisors`] with a directory read for it alone.
+    pub async fn rendered_advisors(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+    ) -> Result<RenderedPage, DbError> {
+        Reader::new(self.clone())
+            .rendered_advisors(filter, page, count)
+            .await
     }
 
     /// SQL for one row: `version`, then the `headers` and `services` of [`RenderedPage`] for
     /// the principals `o` matching `matching`.
     pub(crate) fn rendered_page_sql(&self, version: &str, matching: &str) -> String {
-        let last_updated = self.timestamp_text("o.\"lastUpdated\"");
-        let services = self.aggregated_services_sql();
-        let (unrendered, concat, separator) = match self.dialect() {
-            // The outer levels as text: SQLite's JSON functions would parse the aggregate again.
-            Dialect::Sqlite => (
-                format!("'[' || json_quote({last_updated}) || ',' || {services} || ']'"),
-                "group_concat",
-                format!("char({RECORD_SEPARATOR})"),
-            ),
-            Dialect::Postgres => (
-                format!("CAST(json_build_array({last_updated}, {services}) AS TEXT)"),
-                "string_agg",
-                format!("chr({RECORD_SEPARATOR})"),
-            ),
-        };
+        let (unrendered, concat, separator) =
+            self.dialect().unrendered_and_concat(RECORD_SEPARATOR);
         format!(
             "SELECT {version}, {concat}(o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' \
              || COALESCE(o.arn, '') || CASE WHEN r.services IS NULL THEN 'L' ELSE 'R' END, ''), \
@@ -246,18 +198,18 @@ impl Database {
         if ids.is_empty() {
             return Ok(());
         }
-        let (matching, list) = self.among_ids("o.id", "$1", ids);
+        let (matching, list) = self.dialect().among_ids("o.id", "$1", ids);
         let row = sqlx::query(&self.rendered_page_sql("0", &matching))
             .bind(list)
             .fetch_one(&mut *conn)
             .await?;
-        let page = RenderedPage::from_row(0, &row)?;
+        let page = RenderedPage::from_row(0, &row, self.rendering())?;
         let principals = page.principals()?;
         for chunk in principals.chunks(super::write::PARAMS_PER_STATEMENT / 2) {
             let sql = format!(
                 "INSERT INTO aardvark_rendered_services (item_id, services) VALUES {} \
                  ON CONFLICT (item_id) DO UPDATE SET services = excluded.services",
-                self.values_placeholders(chunk.len(), 2)
+                self.dialect().values_placeholders(chunk.len(), 2)
             );
             let mut query = sqlx::query(&sql);
             for principal in chunk {
@@ -303,14 +255,13 @@ impl Database {
         conn: &mut sqlx::AnyConnection,
         ids: &[i64],
     ) -> Result<(), DbError> {
-        if self.dialect() == Dialect::Postgres && !ids.is_empty() {
-            let (matching, list) = self.among_ids("id", "$1", ids);
-            sqlx::query(&format!(
-                "SELECT 1 FROM aws_iam_object WHERE {matching} ORDER BY id FOR NO KEY UPDATE"
-            ))
-            .bind(list)
-            .fetch_all(&mut *conn)
-            .await?;
+        let (matching, list) = self.dialect().among_ids("id", "$1", ids);
+        if let Some(lock) = self
+            .dialect()
+            .lock_principals(&matching)
+            .filter(|_| !ids.is_empty())
+        {
+            sqlx::query(&lock).bind(list).fetch_all(&mut *conn).await?;
         }
         Ok(())
     }
@@ -321,29 +272,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_format_like_flask() {
-        assert_eq!(
-            rfc1123("2026-11-24 08:33:58.107145"),
-            "Tue, 24 Nov 2026 08:33:58 GMT"
-        );
-        assert_eq!(
-            rfc1123("2026-11-22 19:54:58"),
-            "Sun, 22 Nov 2026 19:54:58 GMT"
-        );
-        assert_eq!(
-            rfc1123("2026-11-22T19:54:58Z"),
-            "Sun, 22 Nov 2026 19:54:58 GMT"
-        );
-        assert_eq!(rfc1123("garbage"), "garbage");
-    }
-
-    #[test]
     fn pages_parse_whatever_the_arn_holds() {
         let odd_arn = "arn:aws:iam::1:role/a \u{1e}R b";
         let page = |headers: &str, services: &str| RenderedPage {
             total: 2,
             headers: Some(headers.to_owned()),
             services: Some(services.to_owned()),
+            rendering: crate::api::wire::RENDERING,
         };
         let good = page(
             &format!("7 {} {odd_arn}R3 0 L", odd_arn.len()),

@@ -234,7 +234,7 @@ impl Database {
         let plan = plan(&received, &ids, stored, options.prune_namespaces);
         self.write_rows(&mut tx, &plan.writes).await?;
         if !plan.deletes.is_empty() {
-            let (matching, list) = self.among_ids("id", "$1", &plan.deletes);
+            let (matching, list) = self.dialect().among_ids("id", "$1", &plan.deletes);
             sqlx::query(&format!("DELETE FROM advisor_data WHERE {matching}"))
                 .bind(list)
                 .execute(&mut *tx)
@@ -258,7 +258,7 @@ impl Database {
         let arns: Vec<&str> = arns.collect();
         let mut ids = HashMap::new();
         for chunk in arns.chunks(PARAMS_PER_STATEMENT - 1) {
-            let timestamp = self.timestamp_param("$1");
+            let timestamp = self.dialect().timestamp_param("$1");
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, {timestamp})", i + 2))
                 .collect();
@@ -285,7 +285,7 @@ impl Database {
         conn: &mut sqlx::AnyConnection,
         item_ids: &[i64],
     ) -> Result<StoredRows, DbError> {
-        let (matching, id_list) = self.among_ids("item_id", "$1", item_ids);
+        let (matching, id_list) = self.dialect().among_ids("item_id", "$1", item_ids);
         let sql = format!(
             "SELECT CAST(id AS BIGINT), CAST(item_id AS BIGINT), \"serviceNamespace\", \
              CAST(\"lastAuthenticated\" AS BIGINT), \"serviceName\", \"lastAuthenticatedEntity\", \
@@ -328,7 +328,7 @@ impl Database {
                  \"lastAuthenticated\" = excluded.\"lastAuthenticated\", \
                  \"lastAuthenticatedEntity\" = excluded.\"lastAuthenticatedEntity\", \
                  \"totalAuthenticatedEntities\" = excluded.\"totalAuthenticatedEntities\"",
-                self.values_placeholders(chunk.len(), 6)
+                self.dialect().values_placeholders(chunk.len(), 6)
             );
             let mut query = sqlx::query(&sql);
             for (item_id, service) in chunk {
@@ -373,12 +373,12 @@ impl Database {
         if !ids.is_empty() {
             // Before their rows, like the write path, so that the two cannot deadlock.
             self.lock_principals(&mut tx, &ids).await?;
-            let (rows_matching, list) = self.among_ids("item_id", "$1", &ids);
+            let (rows_matching, list) = self.dialect().among_ids("item_id", "$1", &ids);
             sqlx::query(&format!("DELETE FROM advisor_data WHERE {rows_matching}"))
                 .bind(&list)
                 .execute(&mut *tx)
                 .await?;
-            let (principals_matching, list) = self.among_ids("id", "$1", &ids);
+            let (principals_matching, list) = self.dialect().among_ids("id", "$1", &ids);
             sqlx::query(&format!(
                 "DELETE FROM aws_iam_object WHERE {principals_matching}"
             ))

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use aardvark::api::wire::RENDERING;
 use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
 use aardvark::db::Database;
 use serde_json::Value;
@@ -62,7 +63,7 @@ pub async fn fresh_db(backend: Backend) -> Option<TestDb> {
             let dir = tempfile::tempdir().unwrap();
             let uri = format!("sqlite:///{}", dir.path().join("test.db").display());
             TestDb {
-                db: Database::connect(&uri).await.unwrap(),
+                db: Database::connect(&uri, RENDERING).await.unwrap(),
                 uri,
                 _dir: Some(dir),
                 postgres_cleanup: None,
@@ -96,7 +97,7 @@ pub async fn fresh_db(backend: Backend) -> Option<TestDb> {
             let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
             let uri = format!("{server}/{name}{query}");
             TestDb {
-                db: Database::connect(&uri).await.unwrap(),
+                db: Database::connect(&uri, RENDERING).await.unwrap(),
                 uri,
                 _dir: None,
                 postgres_cleanup: Some((admin_url.clone(), name)),

@@ -1,0 +1,98 @@
+//! The API's wire format for a principal's services: the entries of `/api/1/advisors` in
+//! upstream's exact JSON (key order, RFC 1123 dates), and the rendering storage keeps of them.
+
+use chrono::NaiveDateTime;
+use serde::Serialize;
+
+use crate::db::read::StoredService;
+use crate::db::rendered::Rendering;
+
+/// What storage renders principals with: [`render_services`].
+pub const RENDERING: Rendering = Rendering {
+    render: render_services,
+};
+
+/// One service of one principal. Fields are declared in sorted order: that is the JSON order.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServiceEntry<'a> {
+    /// Epoch milliseconds of the last use; 0 when not used in AWS's tracking window.
+    #[serde(rename = "lastAuthenticated")]
+    pub last_authenticated: Option<i64>,
+    #[serde(rename = "lastAuthenticatedEntity")]
+    pub last_authenticated_entity: Option<&'a str>,
+    /// When this principal was last collected (RFC 1123, GMT).
+    #[serde(rename = "lastUpdated")]
+    pub last_updated: Option<&'a str>,
+    #[serde(rename = "serviceName")]
+    pub service_name: Option<&'a str>,
+    #[serde(rename = "serviceNamespace")]
+    pub service_namespace: Option<&'a str>,
+    #[serde(rename = "totalAuthenticatedEntities")]
+    pub total_authenticated_entities: Option<i64>,
+}
+
+impl<'a> ServiceEntry<'a> {
+    /// `last_updated` already in RFC 1123 (see [`rfc1123`]).
+    pub fn new(service: &'a StoredService<'a>, last_updated: Option<&'a str>) -> Self {
+        ServiceEntry {
+            last_authenticated: service.last_authenticated,
+            last_authenticated_entity: service.last_authenticated_entity.as_deref(),
+            last_updated,
+            service_name: service.service_name.as_deref(),
+            service_namespace: service.service_namespace.as_deref(),
+            total_authenticated_entities: service.total_authenticated_entities,
+        }
+    }
+}
+
+/// A principal's services as the API writes them: a JSON array of [`ServiceEntry`], in the
+/// order given, each with the principal's `lastUpdated` (as stored) in RFC 1123.
+pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>]) -> String {
+    let last_updated = last_updated.map(rfc1123);
+    let entries: Vec<ServiceEntry> = services
+        .iter()
+        .map(|service| ServiceEntry::new(service, last_updated.as_deref()))
+        .collect();
+    serde_json::to_string(&entries).expect("service entries always serialize")
+}
+
+/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
+/// timestamp is passed through rather than hidden.
+pub fn rfc1123(stored: &str) -> String {
+    let trimmed = stored
+        .trim()
+        .trim_end_matches("+00:00")
+        .trim_end_matches('Z');
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+    ]
+    .iter()
+    .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
+    .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+    .unwrap_or_else(|| stored.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_format_like_flask() {
+        assert_eq!(
+            rfc1123("2026-11-24 08:33:58.107145"),
+            "Tue, 24 Nov 2026 08:33:58 GMT"
+        );
+        assert_eq!(
+            rfc1123("2026-11-22 19:54:58"),
+            "Sun, 22 Nov 2026 19:54:58 GMT"
+        );
+        assert_eq!(
+            rfc1123("2026-11-22T19:54:58Z"),
+            "Sun, 22 Nov 2026 19:54:58 GMT"
+        );
+        assert_eq!(rfc1123("garbage"), "garbage");
+    }
+}

@@ -1,0 +1,214 @@
+//! Every difference between SQLite and PostgreSQL that the queries meet, in one place: session
+//! settings, migrations, placeholders, timestamps, id lists, JSON aggregation, row locks and
+//! maintenance statements. The queries in `write`, `read`, `rendered` and `runs` are written
+//! once and ask [`Dialect`] for the pieces that differ.
+
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a SQLite connection waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub(crate) fn migrator(self) -> &'static Migrator {
+        match self {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Statements each new connection runs.
+    pub(crate) fn session_setup(self) -> Vec<String> {
+        match self {
+            // WAL lets readers go on while a writer writes; NORMAL sync is durable in WAL
+            // mode; the busy timeout turns lock contention into waiting.
+            Dialect::Sqlite => vec![
+                "PRAGMA journal_mode = WAL".into(),
+                "PRAGMA synchronous = NORMAL".into(),
+                format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis()),
+            ],
+            Dialect::Postgres => vec![
+                "SET TIME ZONE 'UTC'".into(),
+                // Every statement of ours finds rows by key. While a collection fills a new
+                // database, the planner's statistics (and the plans it cached with them)
+                // still describe nearly empty tables and choose whole-table scans: measured
+                // at 130 to 340 ms a statement after 30,000 principals. Indexes it has, it
+                // now uses.
+                "SET enable_seqscan = off".into(),
+            ],
+        }
+    }
+
+    /// Whether the pool pings a connection before lending it. For SQLite that is a round trip
+    /// to the connection's own thread, which cannot find it broken, and perf put such
+    /// hand-offs at a quarter of a page's time. A PostgreSQL connection does break when its
+    /// server restarts: that ping stays.
+    pub(crate) fn pings_before_lending(self) -> bool {
+        self == Dialect::Postgres
+    }
+
+    /// Whether connecting should be tried once before the pool is built: the pool retries
+    /// refused connections until its acquire timeout, and an unreachable server should be
+    /// reported at once. (A SQLite file is created, never refused.)
+    pub(crate) fn tries_connecting_first(self) -> bool {
+        self == Dialect::Postgres
+    }
+
+    /// The statement that refreshes the planner's statistics.
+    pub(crate) fn optimize_statement(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "PRAGMA optimize",
+            Dialect::Postgres => "ANALYZE aws_iam_object, advisor_data",
+        }
+    }
+
+    /// Functions the migrations created besides tables, which `drop-db` drops.
+    pub(crate) fn functions(self) -> &'static [&'static str] {
+        match self {
+            Dialect::Sqlite => &[],
+            Dialect::Postgres => &[
+                "aardvark_bump_principal_version()",
+                "aardvark_rendered_services_stale()",
+            ],
+        }
+    }
+
+    /// SQL for a `lastUpdated` value bound as text.
+    pub(crate) fn timestamp_param(self, placeholder: &str) -> String {
+        match self {
+            Dialect::Sqlite => placeholder.to_owned(),
+            Dialect::Postgres => format!("CAST({placeholder} AS TIMESTAMP)"),
+        }
+    }
+
+    /// SQL reading `lastUpdated` as `YYYY-MM-DD HH:MM:SS[.ffffff]` text, whatever the server's
+    /// date style.
+    pub(crate) fn timestamp_text(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
+            Dialect::Postgres => format!("to_char({column}, 'YYYY-MM-DD HH24:MI:SS.US')"),
+        }
+    }
+
+    /// `rows` parenthesised lists of `columns` placeholders, for a multi-row `VALUES`, bound
+    /// in order. SQLite gets anonymous `?`: it finds a numbered parameter's name by a linear
+    /// search, which sqlx does for every parameter, so `$N` costs time quadratic in the
+    /// parameters of a statement (measured: a quarter of the write path's time at 360
+    /// parameters).
+    pub(crate) fn values_placeholders(self, rows: usize, columns: usize) -> String {
+        let row = |at: usize| {
+            let params: Vec<String> = (1..=columns)
+                .map(|column| match self {
+                    Dialect::Sqlite => "?".to_owned(),
+                    Dialect::Postgres => format!("${}", at * columns + column),
+                })
+                .collect();
+            format!("({})", params.join(", "))
+        };
+        (0..rows).map(row).collect::<Vec<_>>().join(", ")
+    }
+
+    /// SQL for "`expr` is one of `ids`", with the one parameter to bind at `placeholder`:
+    /// a JSON array read by `json_each` in SQLite, an `integer[]` in PostgreSQL (which its
+    /// planner can use indexes with). A list is one parameter whatever its length.
+    pub(crate) fn among_ids(self, expr: &str, placeholder: &str, ids: &[i64]) -> (String, String) {
+        let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        match self {
+            Dialect::Sqlite => (
+                format!("{expr} IN (SELECT value FROM json_each({placeholder}))"),
+                format!("[{joined}]"),
+            ),
+            Dialect::Postgres => (
+                format!("{expr} = ANY(CAST({placeholder} AS integer[]))"),
+                format!("{{{joined}}}"),
+            ),
+        }
+    }
+
+    /// SQL for the services of principal `o`, aggregated into one JSON array of
+    /// `[id, lastAuthenticated, serviceName, serviceNamespace, lastAuthenticatedEntity,
+    /// totalAuthenticatedEntities]` in no particular order (see `read::services_by_id`).
+    pub(crate) fn aggregated_services(self) -> String {
+        let columns = [
+            "a.id",
+            "a.\"lastAuthenticated\"",
+            "a.\"serviceName\"",
+            "a.\"serviceNamespace\"",
+            "a.\"lastAuthenticatedEntity\"",
+            "a.\"totalAuthenticatedEntities\"",
+        ]
+        .join(", ");
+        match self {
+            Dialect::Sqlite => format!(
+                "(SELECT json_group_array(json_array({columns})) FROM advisor_data a \
+                 WHERE a.item_id = o.id)"
+            ),
+            Dialect::Postgres => format!(
+                "COALESCE((SELECT json_agg(json_build_array({columns})) FROM advisor_data a \
+                 WHERE a.item_id = o.id), CAST('[]' AS json))"
+            ),
+        }
+    }
+
+    /// SQL for one row: `version`, then the principals `o` matching `matching` as one JSON
+    /// array of `[id, arn, lastUpdated, services]`.
+    pub(crate) fn stored_page(self, version: &str, matching: &str) -> String {
+        let last_updated = self.timestamp_text("o.\"lastUpdated\"");
+        let services = self.aggregated_services();
+        match self {
+            // The outer levels put together as text: SQLite's JSON functions would parse every
+            // nested array again, which costs more than the query itself.
+            Dialect::Sqlite => format!(
+                "SELECT {version}, '[' || group_concat('[' || o.id || ',' \
+                 || json_quote(o.arn) || ',' || json_quote({last_updated}) || ',' \
+                 || {services} || ']', ',') || ']' FROM aws_iam_object o WHERE {matching}"
+            ),
+            Dialect::Postgres => format!(
+                "SELECT {version}, CAST(json_agg(json_build_array(o.id, o.arn, \
+                 {last_updated}, {services})) AS TEXT) FROM aws_iam_object o \
+                 WHERE {matching}"
+            ),
+        }
+    }
+
+    /// SQL for `[lastUpdated, services]` of principal `o` as JSON text, the aggregate
+    /// function that joins texts, and the SQL for the character `separator`.
+    pub(crate) fn unrendered_and_concat(self, separator: u8) -> (String, &'static str, String) {
+        let last_updated = self.timestamp_text("o.\"lastUpdated\"");
+        let services = self.aggregated_services();
+        match self {
+            // The outer levels as text: SQLite's JSON functions would parse the aggregate again.
+            Dialect::Sqlite => (
+                format!("'[' || json_quote({last_updated}) || ',' || {services} || ']'"),
+                "group_concat",
+                format!("char({separator})"),
+            ),
+            Dialect::Postgres => (
+                format!("CAST(json_build_array({last_updated}, {services}) AS TEXT)"),
+                "string_agg",
+                format!("chr({separator})"),
+            ),
+        }
+    }
+
+    /// SQL that locks the principals `matching` until the transaction ends, in id order (the
+    /// order the migration's triggers use); `None` for SQLite, whose writers take turns.
+    pub(crate) fn lock_principals(self, matching: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!(
+                "SELECT 1 FROM aws_iam_object WHERE {matching} ORDER BY id FOR NO KEY UPDATE"
+            )),
+        }
+    }
+}
