@@ -51,6 +51,15 @@ macro_rules! named {
                 <Self as $crate::named::Named>::as_str(self)
             }
         }
+        impl TryFrom<String> for $enum {
+            type Error = String;
+
+            fn try_from(text: String) -> Result<Self, String> {
+                <Self as $crate::named::Named>::from_name(&text).ok_or_else(|| {
+                    format!("{text:?} is not {}", <Self as $crate::named::Named>::choices())
+                })
+            }
+        }
         impl std::fmt::Display for $enum {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str($crate::named::Named::as_str(*self))
@@ -89,6 +98,11 @@ mod tests {
         assert_eq!(Three::choices(), "one of x, y-y, z");
         assert_eq!(Three::Y.to_string(), "y-y");
         assert_eq!(Three::Z.as_str(), "z");
+        assert_eq!(Three::try_from("y-y".to_owned()), Ok(Three::Y));
+        assert_eq!(
+            Two::try_from("gamma".to_owned()),
+            Err("\"gamma\" is not alpha or beta".to_owned())
+        );
         for (name, value) in Three::NAMES {
             assert_eq!(Three::from_name(name), Some(*value));
         }

@@ -14,7 +14,7 @@ use aardvark::collector::report::{AccountStatus, RunReport};
 use aardvark::collector::{Collector, CollectorError, UpdateRequest};
 use aardvark::config::{AccountSource, Settings, SwagSettings};
 use aardvark::db::read::AdvisorFilter;
-use aardvark::db::Database;
+use aardvark::db::{Database, Reader};
 use aws_sdk_sts::config::Credentials;
 use aws_sim::scenario::{Account, AccountStatus as SimStatus, Principal, ServiceUse, SwagBucket};
 use aws_sim::{
@@ -65,7 +65,7 @@ async fn collect(
 
 /// Everything stored, in the simulator's terms.
 async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
-    let page = db
+    let page = Reader::new(db.clone())
         .advisors(&AdvisorFilter::default(), 1, 1_000_000)
         .await
         .unwrap();
@@ -601,8 +601,7 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
     .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
     let before = stored(&db.db).await;
-    let stamps_before = db
-        .db
+    let stamps_before = Reader::new(db.db.clone())
         .advisors(&AdvisorFilter::default(), 1, 100)
         .await
         .unwrap();
@@ -701,8 +700,7 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
     ] {
         assert_eq!(after[arn], before[arn], "{arn} keeps its stored rows");
     }
-    let stamps_after = db
-        .db
+    let stamps_after = Reader::new(db.db.clone())
         .advisors(&AdvisorFilter::default(), 1, 100)
         .await
         .unwrap();

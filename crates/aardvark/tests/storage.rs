@@ -20,7 +20,10 @@ async fn stored(db: &Database, arn: &str) -> Vec<StoredService<'static>> {
         arns: Some(vec![arn.to_owned()]),
         ..Default::default()
     };
-    let page = db.advisors(&filter, 1, 10).await.unwrap();
+    let page = Reader::new(db.clone())
+        .advisors(&filter, 1, 10)
+        .await
+        .unwrap();
     page.principals()
         .unwrap()
         .into_iter()
@@ -151,10 +154,10 @@ async fn last_updated_is_set_to_now_in_utc(backend: Backend) {
     let before = chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1);
     t.store(&[principal(ROLE, vec![service("s3", 1, None, 1)])])
         .await;
-    let page =
-        t.db.advisors(&AdvisorFilter::default(), 1, 10)
-            .await
-            .unwrap();
+    let page = Reader::new(t.db.clone())
+        .advisors(&AdvisorFilter::default(), 1, 10)
+        .await
+        .unwrap();
     let text = page.principals().unwrap()[0]
         .last_updated
         .clone()
@@ -207,10 +210,10 @@ async fn pruning_removes_only_what_is_gone(backend: Backend) {
     let listed: HashSet<String> = [kept.to_owned()].into();
     let removed = t.db.prune_account("123456789012", &listed).await.unwrap();
     assert_eq!(removed, vec![gone.to_owned()]);
-    let page =
-        t.db.advisors(&AdvisorFilter::default(), 1, 10)
-            .await
-            .unwrap();
+    let page = Reader::new(t.db.clone())
+        .advisors(&AdvisorFilter::default(), 1, 10)
+        .await
+        .unwrap();
     let principals = page.principals().unwrap();
     let arns: Vec<&str> = principals.iter().map(|p| p.arn.as_ref()).collect();
     assert_eq!(arns, vec![kept, other_account]);
@@ -334,14 +337,20 @@ async fn text_round_trips_exactly(backend: Backend) {
 /// any) must equal a rendering of its rows as stored now.
 async fn assert_renderings_current(t: &TestDb) {
     let everything = AdvisorFilter::default();
-    let page = t.db.rendered_advisors(&everything, 1, 1000).await.unwrap();
+    let page = Reader::new(t.db.clone())
+        .rendered_advisors(&everything, 1, 1000)
+        .await
+        .unwrap();
     let served: Vec<(String, String)> = page
         .principals()
         .unwrap()
         .into_iter()
         .map(|p| (p.arn.to_owned(), p.services.into_owned()))
         .collect();
-    let stored = t.db.advisors(&everything, 1, 1000).await.unwrap();
+    let stored = Reader::new(t.db.clone())
+        .advisors(&everything, 1, 1000)
+        .await
+        .unwrap();
     let expected: Vec<(String, String)> = stored
         .principals()
         .unwrap()
@@ -651,17 +660,18 @@ async fn sqlite_readers_are_not_blocked_by_a_writer() {
     });
     let mut reads = 0;
     while !writer.is_finished() {
-        t.db.advisors(&AdvisorFilter::default(), 1, 30)
+        Reader::new(t.db.clone())
+            .advisors(&AdvisorFilter::default(), 1, 30)
             .await
             .unwrap();
         reads += 1;
     }
     writer.await.unwrap();
     assert!(reads > 0);
-    let page =
-        t.db.advisors(&AdvisorFilter::default(), 1, 100)
-            .await
-            .unwrap();
+    let page = Reader::new(t.db.clone())
+        .advisors(&AdvisorFilter::default(), 1, 100)
+        .await
+        .unwrap();
     assert_eq!(page.total, 50);
     assert!(page
         .principals()

@@ -9,7 +9,7 @@ use crate::reply::Reply;
 use crate::scenario::{PrincipalKind, ResolvedPrincipal};
 use crate::state::{AccountState, Job, SimState};
 use crate::xml::{self, Xml};
-use crate::{iso8601_millis, iso8601_seconds};
+use crate::xml::{iso8601_millis, iso8601_seconds};
 
 /// AWS managed policies `ListPolicies` returns for `Scope=AWS` or `All`.
 const AWS_MANAGED: &[&str] = &["AdministratorAccess", "ReadOnlyAccess", "SecurityAudit"];

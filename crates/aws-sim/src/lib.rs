@@ -37,19 +37,3 @@ pub use scenario::{
 };
 pub use server::{start, start_on, SimHandle, StartError};
 pub use stats::Stats;
-
-/// `2026-10-27T05:33:20Z`
-pub(crate) fn iso8601_seconds(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// `2026-10-27T05:33:20.466Z`
-pub(crate) fn iso8601_millis(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
-}

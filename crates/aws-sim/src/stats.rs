@@ -33,18 +33,18 @@ impl Stats {
 
     /// Calls of `operation` over all accounts.
     pub fn total_calls_of(&self, operation: &str) -> u64 {
-        self.calls
-            .iter()
-            .filter(|((_, op), _)| op == operation)
-            .map(|(_, n)| n)
-            .sum()
+        self.sum_calls(|_, op| op == operation)
     }
 
     /// Calls in `account`, all operations.
     pub fn calls_in(&self, account: &str) -> u64 {
+        self.sum_calls(|acc, _| acc == account)
+    }
+
+    fn sum_calls(&self, counted: impl Fn(&str, &str) -> bool) -> u64 {
         self.calls
             .iter()
-            .filter(|((acc, _), _)| acc == account)
+            .filter(|((account, operation), _)| counted(account, operation))
             .map(|(_, n)| n)
             .sum()
     }

@@ -116,7 +116,7 @@ fn assume_role(
         .and_then(|d| d.parse::<i64>().ok())
         .unwrap_or(SESSION_SECONDS);
     let key = issued_key(target, state.next_key());
-    let expiration = crate::iso8601_seconds(state.now_ms() + duration * 1000);
+    let expiration = xml::iso8601_seconds(state.now_ms() + duration * 1000);
     let role_id = format!(
         "AROA{:016X}",
         state

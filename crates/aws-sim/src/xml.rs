@@ -66,3 +66,19 @@ pub fn error(namespace: &str, kind: &str, code: &str, message: &str, request_id:
         escape(message)
     )
 }
+
+/// `2026-10-27T05:33:20Z`
+pub fn iso8601_seconds(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `2026-10-27T05:33:20.466Z`
+pub fn iso8601_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}

@@ -149,7 +149,7 @@ settings! {
     /// Role assumed in each account.
     aws_rolename: String = "Aardvark".into(), "AWS_ROLENAME" => read::non_empty_string;
     aws_region: String = "us-east-1".into(), "AWS_REGION" => read::non_empty_string;
-    aws_arn_partition: Partition = Partition::Aws, "AWS_ARN_PARTITION" => read::exact_name;
+    aws_arn_partition: Partition = Partition::Aws, "AWS_ARN_PARTITION" => read::name(false);
     database_uri: String = "sqlite:///aardvark.db".into(), "SQLALCHEMY_DATABASE_URI" => read::database_uri;
     updater_num_threads: usize = 50, "UPDATER_NUM_THREADS" => read::whole(1, 10_000);
     /// ARNs whose failures are logged at info only.
@@ -180,8 +180,8 @@ settings! {
     aws_endpoints: BTreeMap<String, String> = BTreeMap::new(), "AWS_ENDPOINTS" => read::endpoints;
     swag: Option<SwagSettings> = None, "SWAG" => read::swag;
     accounts: Vec<String> = Vec::new(), "ACCOUNTS" => read::string_list("a list of account ids or a comma-separated string");
-    log_format: LogFormat = LogFormat::Text, "LOG_FORMAT" => read::name_in_any_case;
-    account_source: AccountSource = AccountSource::Static, "ACCOUNT_SOURCE" => read::name_in_any_case;
+    log_format: LogFormat = LogFormat::Text, "LOG_FORMAT" => read::name(true);
+    account_source: AccountSource = AccountSource::Static, "ACCOUNT_SOURCE" => read::name(true);
 }
 
 /// The settings plus what the operator should be told about them.

@@ -30,22 +30,19 @@ pub(super) fn database_uri(input: &mut Input) -> Result<String, ConfigError> {
     Ok(uri)
 }
 
-/// One of `T`'s names, spelled exactly.
-pub(super) fn exact_name<T: Named>(input: &mut Input) -> Result<T, ConfigError> {
-    input
-        .value
-        .as_str()
-        .and_then(T::from_name)
-        .ok_or_else(|| input.invalid(&T::choices()))
-}
-
-/// One of `T`'s names, in any case.
-pub(super) fn name_in_any_case<T: Named>(input: &mut Input) -> Result<T, ConfigError> {
-    input
-        .value
-        .as_str()
-        .and_then(T::from_name_ignoring_case)
-        .ok_or_else(|| input.invalid(&T::choices()))
+/// One of `T`'s names, spelled exactly or (with `any_case`) in any case.
+pub(super) fn name<T: Named>(any_case: bool) -> impl Fn(&mut Input) -> Result<T, ConfigError> {
+    move |input| {
+        input
+            .value
+            .as_str()
+            .and_then(if any_case {
+                T::from_name_ignoring_case
+            } else {
+                T::from_name
+            })
+            .ok_or_else(|| input.invalid(&T::choices()))
+    }
 }
 
 /// A whole number within `min..=max`.

@@ -301,19 +301,6 @@ impl Reader {
 }
 
 impl Database {
-    /// One read of [`Reader::advisors`] with a directory read for it alone (one-off reads;
-    /// a server keeps a [`Reader`]).
-    pub async fn advisors(
-        &self,
-        filter: &AdvisorFilter,
-        page: i64,
-        count: i64,
-    ) -> Result<AdvisorPage, DbError> {
-        Reader::new(self.clone())
-            .advisors(filter, page, count)
-            .await
-    }
-
     /// Every principal's id and ARN, with the principals' version read before them: a change
     /// in between makes the next request read again, never serve rows older than the version
     /// it holds.

@@ -161,18 +161,6 @@ impl Reader {
 }
 
 impl Database {
-    /// One read of [`Reader::rendered_advisors`] with a directory read for it alone.
-    pub async fn rendered_advisors(
-        &self,
-        filter: &AdvisorFilter,
-        page: i64,
-        count: i64,
-    ) -> Result<RenderedPage, DbError> {
-        Reader::new(self.clone())
-            .rendered_advisors(filter, page, count)
-            .await
-    }
-
     /// SQL for one row: `version`, then the `headers` and `services` of [`RenderedPage`] for
     /// the principals `o` matching `matching`.
     pub(crate) fn rendered_page_sql(&self, version: &str, matching: &str) -> String {

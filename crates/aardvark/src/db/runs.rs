@@ -1,9 +1,7 @@
 //! Run records: what each `aardvark update` did, per run, per account and per failed principal.
 
-use sqlx::Row;
-
 use super::{Database, DbError};
-use crate::named::{named, Named};
+use crate::named::named;
 
 /// A run's state (`aardvark_runs.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,20 +30,12 @@ pub enum AccountStatus {
 }
 named!(AccountStatus { Ok => "ok", Partial => "partial", Failed => "failed" });
 
-/// Reads a named status column; another program's value is a decoding error naming it.
-fn status<T: Named>(row: &sqlx::any::AnyRow, column: usize) -> Result<T, sqlx::Error> {
-    let text: String = row.try_get(column)?;
-    T::from_name(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: format!("unknown status {text:?}").into(),
-    })
-}
-
 /// One account's outcome in a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
     pub account_id: String,
     pub account_name: Option<String>,
+    #[sqlx(try_from = "String")]
     pub status: AccountStatus,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -57,11 +47,12 @@ pub struct AccountRecord {
     pub started_at: String,
     pub duration_ms: i64,
     /// (ARN, error code, error message) of each principal that failed.
+    #[sqlx(skip)]
     pub failures: Vec<(String, String, String)>,
 }
 
 /// A run's totals, written when it ends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct RunTotals {
     pub accounts_total: i64,
     pub accounts_ok: i64,
@@ -73,13 +64,15 @@ pub struct RunTotals {
 }
 
 /// A run as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RunRecord {
     pub id: i64,
     pub started_at: String,
     pub finished_at: Option<String>,
+    #[sqlx(try_from = "String")]
     pub status: RunStatus,
     pub request: String,
+    #[sqlx(flatten)]
     pub totals: RunTotals,
 }
 
@@ -162,81 +155,46 @@ impl Database {
 
     /// The most recent runs, newest first.
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, DbError> {
-        let rows = sqlx::query(
-            "SELECT CAST(id AS BIGINT), started_at, finished_at, status, request, CAST(accounts_total AS BIGINT), \
-             CAST(accounts_ok AS BIGINT), CAST(accounts_partial AS BIGINT), CAST(accounts_failed AS BIGINT), \
-             CAST(principals_collected AS BIGINT), CAST(principals_failed AS BIGINT), CAST(principals_vanished AS BIGINT) \
+        Ok(sqlx::query_as(
+            "SELECT CAST(id AS BIGINT) AS id, started_at, finished_at, status, request, \
+             CAST(accounts_total AS BIGINT) AS accounts_total, CAST(accounts_ok AS BIGINT) AS accounts_ok, \
+             CAST(accounts_partial AS BIGINT) AS accounts_partial, CAST(accounts_failed AS BIGINT) AS accounts_failed, \
+             CAST(principals_collected AS BIGINT) AS principals_collected, \
+             CAST(principals_failed AS BIGINT) AS principals_failed, \
+             CAST(principals_vanished AS BIGINT) AS principals_vanished \
              FROM aardvark_runs ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RunRecord {
-                    id: row.try_get(0)?,
-                    started_at: row.try_get(1)?,
-                    finished_at: row.try_get(2)?,
-                    status: status(row, 3)?,
-                    request: row.try_get(4)?,
-                    totals: RunTotals {
-                        accounts_total: row.try_get(5)?,
-                        accounts_ok: row.try_get(6)?,
-                        accounts_partial: row.try_get(7)?,
-                        accounts_failed: row.try_get(8)?,
-                        principals_collected: row.try_get(9)?,
-                        principals_failed: row.try_get(10)?,
-                        principals_vanished: row.try_get(11)?,
-                    },
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(DbError::from)
+        .await?)
     }
 
     /// A run's account outcomes, in the order they were recorded.
     pub async fn run_accounts(&self, run_id: i64) -> Result<Vec<AccountRecord>, DbError> {
-        let rows = sqlx::query(
-            "SELECT account_id, account_name, status, error_code, error_message, CAST(principals_listed AS BIGINT), \
-             CAST(principals_collected AS BIGINT), CAST(principals_failed AS BIGINT), CAST(principals_vanished AS BIGINT), \
-             CAST(principals_pruned AS BIGINT), started_at, CAST(duration_ms AS BIGINT) \
+        let mut records: Vec<AccountRecord> = sqlx::query_as(
+            "SELECT account_id, account_name, status, error_code, error_message, \
+             CAST(principals_listed AS BIGINT) AS principals_listed, \
+             CAST(principals_collected AS BIGINT) AS principals_collected, \
+             CAST(principals_failed AS BIGINT) AS principals_failed, \
+             CAST(principals_vanished AS BIGINT) AS principals_vanished, \
+             CAST(principals_pruned AS BIGINT) AS principals_pruned, started_at, \
+             CAST(duration_ms AS BIGINT) AS duration_ms \
              FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id",
         )
         .bind(run_id)
         .fetch_all(self.pool())
         .await?;
-        let failures = sqlx::query("SELECT account_id, arn, error_code, error_message FROM aardvark_run_failures WHERE run_id = $1 ORDER BY id")
-            .bind(run_id)
-            .fetch_all(self.pool())
-            .await?;
-        let mut records = Vec::new();
-        for row in &rows {
-            let account_id: String = row.try_get(0)?;
-            let mut account_failures = Vec::new();
-            for failure in &failures {
-                if failure.try_get::<String, _>(0)? == account_id {
-                    account_failures.push((
-                        failure.try_get(1)?,
-                        failure.try_get(2)?,
-                        failure.try_get(3)?,
-                    ));
-                }
+        let failures: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT account_id, arn, error_code, error_message FROM aardvark_run_failures \
+             WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        for (account_id, arn, code, message) in failures {
+            if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
+                record.failures.push((arn, code, message));
             }
-            records.push(AccountRecord {
-                account_id,
-                account_name: row.try_get(1)?,
-                status: status(row, 2)?,
-                error_code: row.try_get(3)?,
-                error_message: row.try_get(4)?,
-                principals_listed: row.try_get(5)?,
-                principals_collected: row.try_get(6)?,
-                principals_failed: row.try_get(7)?,
-                principals_vanished: row.try_get(8)?,
-                principals_pruned: row.try_get(9)?,
-                started_at: row.try_get(10)?,
-                duration_ms: row.try_get(11)?,
-                failures: account_failures,
-            });
         }
         Ok(records)
     }
