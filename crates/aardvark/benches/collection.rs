@@ -10,7 +10,7 @@ mod common;
 use common::proc_status;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aardvark::api::wire::RENDERING;
 use aardvark::collector::aws::AwsOverrides;
@@ -27,7 +27,12 @@ struct Case {
     latency_ms: u64,
     rate: f64,
     burst: u32,
+    /// Jobs are done on this poll ...
     job_polls: u32,
+    /// ... and this long after they were generated.
+    job_ms: u64,
+    /// `UPDATER_NUM_THREADS`, when not the shipped default.
+    threads: Option<usize>,
 }
 
 /// Clock ticks per second of /proc's CPU times.
@@ -54,6 +59,7 @@ async fn run(case: &Case) {
     let mut scenario = Scenario::generated(2026, case.accounts, case.principals);
     scenario.defaults.latency_ms = case.latency_ms;
     scenario.defaults.job_polls = Some(case.job_polls);
+    scenario.defaults.job_ms = Some(case.job_ms);
     scenario.defaults.rate_limit = Some(RateLimit {
         per_second: case.rate,
         burst: case.burst,
@@ -64,7 +70,16 @@ async fn run(case: &Case) {
     let calls_per_account = list_calls
         + 2.0 * principals_per_account
         + f64::from(case.job_polls - 1) * principals_per_account;
-    let lower_bound = calls_per_account / case.rate + case.latency_ms as f64 / 1000.0;
+    let per_account = calls_per_account / case.rate
+        + case.job_ms as f64 / 1000.0
+        + case.latency_ms as f64 / 1000.0;
+    // Accounts go in rounds of UPDATER_NUM_THREADS.
+    let threads = case
+        .threads
+        .unwrap_or(Settings::default().updater_num_threads);
+    let rounds = f64::from(case.accounts).div_euclid(threads as f64)
+        + f64::from(u8::from(case.accounts as usize % threads != 0));
+    let lower_bound = rounds * per_account;
 
     let dir = tempfile::tempdir().unwrap();
     let scenario_file = dir.path().join("scenario.yaml");
@@ -94,19 +109,16 @@ async fn run(case: &Case) {
     let uri = format!("sqlite:///{}", dir.path().join("bench.db").display());
     let db = Database::connect(&uri, RENDERING).await.unwrap();
     db.migrate().await.unwrap();
-    let settings = Settings {
+    // The shipped defaults: only where the accounts and the database are is set.
+    let mut settings = Settings {
         database_uri: uri,
         account_source: AccountSource::Static,
         accounts,
-        updater_num_threads: 10_000,
-        updater_account_concurrency: case.accounts as usize,
-        updater_principal_concurrency: 16,
-        updater_account_rate_limit: case.rate,
-        updater_account_burst: case.burst,
-        updater_poll_interval: Duration::from_millis(100),
-        updater_poll_max_interval: Duration::from_millis(400),
         ..Settings::default()
     };
+    if let Some(threads) = case.threads {
+        settings.updater_num_threads = threads;
+    }
     let overrides = AwsOverrides {
         endpoint_url: Some(url),
         credentials: Some(Credentials::new("AKIDBENCH", "bench", None, None, "bench")),
@@ -136,23 +148,34 @@ async fn run(case: &Case) {
         .unwrap_or_default();
     let _ = sim.wait();
     let calls = case.accounts as f64 * calls_per_account;
+    let threads = case
+        .threads
+        .map(|n| format!(", UPDATER_NUM_THREADS={n}"))
+        .unwrap_or_default();
     println!(
-        "collection {}x{} (P={principals_per_account}), latency {} ms, {}/s burst {}, job done on poll {}:",
-        case.accounts, case.principals, case.latency_ms, case.rate, case.burst, case.job_polls
+        "collection {}x{} (P={principals_per_account}), latency {} ms, {}/s burst {}, jobs done on poll {} and after {} ms, shipped defaults{threads}:",
+        case.accounts, case.principals, case.latency_ms, case.rate, case.burst, case.job_polls, case.job_ms
     );
     println!(
         "  lower bound {lower_bound:.2} s, wall {wall:.2} s, ratio {:.3}",
         wall / lower_bound
     );
+    let requests: f64 = served
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(calls);
     println!(
-        "  {} principals collected, {} failed; {calls:.0} calls needed, {:.0} calls/s; simulator: {served}",
+        "  {} principals collected ({:.1}/s), {} failed; {calls:.0} calls needed, {requests:.0} made, {:.0} calls/s; simulator: {served}",
         report.principals_collected(),
+        report.principals_collected() as f64 / wall,
         report.principals_failed(),
-        calls / wall
+        requests / wall
     );
     println!(
-        "  collector CPU {cpu:.1} s ({:.0}% of one core), peak RSS {} MB ({} MB before the run); simulator CPU {sim_cpu:.1} s, peak RSS {} MB",
+        "  collector CPU {cpu:.1} s ({:.0}% of one core, {:.3} ms per call), peak RSS {} MB ({} MB before the run); simulator CPU {sim_cpu:.1} s, peak RSS {} MB",
         100.0 * cpu / wall,
+        1000.0 * cpu / requests,
         proc_status(me, "VmHWM:") / 1024,
         rss_before / 1024,
         sim_rss / 1024
@@ -166,41 +189,26 @@ async fn run(case: &Case) {
 #[tokio::main]
 async fn main() {
     let all = std::env::args().any(|arg| arg == "all");
+    // As AWS serves: 50 ms a call, 10 requests/s per account, jobs done 2 s after they are
+    // generated (and, as the simulator can also ask, on their second poll).
+    let case = |accounts, principals, threads| Case {
+        accounts,
+        principals,
+        latency_ms: 50,
+        rate: 10.0,
+        burst: 10,
+        job_polls: 2,
+        job_ms: 2000,
+        threads,
+    };
     let mut cases = vec![
-        Case {
-            accounts: 200,
-            principals: 50,
-            latency_ms: 50,
-            rate: 10.0,
-            burst: 10,
-            job_polls: 2,
-        },
-        Case {
-            accounts: 200,
-            principals: 50,
-            latency_ms: 50,
-            rate: 5.0,
-            burst: 10,
-            job_polls: 2,
-        },
+        case(200, 50, None),
+        case(100, 20, None),
+        // A converted upstream config (NUM_THREADS = 5).
+        case(100, 20, Some(5)),
     ];
     if all {
-        cases.push(Case {
-            accounts: 1000,
-            principals: 100,
-            latency_ms: 50,
-            rate: 10.0,
-            burst: 10,
-            job_polls: 2,
-        });
-        cases.push(Case {
-            accounts: 1000,
-            principals: 100,
-            latency_ms: 50,
-            rate: 5.0,
-            burst: 10,
-            job_polls: 2,
-        });
+        cases.push(case(1000, 100, None));
     }
     for case in &cases {
         run(case).await;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use aws_sim::{
     AccountFaults, AssumeRoleFault, Burst, ExpectedService, PrincipalFaults, PrincipalKind,
     RateLimit, Scenario, SimHandle,
 };
-use common::{fresh_db, Backend, TestDb};
+use common::{assert_same, fresh_db, stored, Backend, TestDb};
 
 /// Every run must end well within this; a hang fails the test instead of blocking CI.
 const RUN_DEADLINE: Duration = Duration::from_secs(180);
@@ -31,8 +30,7 @@ fn settings_for(sim: &SimHandle, db: &TestDb) -> Settings {
         database_uri: db.uri.clone(),
         accounts: sim.account_ids().to_vec(),
         account_source: AccountSource::Static,
-        updater_num_threads: 256,
-        updater_account_concurrency: 64,
+        updater_num_threads: 64,
         updater_principal_concurrency: 8,
         updater_account_rate_limit: 0.0,
         updater_poll_interval: Duration::from_millis(2),
@@ -63,67 +61,6 @@ async fn collect(
         .expect("the run ended")
 }
 
-/// Everything stored, in the simulator's terms.
-async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
-    let page = Reader::new(db.clone())
-        .advisors(&AdvisorFilter::default(), 1, 1_000_000)
-        .await
-        .unwrap();
-    page.principals()
-        .unwrap()
-        .into_iter()
-        .map(|principal| {
-            let mut services: Vec<ExpectedService> = principal
-                .services
-                .into_iter()
-                .map(|s| ExpectedService {
-                    service_namespace: s.service_namespace.unwrap_or_default().into_owned(),
-                    service_name: s.service_name.unwrap_or_default().into_owned(),
-                    last_authenticated: s.last_authenticated.unwrap_or_default(),
-                    last_authenticated_entity: s.last_authenticated_entity.map(Cow::into_owned),
-                    total_authenticated_entities: s
-                        .total_authenticated_entities
-                        .unwrap_or_default(),
-                })
-                .collect();
-            services.sort();
-            (principal.arn.into_owned(), services)
-        })
-        .collect()
-}
-
-/// Asserts that what was stored is exactly what was expected, naming the first differences
-/// rather than printing both maps whole.
-fn assert_same(
-    stored: &BTreeMap<String, Vec<ExpectedService>>,
-    expected: &BTreeMap<String, Vec<ExpectedService>>,
-) {
-    let missing: Vec<&String> = expected
-        .keys()
-        .filter(|arn| !stored.contains_key(*arn))
-        .collect();
-    let extra: Vec<&String> = stored
-        .keys()
-        .filter(|arn| !expected.contains_key(*arn))
-        .collect();
-    let different: Vec<&String> = expected
-        .keys()
-        .filter(|arn| stored.get(*arn).is_some_and(|s| s != &expected[*arn]))
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty() && different.is_empty(),
-        "{} missing (first {:?}), {} unexpected (first {:?}), {} different (first {:?}: stored {:?}, expected {:?})",
-        missing.len(),
-        missing.first(),
-        extra.len(),
-        extra.first(),
-        different.len(),
-        different.first(),
-        different.first().map(|arn| &stored[*arn]),
-        different.first().map(|arn| &expected[*arn]),
-    );
-}
-
 fn account_id(i: u64) -> String {
     format!("{:012}", 100_000_000_000 + i)
 }
@@ -151,7 +88,7 @@ async fn seed_scenario_run(denied: &[u64]) {
     };
     let sim = aws_sim::start(seed_scenario(denied)).await.unwrap();
     let mut settings = settings_for(&sim, &db);
-    settings.updater_account_concurrency = 16;
+    settings.updater_num_threads = 16;
     settings.updater_principal_concurrency = 2;
     let report = collect(&sim, &db.db, settings, UpdateRequest::default())
         .await
@@ -973,7 +910,7 @@ async fn a_lost_database_fails_the_run() {
     scenario.defaults.latency_ms = 20;
     let sim = aws_sim::start(scenario).await.unwrap();
     let mut settings = settings_for(&sim, &db);
-    settings.updater_account_concurrency = 2;
+    settings.updater_num_threads = 2;
     let run_db = db.db.clone();
     let run = tokio::spawn({
         let settings = settings.clone();
@@ -1023,4 +960,72 @@ async fn two_runs_at_once_on_one_database_are_safe() {
     assert_eq!(b.unwrap().exit_code(), 0);
     assert_same(&stored(&db.db).await, sim.expected());
     assert_eq!(db.db.recent_runs(10).await.unwrap().len(), 2);
+}
+
+/// Sessions that last 2 s, accounts that take several: every session is renewed before it
+/// runs out or at its first `ExpiredToken`, jobs outlive their session and are generated
+/// again, and no principal fails.
+#[tokio::test]
+async fn collections_outlast_several_sessions_and_no_principal_fails() {
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let mut scenario = Scenario::generated(31, 3, 40);
+    scenario.defaults.session_seconds = Some(2);
+    scenario.defaults.latency_ms = 10;
+    scenario.defaults.job_ms = Some(300);
+    scenario.defaults.rate_limit = Some(RateLimit {
+        per_second: 20.0,
+        burst: 5,
+    });
+    let sim = aws_sim::start(scenario).await.unwrap();
+    let mut settings = settings_for(&sim, &db);
+    settings.updater_account_rate_limit = 20.0;
+    settings.updater_account_burst = 5;
+    settings.updater_principal_concurrency = 8;
+    let started = std::time::Instant::now();
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    assert_same(&stored(&db.db).await, sim.expected());
+    let stats = sim.stats();
+    let seconds = started.elapsed().as_secs_f64();
+    for account in sim.account_ids() {
+        let sessions = stats.calls_of(account, "AssumeRole");
+        assert!(
+            sessions >= 3,
+            "{account}: {sessions} sessions in a {seconds:.1} s collection of 2 s sessions"
+        );
+    }
+}
+
+/// Polls spend the account's budget: a job that takes time is polled about once, once the
+/// account has learnt how long its jobs take; one that takes polls is polled as often as it
+/// needs and hardly more.
+#[tokio::test]
+async fn jobs_are_polled_about_as_often_as_they_need() {
+    for (job_ms, job_polls, most_polls_per_job) in [(300, 1, 1.6), (0, 3, 3.2)] {
+        let Some(db) = fresh_db(Backend::Sqlite).await else {
+            return;
+        };
+        let mut scenario = Scenario::generated(32, 2, 30);
+        scenario.defaults.job_ms = Some(job_ms);
+        scenario.defaults.job_polls = Some(job_polls);
+        let sim = aws_sim::start(scenario).await.unwrap();
+        let mut settings = settings_for(&sim, &db);
+        settings.updater_poll_interval = Duration::from_millis(50);
+        settings.updater_poll_max_interval = Duration::from_millis(400);
+        let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.exit_code(), 0, "{}", report.summary());
+        let stats = sim.stats();
+        let jobs = stats.total_calls_of("GenerateServiceLastAccessedDetails") as f64;
+        let polls = stats.total_calls_of("GetServiceLastAccessedDetails") as f64;
+        assert!(
+            polls <= jobs * most_polls_per_job,
+            "jobs done after {job_ms} ms and {job_polls} polls: {polls} polls for {jobs} jobs"
+        );
+    }
 }

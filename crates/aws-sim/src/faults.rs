@@ -85,6 +85,15 @@ pub(crate) fn assume_role_denial(account: &AccountState) -> Option<&'static str>
     }
 }
 
+/// How long a session `AssumeRole` issues into `account` lasts, for `asked` seconds.
+pub(crate) fn session_lifetime(account: &AccountState, asked: u64) -> u64 {
+    account
+        .account
+        .faults
+        .session_seconds
+        .map_or(asked, |cap| asked.min(cap))
+}
+
 /// Whether the collector's role may not list principals of `kind` in `account`.
 pub(crate) fn listing_denied(account: &AccountState, kind: PrincipalKind) -> bool {
     account.account.faults.deny_listing.contains(&kind)
@@ -106,21 +115,28 @@ pub(crate) enum JobState {
     Malformed,
 }
 
-/// The state of a job of `principal` at its `polls`-th poll: done after the principal's (or
-/// else the account's) `job_polls`, 1 by default, unless it never completes; then failed or
+/// The state of a job of `principal` at its `polls`-th poll, `elapsed_ms` after it was
+/// generated: done once the principal's (or else the account's) `job_polls` (1 by default)
+/// and `job_ms` (0 by default) have both passed, unless it never completes; then failed or
 /// malformed as the principal's faults say.
 pub(crate) fn job_state(
     account: &AccountState,
     principal: &ResolvedPrincipal,
     polls: u32,
+    elapsed_ms: i64,
 ) -> JobState {
+    let faults = &account.account.faults;
     let polls_needed = principal
         .faults
         .job_polls
-        .or(account.account.faults.job_polls)
+        .or(faults.job_polls)
         .unwrap_or(1)
         .max(1);
-    if principal.faults.job_never_completes || polls < polls_needed {
+    let ms_needed = principal.faults.job_ms.or(faults.job_ms).unwrap_or(0);
+    if principal.faults.job_never_completes
+        || polls < polls_needed
+        || elapsed_ms < i64::try_from(ms_needed).unwrap_or(i64::MAX)
+    {
         JobState::InProgress
     } else if principal.faults.malformed_result {
         JobState::Malformed

@@ -366,7 +366,12 @@ fn get_details(
         }
     };
     let principal = &account.account.principals[job.principal];
-    let state_now = faults::job_state(account, principal, job.polls);
+    let state_now = faults::job_state(
+        account,
+        principal,
+        job.polls,
+        state.now_ms() - job.created_ms,
+    );
     if state_now == JobState::Malformed {
         // A count that is not a number: the SDK cannot parse it.
         let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\

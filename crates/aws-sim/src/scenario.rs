@@ -257,6 +257,13 @@ pub struct AccountFaults {
     pub dropped_connections: Option<Burst>,
     /// `GetServiceLastAccessedDetails` calls until a job is done (default 1: the first poll).
     pub job_polls: Option<u32>,
+    /// Milliseconds from a job's generation until it is done, as AWS's jobs take (default 0);
+    /// with `job_polls`, a job is done once both have passed.
+    pub job_ms: Option<u64>,
+    /// Sessions `AssumeRole` issues last at most this many seconds, whatever `DurationSeconds`
+    /// asks (AWS caps role-chained sessions at 3600); then their calls are answered
+    /// `ExpiredToken`. `Expiration` states the lifetime granted.
+    pub session_seconds: Option<u64>,
     /// Largest page of a listing or job result, whatever `MaxItems` asks.
     pub page_size: Option<u32>,
 }
@@ -271,6 +278,8 @@ pub struct PrincipalFaults {
     pub job_never_completes: bool,
     /// Polls until done, overriding the account's.
     pub job_polls: Option<u32>,
+    /// Milliseconds until done, overriding the account's.
+    pub job_ms: Option<u64>,
     /// Listed, but deleted before its job is generated (`NoSuchEntity`).
     pub vanishes: bool,
     /// The finished job's result is not well-formed XML.

@@ -91,25 +91,32 @@ fn caller(
     let Some(rest) = access_key.strip_prefix("ASIA") else {
         return Ok(Caller::Hub { access_key });
     };
-    let account = rest.get(..12).unwrap_or_default();
-    if state.accounts.contains_key(account) && rest.len() == 16 {
-        return Ok(Caller::Assumed {
-            account: account.to_owned(),
-            access_key,
-        });
-    }
     let namespace = if service == "sts" {
         xml::STS_NAMESPACE
     } else {
         xml::IAM_NAMESPACE
     };
-    Err(Reply::query_error(
-        StatusCode::FORBIDDEN,
-        namespace,
-        "InvalidClientTokenId",
-        "The security token included in the request is invalid.",
-        request_id,
-    ))
+    let refused = |code: &str, message: &str| {
+        Reply::query_error(StatusCode::FORBIDDEN, namespace, code, message, request_id)
+    };
+    let account = rest.get(..12).unwrap_or_default();
+    if !state.accounts.contains_key(account) || rest.len() != 16 {
+        return Err(refused(
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+        ));
+    }
+    if state.session_expired(&access_key) {
+        state.counters.expired(account);
+        return Err(refused(
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ));
+    }
+    Ok(Caller::Assumed {
+        account: account.to_owned(),
+        access_key,
+    })
 }
 
 /// IAM calls act in the caller's account and meet its faults first.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::scenario::{ExpectedService, RateLimit, ResolvedAccount, Scenario, ScenarioError};
 use crate::stats::{AccountCounters, Counters, Stats};
@@ -59,6 +59,8 @@ pub(crate) struct SimState {
     /// Account ids in scenario order.
     pub order: Vec<String>,
     pub jobs: Mutex<HashMap<String, Job>>,
+    /// When each session `AssumeRole` issued expires, by access key.
+    sessions: Mutex<HashMap<String, Instant>>,
     next_id: AtomicU64,
     next_key: AtomicU64,
     pub counters: Counters,
@@ -100,6 +102,7 @@ impl SimState {
             accounts,
             order,
             jobs: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             next_key: AtomicU64::new(1),
             counters: Counters::default(),
@@ -120,6 +123,23 @@ impl SimState {
             n as u16,
             n
         )
+    }
+
+    /// Records a session issued for `lifetime`.
+    pub fn issue_session(&self, access_key: &str, lifetime: Duration) {
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(access_key.to_owned(), Instant::now() + lifetime);
+    }
+
+    /// Whether the session of `access_key` has run out (keys never issued have not).
+    pub fn session_expired(&self, access_key: &str) -> bool {
+        self.sessions
+            .lock()
+            .unwrap()
+            .get(access_key)
+            .is_some_and(|expires| Instant::now() >= *expires)
     }
 
     /// A number for the next issued access key.

@@ -13,6 +13,9 @@ pub struct Stats {
     pub calls: BTreeMap<(String, String), u64>,
     /// Throttling errors answered, per account.
     pub throttles: BTreeMap<String, u64>,
+    /// `ExpiredToken` errors answered (calls signed by a session that had run out), per
+    /// account.
+    pub expired_tokens: BTreeMap<String, u64>,
     /// Most requests in flight at once, per account (IAM calls acting in it).
     pub peak_in_flight: BTreeMap<String, u64>,
     /// Most requests in flight at once over all accounts.
@@ -55,10 +58,19 @@ impl Stats {
 pub(crate) struct Counters {
     calls: Mutex<HashMap<(String, &'static str), u64>>,
     throttles: Mutex<HashMap<String, u64>>,
+    expired_tokens: Mutex<HashMap<String, u64>>,
     in_flight: AtomicU64,
     peak_in_flight: AtomicU64,
     history: Mutex<Vec<u32>>,
     requests: AtomicU64,
+}
+
+fn add(counts: &Mutex<HashMap<String, u64>>, account: &str) {
+    *counts
+        .lock()
+        .unwrap()
+        .entry(account.to_owned())
+        .or_default() += 1;
 }
 
 /// One account's counters.
@@ -96,12 +108,11 @@ impl Counters {
     }
 
     pub fn throttled(&self, account: &str) {
-        *self
-            .throttles
-            .lock()
-            .unwrap()
-            .entry(account.to_owned())
-            .or_default() += 1;
+        add(&self.throttles, account);
+    }
+
+    pub fn expired(&self, account: &str) {
+        add(&self.expired_tokens, account);
     }
 
     /// A snapshot, with the peaks of `accounts`.
@@ -116,20 +127,22 @@ impl Counters {
             .iter()
             .map(|((account, op), n)| ((account.clone(), (*op).to_owned()), *n))
             .collect();
-        let throttles = self
-            .throttles
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(a, n)| (a.clone(), *n))
-            .collect();
+        let per_account = |counts: &Mutex<HashMap<String, u64>>| {
+            counts
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(a, n)| (a.clone(), *n))
+                .collect()
+        };
         let peak_in_flight = accounts
             .map(|(id, counters)| (id.clone(), counters.peak_in_flight.load(Ordering::Relaxed)))
             .filter(|(_, n)| *n > 0)
             .collect();
         Stats {
             calls,
-            throttles,
+            throttles: per_account(&self.throttles),
+            expired_tokens: per_account(&self.expired_tokens),
             peak_in_flight,
             peak_in_flight_total: self.peak_in_flight.load(Ordering::Relaxed),
             in_flight_history: self.history.lock().unwrap().clone(),

@@ -1,6 +1,7 @@
 //! STS: `AssumeRole` (with the account's AssumeRole faults) and `GetCallerIdentity`.
 
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
 use axum::http::StatusCode;
 
@@ -10,7 +11,7 @@ use crate::scenario::AccountStatus;
 use crate::state::{issued_key, Caller, SimState};
 use crate::xml::{self, Xml};
 
-const SESSION_SECONDS: i64 = 3600;
+const SESSION_SECONDS: u64 = 3600;
 
 fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Reply {
     Reply::query_error(status, xml::STS_NAMESPACE, code, message, request_id)
@@ -111,12 +112,20 @@ fn assume_role(
             account.account.status.as_str().to_ascii_lowercase()
         )));
     }
-    let duration = params
+    let asked = params
         .get("DurationSeconds")
-        .and_then(|d| d.parse::<i64>().ok())
+        .and_then(|d| d.parse::<u64>().ok())
         .unwrap_or(SESSION_SECONDS);
+    let lifetime = Duration::from_secs(faults::session_lifetime(account, asked));
     let key = issued_key(target, state.next_key());
-    let expiration = xml::iso8601_seconds(state.now_ms() + duration * 1000);
+    state.issue_session(&key, lifetime);
+    // In wall-clock time, which is what clients compare it with.
+    let expires = SystemTime::now() + lifetime;
+    let expiration = xml::iso8601_seconds(
+        expires
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64),
+    );
     let role_id = format!(
         "AROA{:016X}",
         state

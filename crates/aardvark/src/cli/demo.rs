@@ -43,8 +43,6 @@ pub async fn run(
     settings.database_uri = format!("sqlite:///{}", absolute.display());
     settings.account_source = AccountSource::Static;
     settings.accounts = sim.account_ids().to_vec();
-    settings.updater_num_threads = 200;
-    settings.updater_account_concurrency = 64;
     settings.updater_account_rate_limit = 20.0;
     settings.updater_account_burst = 20;
     settings.updater_poll_interval = Duration::from_millis(50);

@@ -14,8 +14,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::collector::aws::AwsOverrides;
 use crate::collector::progress::Progress;
-use crate::collector::{Collector, UpdateRequest};
+use crate::collector::{Collector, UpdateRequest, SILENT_RUN_IS_DEAD_AFTER};
 use crate::config::{self, LogFormat, Settings};
+use crate::db::runs::RunOwner;
 use crate::db::{uri::redact_password, Database};
 
 /// Where `serve` and `demo` listen unless told otherwise (upstream's address).
@@ -277,6 +278,12 @@ async fn run_update(
         .await
         .context("cannot bring the database schema up to date")?;
     let collector = Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await;
+    let stopper = collector.stopper();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::warn!("asked to stop: no new principal starts; writes in flight finish");
+        stopper.stop();
+    });
     let report = collector.run(request, progress).await?;
     print!("{}", report.summary());
     db.close().await;
@@ -288,6 +295,12 @@ async fn run_serve(settings: &Settings, bind: &str) -> anyhow::Result<ExitCode> 
     db.migrate()
         .await
         .context("cannot bring the database schema up to date (try `aardvark create-db`)")?;
+    for run_id in db
+        .mark_interrupted_runs(&RunOwner::this_process(), SILENT_RUN_IS_DEAD_AFTER)
+        .await?
+    {
+        tracing::warn!(run_id, "an earlier run's process died: marked interrupted");
+    }
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;

@@ -10,8 +10,10 @@ use futures::StreamExt;
 
 use super::accounts::TargetAccount;
 use super::aws::Failure;
-use super::principal::{self, Polling, PrincipalError};
+use super::polling::{JobClock, Polling};
+use super::principal::{self, PrincipalError};
 use super::report::AccountReport;
+use super::session::{is_expired, AccountSession};
 use super::{store, Pacer, RunShared};
 use crate::db::write::{PrincipalUsage, WriteOptions};
 
@@ -20,16 +22,28 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     let started = Instant::now();
     let started_at = crate::db::now_timestamp();
     let account = target.id.as_str();
+    let role_arn = format!(
+        "arn:{}:iam::{account}:role/{}",
+        run.settings.aws_arn_partition.as_str(),
+        run.settings.aws_rolename
+    );
+    let session = AccountSession::new(
+        &run.sts,
+        &run.aws,
+        account,
+        role_arn,
+        run.settings.aws_session_duration,
+    );
+    let pacer = Pacer::new(
+        run.settings.updater_account_rate_limit,
+        run.settings.updater_account_burst,
+    );
     let listing = async {
-        let iam = assume_role(run, account).await?;
-        let pacer = Pacer::new(
-            run.settings.updater_account_rate_limit,
-            run.settings.updater_account_burst,
-        );
-        let listed = list_principals(&iam, &pacer).await?;
-        Ok::<_, Failure>((iam, pacer, listed))
+        // The first session first: its denial (an SCP, a missing role) fails the account.
+        session.current().await?;
+        list_principals(&session, &pacer).await
     };
-    let (iam, pacer, listed) = match listing.await {
+    let listed = match listing.await {
         Ok(listed) => listed,
         Err(failure) => {
             tracing::warn!(account, code = %failure.code, message = %failure.message, "account failed");
@@ -42,7 +56,14 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
             );
         }
     };
-    let outcomes = collect_principals(run, account, &iam, &pacer, wanted(run, &listed)).await;
+    let outcomes = collect_principals(run, account, &session, &pacer, wanted(run, &listed)).await;
+    if session.sessions() > 1 {
+        tracing::info!(
+            account,
+            sessions = session.sessions(),
+            "sessions renewed during the account"
+        );
+    }
     let pruned = if run.prune && !run.database_lost.load(Ordering::SeqCst) {
         prune(run, account, &listed).await
     } else {
@@ -55,65 +76,64 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     report
 }
 
-/// Assumes the collector's role in `account` and builds an IAM client from the credentials it
-/// returns (explicitly, so that an SCP denial is a plain `AccessDenied` of this one call).
-async fn assume_role(run: &RunShared, account: &str) -> Result<aws_sdk_iam::Client, Failure> {
-    let role_arn = format!(
-        "arn:{}:iam::{account}:role/{}",
-        run.settings.aws_arn_partition.as_str(),
-        run.settings.aws_rolename
-    );
-    let assumed = run
-        .sts
-        .assume_role()
-        .role_arn(&role_arn)
-        .role_session_name("aardvark")
-        .send()
-        .await
-        .map_err(|err| Failure::from_sdk(&err).during(&format!("AssumeRole {role_arn}")))?;
-    let credentials = assumed
-        .credentials()
-        .ok_or_else(|| Failure::new("MalformedResponse", "AssumeRole returned no credentials"))?;
-    let credentials = aws_sdk_sts::config::Credentials::new(
-        credentials.access_key_id(),
-        credentials.secret_access_key(),
-        Some(credentials.session_token().to_owned()),
-        None,
-        "aardvark-assume-role",
-    );
-    Ok(run.aws.iam_for(account, credentials))
-}
-
-/// Every role, user, group and customer-managed policy of the account, all pages, paced.
-async fn list_principals(iam: &aws_sdk_iam::Client, pacer: &Pacer) -> Result<Vec<String>, Failure> {
+/// Every role, user, group and customer-managed policy of the account, all pages, paced. A
+/// listing answered `ExpiredToken` is started again once, with a new session.
+async fn list_principals(
+    session: &AccountSession<'_>,
+    pacer: &Pacer,
+) -> Result<Vec<String>, Failure> {
     let mut arns = Vec::new();
     // The four paginators have four types; one loop shape for all of them.
     macro_rules! every_page {
         ($request:expr, $operation:literal, |$page:ident| $arns:expr) => {
-            let mut pages = $request.max_items(1000).into_paginator().send();
-            while let Some(page) = {
-                pacer.wait().await;
-                pages.next().await
-            } {
-                let $page = page.map_err(|err| Failure::from_sdk(&err).during($operation))?;
-                arns.extend($arns);
+            let mut renewed = false;
+            'listing: loop {
+                let current = session.current().await?;
+                let mut listed = Vec::new();
+                let mut pages = ($request)(&current.iam)
+                    .max_items(1000)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = {
+                    pacer.wait().await;
+                    pages.next().await
+                } {
+                    match page {
+                        Ok($page) => listed.extend($arns),
+                        Err(err) => {
+                            let failure = Failure::from_sdk(&err).during($operation);
+                            if is_expired(&failure) && !renewed {
+                                renewed = true;
+                                session.renew(&current).await?;
+                                continue 'listing;
+                            }
+                            return Err(failure);
+                        }
+                    }
+                }
+                arns.extend(listed);
+                break;
             }
         };
     }
-    every_page!(iam.list_roles(), "ListRoles", |page| page
-        .roles()
-        .iter()
-        .map(|r| r.arn().to_owned()));
-    every_page!(iam.list_users(), "ListUsers", |page| page
-        .users()
-        .iter()
-        .map(|u| u.arn().to_owned()));
-    every_page!(iam.list_groups(), "ListGroups", |page| page
-        .groups()
-        .iter()
-        .map(|g| g.arn().to_owned()));
     every_page!(
-        iam.list_policies()
+        |iam: &aws_sdk_iam::Client| iam.list_roles(),
+        "ListRoles",
+        |page| page.roles().iter().map(|r| r.arn().to_owned())
+    );
+    every_page!(
+        |iam: &aws_sdk_iam::Client| iam.list_users(),
+        "ListUsers",
+        |page| page.users().iter().map(|u| u.arn().to_owned())
+    );
+    every_page!(
+        |iam: &aws_sdk_iam::Client| iam.list_groups(),
+        "ListGroups",
+        |page| page.groups().iter().map(|g| g.arn().to_owned())
+    );
+    every_page!(
+        |iam: &aws_sdk_iam::Client| iam
+            .list_policies()
             .scope(aws_sdk_iam::types::PolicyScopeType::Local),
         "ListPolicies",
         |page| page
@@ -136,12 +156,12 @@ fn wanted(run: &RunShared, listed: &[String]) -> Vec<String> {
     }
 }
 
-/// Collects and stores `arns`, `UPDATER_PRINCIPAL_CONCURRENCY` at a time within the account
-/// and `UPDATER_NUM_THREADS` over the run. Returns each principal's outcome.
+/// Collects and stores `arns`, `UPDATER_PRINCIPAL_CONCURRENCY` at a time. Returns each
+/// principal's outcome.
 async fn collect_principals(
     run: &RunShared,
     account: &str,
-    iam: &aws_sdk_iam::Client,
+    session: &AccountSession<'_>,
     pacer: &Pacer,
     arns: Vec<String>,
 ) -> Vec<(String, Result<(), PrincipalError>)> {
@@ -150,14 +170,13 @@ async fn collect_principals(
         max_interval: run.settings.updater_poll_max_interval,
         deadline: run.settings.updater_job_timeout,
     };
+    let clock = JobClock::default();
+    let clock = &clock;
+    // Once the run is asked to stop, no new principal starts.
     futures::stream::iter(arns)
+        .take_while(|_| std::future::ready(!run.stop.is_set()))
         .map(|arn| async move {
-            let _permit = run
-                .principals
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            let outcome = collect_principal(run, iam, pacer, &arn, polling).await;
+            let outcome = collect_principal(run, session, clock, pacer, &arn, polling).await;
             run.progress.principal_done();
             log_outcome(run, account, &arn, &outcome);
             (arn, outcome)
@@ -170,7 +189,8 @@ async fn collect_principals(
 /// One principal: its Access Advisor data, then its write.
 async fn collect_principal(
     run: &RunShared,
-    iam: &aws_sdk_iam::Client,
+    session: &AccountSession<'_>,
+    clock: &JobClock,
     pacer: &Pacer,
     arn: &str,
     polling: Polling,
@@ -181,7 +201,7 @@ async fn collect_principal(
             "not collected: the database was lost",
         )));
     }
-    let services = principal::fetch_usage(iam, pacer, arn, polling).await?;
+    let services = principal::fetch_usage(session, clock, pacer, arn, polling, &run.stop).await?;
     let usage = PrincipalUsage {
         arn: arn.to_owned(),
         services,

@@ -5,9 +5,11 @@
 mod account;
 pub mod accounts;
 pub mod aws;
+mod polling;
 mod principal;
 pub mod progress;
 pub mod report;
+mod session;
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -20,7 +22,7 @@ use tokio::sync::Semaphore;
 
 use crate::arn::Arn;
 use crate::config::Settings;
-use crate::db::runs::RunStatus;
+use crate::db::runs::{RunOwner, RunStatus};
 use crate::db::write::{PrincipalUsage, WriteOptions};
 use crate::db::{Database, DbError};
 use accounts::TargetAccount;
@@ -30,6 +32,12 @@ use report::{AccountReport, AccountStatus, RunReport};
 
 /// Attempts at writing one principal before it counts as failed.
 const WRITE_ATTEMPTS: u32 = 4;
+
+/// How often a run says it is alive (`aardvark_runs.heartbeat_at`).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a run may be silent before another process takes it for dead.
+pub const SILENT_RUN_IS_DEAD_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
@@ -80,19 +88,46 @@ fn arn_account(arn: &str) -> Option<&str> {
     Arn::iam(arn).map(|arn| arn.account)
 }
 
+/// Asks a run to stop: no new account or principal starts, polling jobs are given up, writes
+/// in flight finish, and the run is recorded `interrupted`.
+#[derive(Debug, Clone)]
+pub struct Stopper(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// Whether the run was asked to stop, and a way to wait for it.
+#[derive(Debug, Clone)]
+pub(crate) struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the run is asked to stop.
+    pub async fn wait(&self) {
+        let mut receiver = self.0.clone();
+        let _ = receiver.wait_for(|stopped| *stopped).await;
+    }
+}
+
 /// What every account task of a run shares.
 struct RunShared {
     settings: Settings,
     db: Database,
     aws: AwsContext,
     sts: aws_sdk_sts::Client,
-    principals: Semaphore,
     /// Lower-cased `-r` ARNs.
     only_arns: Option<HashSet<String>>,
     failing_arns: HashSet<String>,
     prune: bool,
     database_lost: AtomicBool,
     progress: Progress,
+    stop: Stop,
 }
 
 /// Runs collections against one database and one AWS environment.
@@ -100,12 +135,26 @@ pub struct Collector {
     settings: Settings,
     db: Database,
     aws: AwsContext,
+    stopper: Stopper,
+    stop: Stop,
 }
 
 impl Collector {
     pub async fn new(settings: Settings, db: Database, overrides: aws::AwsOverrides) -> Self {
         let aws = AwsContext::new(&settings, overrides).await;
-        Self { settings, db, aws }
+        let (sender, receiver) = tokio::sync::watch::channel(false);
+        Self {
+            settings,
+            db,
+            aws,
+            stopper: Stopper(Arc::new(sender)),
+            stop: Stop(receiver),
+        }
+    }
+
+    /// What stops this collector's runs (for SIGTERM and SIGINT).
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
     }
 
     /// Collects what `request` asks for. Failures of accounts and principals are in the
@@ -119,20 +168,39 @@ impl Collector {
         let arn_accounts = accounts_of_arns(&request.arns)?;
         let targets =
             accounts::resolve(&self.settings, &self.aws, &request.accounts, &arn_accounts).await?;
+        let owner = RunOwner::this_process();
+        for run_id in self
+            .db
+            .mark_interrupted_runs(&owner, SILENT_RUN_IS_DEAD_AFTER)
+            .await?
+        {
+            tracing::warn!(run_id, "an earlier run's process died: marked interrupted");
+        }
         let run_id = self
             .db
-            .start_run(&serde_json::to_string(request).expect("requests serialize"))
+            .start_run(
+                &serde_json::to_string(request).expect("requests serialize"),
+                &owner,
+            )
             .await?;
         tracing::info!(run_id, accounts = targets.len(), "collection started");
+        let heartbeat = tokio::spawn(heartbeat(self.db.clone(), run_id));
+        let _stop_beating = AbortOnDrop(heartbeat);
         progress.start(targets.len());
         let shared = Arc::new(self.shared(request, progress));
         let reports = collect_accounts(&shared, run_id, targets).await;
         shared.progress.finish();
 
+        let interrupted = shared.stop.is_set();
         let report = RunReport {
             run_id,
-            arns_not_found: arns_not_found(&request.arns, &reports),
+            arns_not_found: if interrupted {
+                Vec::new()
+            } else {
+                arns_not_found(&request.arns, &reports)
+            },
             accounts: reports,
+            interrupted,
             duration: started.elapsed(),
         };
         if shared.database_lost.load(Ordering::SeqCst) {
@@ -159,13 +227,13 @@ impl Collector {
             db: self.db.clone(),
             aws: self.aws.clone(),
             sts: self.aws.sts(),
-            principals: Semaphore::new(self.settings.updater_num_threads),
             only_arns: (!request.arns.is_empty())
                 .then(|| request.arns.iter().map(|a| a.to_lowercase()).collect()),
             failing_arns: self.settings.updater_failing_arns.iter().cloned().collect(),
             prune: request.prune || self.settings.updater_prune,
             database_lost: AtomicBool::new(false),
             progress,
+            stop: self.stop.clone(),
         }
     }
 
@@ -189,6 +257,27 @@ impl Collector {
     }
 }
 
+/// Keeps `aardvark_runs.heartbeat_at` fresh until aborted. A missed beat only makes the run
+/// look silent a little sooner; it is logged, not fatal.
+async fn heartbeat(db: Database, run_id: i64) {
+    let mut beats = tokio::time::interval(HEARTBEAT_EVERY);
+    beats.tick().await;
+    loop {
+        beats.tick().await;
+        if let Err(err) = db.heartbeat(run_id).await {
+            tracing::warn!(run_id, error = %err, "cannot record that the run is alive");
+        }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The accounts of `-r` ARNs, each once, in order.
 fn accounts_of_arns(arns: &[String]) -> Result<Vec<String>, CollectorError> {
     let mut accounts: Vec<String> = Vec::new();
@@ -201,14 +290,14 @@ fn accounts_of_arns(arns: &[String]) -> Result<Vec<String>, CollectorError> {
     Ok(accounts)
 }
 
-/// Collects every target, `UPDATER_ACCOUNT_CONCURRENCY` at a time, recording each account's
+/// Collects every target, `UPDATER_NUM_THREADS` at a time, recording each account's
 /// outcome as it ends. Returns the reports in the order accounts finished.
 async fn collect_accounts(
     shared: &Arc<RunShared>,
     run_id: i64,
     targets: Vec<TargetAccount>,
 ) -> Vec<AccountReport> {
-    let account_slots = Arc::new(Semaphore::new(shared.settings.updater_account_concurrency));
+    let account_slots = Arc::new(Semaphore::new(shared.settings.updater_num_threads));
     let mut tasks = tokio::task::JoinSet::new();
     let mut task_accounts = HashMap::new();
     for target in targets {
@@ -220,14 +309,19 @@ async fn collect_accounts(
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            account::collect(&shared, target).await
+            if shared.stop.is_set() {
+                return None;
+            }
+            Some(account::collect(&shared, target).await)
         });
         task_accounts.insert(handle.id(), id);
     }
     let mut reports = Vec::new();
     while let Some(joined) = tasks.join_next_with_id().await {
         let report = match joined {
-            Ok((_, report)) => report,
+            Ok((_, Some(report))) => report,
+            // Not started: the run was asked to stop first.
+            Ok((_, None)) => continue,
             Err(err) => {
                 // A bug in one account's task must not end the run: record it and go on.
                 let id = task_accounts.get(&err.id()).cloned().unwrap_or_default();

@@ -1,17 +1,24 @@
-//! One principal's Access Advisor data: generate the job, poll it with backoff until it is
-//! done or its deadline passes, read every page of the result, and convert it to the storage
-//! layer's terms. Every request is paced by the account's rate limiter first.
+//! One principal's Access Advisor data: generate the job, poll it when the account's jobs are
+//! usually done (`polling.rs`) with backoff until it is done or its deadline passes, read
+//! every page of the result, and convert it to the storage layer's terms. Every request is
+//! paced by the account's rate limiter first. A job stays with the session that generated it;
+//! if AWS says that session expired, the job is generated again with a new one.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_sdk_iam::types::JobStatusType;
 
 use super::aws::Failure;
-use super::Pacer;
+use super::polling::{JobClock, Polling};
+use super::session::{is_expired, AccountSession};
+use super::{Pacer, Stop};
 use crate::db::write::ServiceUsage;
 
 /// AWS's largest page.
 const MAX_ITEMS: i32 = 1000;
+
+/// Sessions a principal's job may outlive before the principal fails.
+const MAX_EXPIRED_SESSIONS: u32 = 3;
 
 /// Why a principal has no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,36 +28,77 @@ pub enum PrincipalError {
     Failed(Failure),
 }
 
-/// How to wait for jobs.
-#[derive(Debug, Clone, Copy)]
-pub struct Polling {
-    pub first_interval: Duration,
-    pub max_interval: Duration,
-    pub deadline: Duration,
+/// How one session's attempt at a job ended, when it did not give the services.
+enum Attempt {
+    /// The session expired: try again with a new one.
+    Expired(Failure),
+    Ended(PrincipalError),
+}
+
+impl From<PrincipalError> for Attempt {
+    fn from(err: PrincipalError) -> Self {
+        Attempt::Ended(err)
+    }
 }
 
 fn classify<E>(
     operation: &str,
     err: &aws_sdk_iam::error::SdkError<E, aws_sdk_iam::config::http::HttpResponse>,
-) -> PrincipalError
+) -> Attempt
 where
     E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
 {
     let failure = Failure::from_sdk(err).during(operation);
-    if failure.is("NoSuchEntity") {
-        PrincipalError::Vanished(failure)
+    if is_expired(&failure) {
+        Attempt::Expired(failure)
+    } else if failure.is("NoSuchEntity") {
+        Attempt::Ended(PrincipalError::Vanished(failure))
     } else {
-        PrincipalError::Failed(failure)
+        Attempt::Ended(PrincipalError::Failed(failure))
     }
 }
 
 /// Every service `arn` may use, with its last use, as AWS reports it.
 pub async fn fetch_usage(
-    iam: &aws_sdk_iam::Client,
+    session: &AccountSession<'_>,
+    clock: &JobClock,
     pacer: &Pacer,
     arn: &str,
     polling: Polling,
+    stop: &Stop,
 ) -> Result<Vec<ServiceUsage>, PrincipalError> {
+    let mut expired = 0;
+    loop {
+        let current = session.current().await.map_err(PrincipalError::Failed)?;
+        match job(&current.iam, clock, pacer, arn, polling, stop).await {
+            Ok(services) => return Ok(services),
+            Err(Attempt::Ended(err)) => return Err(err),
+            Err(Attempt::Expired(failure)) => {
+                expired += 1;
+                if expired >= MAX_EXPIRED_SESSIONS {
+                    return Err(PrincipalError::Failed(Failure::new(
+                        failure.code,
+                        format!("the job outlived {expired} sessions: {}", failure.message),
+                    )));
+                }
+                session
+                    .renew(&current)
+                    .await
+                    .map_err(PrincipalError::Failed)?;
+            }
+        }
+    }
+}
+
+/// One job, from its generation to its last page, with one session's client.
+async fn job(
+    iam: &aws_sdk_iam::Client,
+    clock: &JobClock,
+    pacer: &Pacer,
+    arn: &str,
+    polling: Polling,
+    stop: &Stop,
+) -> Result<Vec<ServiceUsage>, Attempt> {
     pacer.wait().await;
     let generated = iam
         .generate_service_last_accessed_details()
@@ -58,6 +106,7 @@ pub async fn fetch_usage(
         .send()
         .await
         .map_err(|err| classify("GenerateServiceLastAccessedDetails", &err))?;
+    let generated_at = Instant::now();
     let job_id = generated
         .job_id()
         .filter(|id| !id.is_empty())
@@ -68,21 +117,32 @@ pub async fn fetch_usage(
             ))
         })?;
 
-    let started = Instant::now();
+    let (first_poll, _scout) = clock.first_poll(polling).await;
+    let mut wait = first_poll.saturating_sub(generated_at.elapsed());
     let mut interval = polling.first_interval;
+    let mut last_running = None;
     let mut polls = 0u32;
     let mut page = loop {
-        if started.elapsed() + interval > polling.deadline {
+        if generated_at.elapsed() + wait > polling.deadline {
             return Err(PrincipalError::Failed(Failure::new(
                 "JobTimeout",
                 format!(
                     "job {job_id} was not done after {polls} polls in {} s",
                     polling.deadline.as_secs()
                 ),
-            )));
+            ))
+            .into());
         }
-        tokio::time::sleep(interval).await;
-        interval = (interval * 2).min(polling.max_interval);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait() => {
+                return Err(PrincipalError::Failed(Failure::new(
+                    "Interrupted",
+                    format!("job {job_id} given up: the run was asked to stop"),
+                ))
+                .into());
+            }
+        }
         pacer.wait().await;
         polls += 1;
         let response = iam
@@ -94,8 +154,15 @@ pub async fn fetch_usage(
             .map_err(|err| classify("GetServiceLastAccessedDetails", &err))?;
         // Decide on the status only: while a job runs, AWS omits dates the model requires.
         match response.job_status() {
-            JobStatusType::Completed => break response,
-            JobStatusType::InProgress => continue,
+            JobStatusType::Completed => {
+                clock.done(generated_at.elapsed(), last_running);
+                break response;
+            }
+            JobStatusType::InProgress => {
+                last_running = Some(generated_at.elapsed());
+                wait = interval;
+                interval = (interval * 2).min(polling.max_interval);
+            }
             JobStatusType::Failed => {
                 let (code, message) = response
                     .error()
@@ -104,13 +171,15 @@ pub async fn fetch_usage(
                 return Err(PrincipalError::Failed(Failure::new(
                     code,
                     format!("job {job_id} FAILED: {message}"),
-                )));
+                ))
+                .into());
             }
             other => {
                 return Err(PrincipalError::Failed(Failure::new(
                     "MalformedResponse",
                     format!("job {job_id} has an unknown status {:?}", other.as_str()),
-                )))
+                ))
+                .into())
             }
         }
     };
@@ -127,7 +196,8 @@ pub async fn fetch_usage(
             return Err(PrincipalError::Failed(Failure::new(
                 "MalformedResponse",
                 "a truncated result without a Marker",
-            )));
+            ))
+            .into());
         };
         pacer.wait().await;
         page = iam
@@ -142,7 +212,8 @@ pub async fn fetch_usage(
             return Err(PrincipalError::Failed(Failure::new(
                 "MalformedResponse",
                 format!("job {job_id} changed status while paging"),
-            )));
+            ))
+            .into());
         }
     }
     Ok(services)

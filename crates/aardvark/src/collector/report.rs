@@ -130,6 +130,8 @@ pub struct RunReport {
     pub accounts: Vec<AccountReport>,
     /// `-r` ARNs that no collected account listed.
     pub arns_not_found: Vec<String>,
+    /// The run was asked to stop before it was done.
+    pub interrupted: bool,
     pub duration: Duration,
 }
 
@@ -154,8 +156,12 @@ impl RunReport {
         self.accounts.iter().find(|a| a.id == id)
     }
 
-    /// 0 when everything asked for was collected, 2 otherwise.
+    /// 0 when everything asked for was collected, 1 when the run was interrupted, 2 when some
+    /// accounts or principals failed.
     pub fn exit_code(&self) -> u8 {
+        if self.interrupted {
+            return 1;
+        }
         let clean = self.accounts.iter().all(|a| a.status == AccountStatus::Ok)
             && self.arns_not_found.is_empty();
         if clean {
@@ -166,7 +172,9 @@ impl RunReport {
     }
 
     pub fn status(&self) -> RunStatus {
-        if self.exit_code() == 0 {
+        if self.interrupted {
+            RunStatus::Interrupted
+        } else if self.exit_code() == 0 {
             RunStatus::Ok
         } else if self.count(AccountStatus::Failed) == self.accounts.len() {
             RunStatus::Failed
@@ -190,7 +198,13 @@ impl RunReport {
     /// The operator's summary: totals, then every failed account and principal with AWS's
     /// error code and message.
     pub fn summary(&self) -> String {
-        let mut out = format!(
+        let mut out = String::new();
+        if self.interrupted {
+            out.push_str(
+                "interrupted: no new principal was started; what is below is what was done\n",
+            );
+        }
+        out += &format!(
             "run {} finished in {:.1} s: {} accounts ({} ok, {} partial, {} failed); {} principals collected, {} failed, {} vanished\n",
             self.run_id,
             self.duration.as_secs_f64(),
@@ -313,6 +327,7 @@ mod tests {
             run_id: 1,
             accounts,
             arns_not_found,
+            interrupted: false,
             duration: Duration::ZERO,
         };
         assert_eq!(run(vec![ok.clone()], vec![]).status(), RunStatus::Ok);
@@ -329,6 +344,12 @@ mod tests {
             RunStatus::Failed
         );
         assert_eq!(run(vec![failed], vec![]).exit_code(), 2);
-        assert_eq!(run(vec![ok], vec![]).exit_code(), 0);
+        assert_eq!(run(vec![ok.clone()], vec![]).exit_code(), 0);
+        let mut stopped = run(vec![ok], vec![]);
+        stopped.interrupted = true;
+        assert_eq!(
+            (stopped.status(), stopped.exit_code()),
+            (RunStatus::Interrupted, 1)
+        );
     }
 }

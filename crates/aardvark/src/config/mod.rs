@@ -151,15 +151,14 @@ settings! {
     aws_region: String = "us-east-1".into(), "AWS_REGION" => read::non_empty_string;
     aws_arn_partition: Partition = Partition::Aws, "AWS_ARN_PARTITION" => read::name(false);
     database_uri: String = "sqlite:///aardvark.db".into(), "SQLALCHEMY_DATABASE_URI" => read::database_uri;
-    updater_num_threads: usize = 50, "UPDATER_NUM_THREADS" => read::whole(1, 10_000);
+    /// Accounts collected at once (upstream's meaning).
+    updater_num_threads: usize = 1_000, "UPDATER_NUM_THREADS" => read::whole(1, 10_000);
     /// ARNs whose failures are logged at info only.
     updater_failing_arns: Vec<String> = Vec::new(), "UPDATER_FAILING_ARNS" => read::string_list("a list of ARNs");
     /// Delete principals and namespaces AWS no longer lists.
     updater_prune: bool = false, "UPDATER_PRUNE" => read::boolean;
-    /// Accounts collected at once.
-    updater_account_concurrency: usize = 50, "UPDATER_ACCOUNT_CONCURRENCY" => read::whole(1, 10_000);
     /// Principals collected at once within one account.
-    updater_principal_concurrency: usize = 10, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
+    updater_principal_concurrency: usize = 100, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
     /// Requests per second sent to one account's IAM (0: unpaced).
     updater_account_rate_limit: f64 = 10.0, "UPDATER_ACCOUNT_RATE_LIMIT" => read::rate;
     /// Requests one account may receive at once before pacing starts (default: the rate,
@@ -167,13 +166,17 @@ settings! {
     updater_account_burst: u32 = 10, "UPDATER_ACCOUNT_BURST" => read::whole(1, 10_000);
     /// How long an Access Advisor job may take.
     updater_job_timeout: Duration = Duration::from_secs(300), "UPDATER_JOB_TIMEOUT_SECONDS" => read::seconds(1, 86_400);
-    /// First wait between polls of a job; doubles up to `updater_poll_max_interval`.
-    updater_poll_interval: Duration = Duration::from_millis(500), "UPDATER_POLL_INTERVAL_MS" => read::millis(1, 600_000);
+    /// First interval of a job's polling backoff; doubles up to `updater_poll_max_interval`.
+    /// (When a job is first polled, each account learns from its jobs.)
+    updater_poll_interval: Duration = Duration::from_millis(250), "UPDATER_POLL_INTERVAL_MS" => read::millis(1, 600_000);
     updater_poll_max_interval: Duration = Duration::from_secs(5), "UPDATER_POLL_MAX_INTERVAL_MS" => read::millis(1, 600_000);
     /// Attempts per AWS call (the SDK's adaptive retry mode).
     updater_max_attempts: u32 = 5, "UPDATER_MAX_ATTEMPTS" => read::whole(1, 20);
     /// How long one attempt of an AWS call may take.
     updater_request_timeout: Duration = Duration::from_secs(60), "UPDATER_REQUEST_TIMEOUT_SECONDS" => read::seconds(1, 3_600);
+    /// How long an assumed-role session is asked to last (`DurationSeconds`); AWS caps
+    /// role-chained sessions at an hour.
+    aws_session_duration: Duration = Duration::from_secs(3600), "AWS_SESSION_DURATION_SECONDS" => read::seconds(900, 43_200);
     /// Endpoint for every AWS service (else the SDK's own, or `AWS_ENDPOINT_URL`).
     aws_endpoint_url: Option<String> = None, "AWS_ENDPOINT_URL" => |input: &mut Input| read::url(input).map(Some);
     /// Endpoints per service: `sts`, `iam`, `s3`, `organizations`.

@@ -15,8 +15,48 @@ pub enum RunStatus {
     Failed,
     /// The run lost its database and stopped.
     Aborted,
+    /// The run was stopped (SIGTERM, SIGINT), or its process died.
+    Interrupted,
 }
-named!(RunStatus { Running => "running", Ok => "ok", Partial => "partial", Failed => "failed", Aborted => "aborted" });
+named!(RunStatus {
+    Running => "running",
+    Ok => "ok",
+    Partial => "partial",
+    Failed => "failed",
+    Aborted => "aborted",
+    Interrupted => "interrupted",
+});
+
+/// Who runs a run: this process on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOwner {
+    /// The kernel's host name; `None` where it cannot be read (then only heartbeats count).
+    pub host: Option<String>,
+    pub pid: u32,
+}
+
+impl RunOwner {
+    pub fn this_process() -> Self {
+        Self {
+            host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|host| host.trim().to_owned())
+                .filter(|host| !host.is_empty()),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether process `pid` of this host is gone (Linux: no `/proc/PID`).
+    fn is_gone(&self, host: Option<&str>, pid: Option<i64>) -> bool {
+        let (Some(host), Some(mine), Some(pid)) = (host, self.host.as_deref(), pid) else {
+            return false;
+        };
+        host == mine
+            && pid != i64::from(self.pid)
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
 
 /// One account's outcome in a run (`aardvark_run_accounts.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,14 +117,19 @@ pub struct RunRecord {
 }
 
 impl Database {
-    /// Records the start of a run; `request` describes what was asked (JSON).
-    pub async fn start_run(&self, request: &str) -> Result<i64, DbError> {
+    /// Records the start of a run by `owner`; `request` describes what was asked (JSON).
+    pub async fn start_run(&self, request: &str, owner: &RunOwner) -> Result<i64, DbError> {
+        let now = super::now_timestamp();
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO aardvark_runs (started_at, status, request) VALUES ($1, $2, $3) RETURNING CAST(id AS BIGINT)",
+            "INSERT INTO aardvark_runs (started_at, status, request, heartbeat_at, host, pid) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING CAST(id AS BIGINT)",
         )
-        .bind(super::now_timestamp())
+        .bind(&now)
         .bind(RunStatus::Running.as_str())
         .bind(request)
+        .bind(&now)
+        .bind(&owner.host)
+        .bind(i64::from(owner.pid))
         .fetch_one(self.pool())
         .await?;
         Ok(id)
@@ -151,6 +196,63 @@ impl Database {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Says that run `run_id` is still alive.
+    pub async fn heartbeat(&self, run_id: i64) -> Result<(), DbError> {
+        sqlx::query("UPDATE aardvark_runs SET heartbeat_at = $1 WHERE id = $2")
+            .bind(super::now_timestamp())
+            .bind(run_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks `interrupted` every run left `running` by a process that died: one of this host
+    /// whose process is gone, or any whose heartbeat is older than `silent_for`. A run that is
+    /// alive elsewhere keeps beating and is left alone. Returns the runs marked.
+    pub async fn mark_interrupted_runs(
+        &self,
+        me: &RunOwner,
+        silent_for: std::time::Duration,
+    ) -> Result<Vec<i64>, DbError> {
+        /// A running run: id, heartbeat, host, pid.
+        type Running = (i64, Option<String>, Option<String>, Option<i64>);
+        let running: Vec<Running> = sqlx::query_as(
+            "SELECT CAST(id AS BIGINT), heartbeat_at, host, CAST(pid AS BIGINT) \
+             FROM aardvark_runs WHERE status = $1",
+        )
+        .bind(RunStatus::Running.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let silent_since = super::format_timestamp(
+            (chrono::Utc::now()
+                - chrono::Duration::from_std(silent_for).unwrap_or(chrono::Duration::MAX))
+            .naive_utc(),
+        );
+        let mut marked = Vec::new();
+        for (id, heartbeat, host, pid) in running {
+            // Runs from before heartbeats were kept have none: they are as silent as can be.
+            let silent = heartbeat
+                .as_deref()
+                .is_none_or(|at| at < silent_since.as_str());
+            if !(silent || me.is_gone(host.as_deref(), pid)) {
+                continue;
+            }
+            let done = sqlx::query(
+                "UPDATE aardvark_runs SET status = $1, finished_at = COALESCE(heartbeat_at, started_at) \
+                 WHERE id = $2 AND status = $3",
+            )
+            .bind(RunStatus::Interrupted.as_str())
+            .bind(id)
+            .bind(RunStatus::Running.as_str())
+            .execute(self.pool())
+            .await?;
+            if done.rows_affected() > 0 {
+                marked.push(id);
+            }
+        }
+        Ok(marked)
     }
 
     /// The most recent runs, newest first.

@@ -3,11 +3,15 @@
 //! comparison.
 #![allow(dead_code)] // each test file uses a part of this
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aardvark::api::wire::RENDERING;
+use aardvark::db::read::AdvisorFilter;
 use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
-use aardvark::db::Database;
+use aardvark::db::{Database, Reader};
+use aws_sim::ExpectedService;
 use serde_json::Value;
 use sqlx::Executor;
 
@@ -320,4 +324,65 @@ pub fn sorted_compact(value: &Value) -> String {
         ),
         scalar => scalar.to_string(),
     }
+}
+
+/// Everything stored, in the simulator's terms.
+pub async fn stored(db: &Database) -> BTreeMap<String, Vec<ExpectedService>> {
+    let page = Reader::new(db.clone())
+        .advisors(&AdvisorFilter::default(), 1, 1_000_000)
+        .await
+        .unwrap();
+    page.principals()
+        .unwrap()
+        .into_iter()
+        .map(|principal| {
+            let mut services: Vec<ExpectedService> = principal
+                .services
+                .into_iter()
+                .map(|s| ExpectedService {
+                    service_namespace: s.service_namespace.unwrap_or_default().into_owned(),
+                    service_name: s.service_name.unwrap_or_default().into_owned(),
+                    last_authenticated: s.last_authenticated.unwrap_or_default(),
+                    last_authenticated_entity: s.last_authenticated_entity.map(Cow::into_owned),
+                    total_authenticated_entities: s
+                        .total_authenticated_entities
+                        .unwrap_or_default(),
+                })
+                .collect();
+            services.sort();
+            (principal.arn.into_owned(), services)
+        })
+        .collect()
+}
+
+/// Asserts that what was stored is exactly what was expected, naming the first differences
+/// rather than printing both maps whole.
+pub fn assert_same(
+    stored: &BTreeMap<String, Vec<ExpectedService>>,
+    expected: &BTreeMap<String, Vec<ExpectedService>>,
+) {
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|arn| !stored.contains_key(*arn))
+        .collect();
+    let extra: Vec<&String> = stored
+        .keys()
+        .filter(|arn| !expected.contains_key(*arn))
+        .collect();
+    let different: Vec<&String> = expected
+        .keys()
+        .filter(|arn| stored.get(*arn).is_some_and(|s| s != &expected[*arn]))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && different.is_empty(),
+        "{} missing (first {:?}), {} unexpected (first {:?}), {} different (first {:?}: stored {:?}, expected {:?})",
+        missing.len(),
+        missing.first(),
+        extra.len(),
+        extra.first(),
+        different.len(),
+        different.first(),
+        different.first().map(|arn| &stored[*arn]),
+        different.first().map(|arn| &expected[*arn]),
+    );
 }
