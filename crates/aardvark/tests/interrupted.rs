@@ -196,49 +196,23 @@ async fn only_runs_of_dead_processes_are_marked_interrupted(backend: Backend) {
         return;
     };
     let me = RunOwner::this_process();
-    let alive = db.db.start_run("{}", &me).await.unwrap();
+    let run_of = |host: Option<String>, pid: u32| {
+        let db = db.db.clone();
+        async move { db.start_run("{}", &RunOwner { host, pid }).await.unwrap() }
+    };
+    let alive = run_of(me.host.clone(), me.pid).await;
     // A process of this host that has ended.
     let mut ended = Command::new("true").spawn().unwrap();
     ended.wait().unwrap();
-    let dead = db
-        .db
-        .start_run(
-            "{}",
-            &RunOwner {
-                host: me.host.clone(),
-                pid: ended.id(),
-            },
-        )
-        .await
-        .unwrap();
-    // Another host's run that stopped beating an hour ago.
-    let silent = db
-        .db
-        .start_run(
-            "{}",
-            &RunOwner {
-                host: Some("elsewhere".into()),
-                pid: 1,
-            },
-        )
-        .await
-        .unwrap();
+    let dead = run_of(me.host.clone(), ended.id()).await;
+    // Another host's run that stopped beating long ago.
+    let silent = run_of(Some("elsewhere".into()), 1).await;
     db.execute(&format!(
         "UPDATE aardvark_runs SET heartbeat_at = '2000-01-01 00:00:00.000000' WHERE id = {silent}"
     ))
     .await;
     // Another host's live run.
-    let elsewhere = db
-        .db
-        .start_run(
-            "{}",
-            &RunOwner {
-                host: Some("elsewhere".into()),
-                pid: 2,
-            },
-        )
-        .await
-        .unwrap();
+    let elsewhere = run_of(Some("elsewhere".into()), 2).await;
     let mut marked = db
         .db
         .mark_interrupted_runs(&me, Duration::from_secs(60))

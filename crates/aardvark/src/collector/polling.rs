@@ -79,14 +79,17 @@ impl JobClock {
         }
     }
 
-    /// A job was found done `elapsed` after its generation; `last_in_progress` is when it was
-    /// last found still running, if it was. The estimate moves a quarter of the way towards
-    /// the middle of the two (just under `elapsed` when the first poll found it done, so that
-    /// jobs that became faster are noticed).
-    pub fn done(&self, elapsed: Duration, last_in_progress: Option<Duration>) {
-        let target = match last_in_progress {
-            Some(running) => (running + elapsed) / 2,
-            None => elapsed.mul_f64(0.95),
+    /// A job was found done by a poll sent `done_at` after its generation. `running` is when
+    /// the poll before it was sent, if one found it still running, and `step` the backoff
+    /// between the two. The job finished somewhere in between: the estimate moves a quarter of
+    /// the way towards the middle of that step (the time the poll waited for the account's
+    /// request budget is left out, so that a busy account does not learn to poll later and
+    /// later), or towards just under `done_at` when the first poll found it done, so that jobs
+    /// that became faster are noticed.
+    pub fn done(&self, done_at: Duration, running: Option<Duration>, step: Duration) {
+        let target = match running {
+            Some(running) => running + step.min(done_at.saturating_sub(running)) / 2,
+            None => done_at.mul_f64(0.95),
         };
         let mut state = self.state.lock().unwrap();
         state.estimate = Some(match state.estimate {
@@ -120,7 +123,11 @@ mod tests {
             futures::poll!(waiting.as_mut()).is_pending(),
             "a second job waits for the scout"
         );
-        clock.done(Duration::from_secs(2), Some(Duration::from_secs(1)));
+        clock.done(
+            Duration::from_secs(2),
+            Some(Duration::from_secs(1)),
+            Duration::from_secs(1),
+        );
         drop(scout);
         let (learnt, not_scout) = waiting.await;
         assert_eq!(learnt, Duration::from_millis(1500));
@@ -144,13 +151,16 @@ mod tests {
     fn the_estimate_follows_the_jobs() {
         let clock = JobClock::default();
         let estimate = |clock: &JobClock| clock.state.lock().unwrap().estimate.unwrap();
-        clock.done(Duration::from_millis(2000), None);
-        assert_eq!(estimate(&clock), Duration::from_millis(1900));
-        // Found running at 1.9 s, done at 2.1 s: a quarter of the way to 2.0 s.
-        clock.done(
-            Duration::from_millis(2100),
-            Some(Duration::from_millis(1900)),
-        );
-        assert_eq!(estimate(&clock), Duration::from_millis(1925));
+        let ms = Duration::from_millis;
+        clock.done(ms(2000), None, Duration::ZERO);
+        assert_eq!(estimate(&clock), ms(1900));
+        // Found running at 1.9 s, done at 2.1 s after a step of 0.2 s: a quarter of the way
+        // to 2.0 s.
+        clock.done(ms(2100), Some(ms(1900)), ms(200));
+        assert_eq!(estimate(&clock), ms(1925));
+        // The same, but the second poll waited 3 s for the account's budget: the wait is not
+        // the job's.
+        clock.done(ms(5100), Some(ms(1900)), ms(200));
+        assert_eq!(estimate(&clock), ms(1943) + Duration::from_micros(750));
     }
 }

@@ -145,6 +145,8 @@ async fn job(
         }
         pacer.wait().await;
         polls += 1;
+        let sent = generated_at.elapsed();
+        let step = wait;
         let response = iam
             .get_service_last_accessed_details()
             .job_id(job_id)
@@ -155,11 +157,11 @@ async fn job(
         // Decide on the status only: while a job runs, AWS omits dates the model requires.
         match response.job_status() {
             JobStatusType::Completed => {
-                clock.done(generated_at.elapsed(), last_running);
+                clock.done(sent, last_running, step);
                 break response;
             }
             JobStatusType::InProgress => {
-                last_running = Some(generated_at.elapsed());
+                last_running = Some(sent);
                 wait = interval;
                 interval = (interval * 2).min(polling.max_interval);
             }

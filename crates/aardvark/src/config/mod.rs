@@ -158,12 +158,12 @@ settings! {
     /// Delete principals and namespaces AWS no longer lists.
     updater_prune: bool = false, "UPDATER_PRUNE" => read::boolean;
     /// Principals collected at once within one account.
-    updater_principal_concurrency: usize = 100, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
+    updater_principal_concurrency: usize = 32, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
     /// Requests per second sent to one account's IAM (0: unpaced).
     updater_account_rate_limit: f64 = 10.0, "UPDATER_ACCOUNT_RATE_LIMIT" => read::rate;
-    /// Requests one account may receive at once before pacing starts (default: the rate,
-    /// rounded up, when only the rate is set).
-    updater_account_burst: u32 = 10, "UPDATER_ACCOUNT_BURST" => read::whole(1, 10_000);
+    /// Requests one account may receive at once before pacing starts (default: half the
+    /// rate, rounded up, so that requests that bunch up on the way still fit AWS's own bucket).
+    updater_account_burst: u32 = 5, "UPDATER_ACCOUNT_BURST" => read::whole(1, 10_000);
     /// How long an Access Advisor job may take.
     updater_job_timeout: Duration = Duration::from_secs(300), "UPDATER_JOB_TIMEOUT_SECONDS" => read::seconds(1, 86_400);
     /// First interval of a job's polling backoff; doubles up to `updater_poll_max_interval`.
@@ -447,7 +447,8 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
     }
     if raw.contains_key("UPDATER_ACCOUNT_RATE_LIMIT") && !raw.contains_key("UPDATER_ACCOUNT_BURST")
     {
-        settings.updater_account_burst = settings.updater_account_rate_limit.ceil().max(1.0) as u32;
+        settings.updater_account_burst =
+            (settings.updater_account_rate_limit / 2.0).ceil().max(1.0) as u32;
     }
     // Upstream used SWAG whenever it was configured.
     if !raw.contains_key("ACCOUNT_SOURCE")
