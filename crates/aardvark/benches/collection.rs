@@ -3,7 +3,8 @@
 //! The simulator runs as its own process (so the collector's and the simulator's CPU and memory
 //! are measured apart); the collector runs in this process into a fresh SQLite file. Each
 //! scenario prints its lower bound (behaviour section 8 (docs/behaviour.md)), the wall time and their ratio, calls
-//! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100.
+//! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100;
+//! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size.
 
 mod common;
 
@@ -210,7 +211,11 @@ async fn main() {
     if all {
         cases.push(case(1000, 100, None));
     }
+    // AARDVARK_BENCH_ONLY=200x50 runs only the scenarios of that size (for profiling).
+    let only = std::env::var("AARDVARK_BENCH_ONLY").unwrap_or_default();
     for case in &cases {
-        run(case).await;
+        if format!("{}x{}", case.accounts, case.principals).contains(&only) {
+            run(case).await;
+        }
     }
 }

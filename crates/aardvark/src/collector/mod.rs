@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 
@@ -76,9 +77,15 @@ impl Pacer {
         Self(Some(RateLimiter::direct(quota)))
     }
 
+    /// Waits for the account's next request slot. On tokio's timer: governor's own
+    /// `until_ready` sleeps on futures-timer's global thread, and the hand-offs to and from it
+    /// cost more CPU than the requests (a perf profile put them above 15% of the collector's).
     pub async fn wait(&self) {
-        if let Some(limiter) = &self.0 {
-            limiter.until_ready().await;
+        let Some(limiter) = &self.0 else {
+            return;
+        };
+        while let Err(not_until) = limiter.check() {
+            tokio::time::sleep(not_until.wait_time_from(limiter.clock().now())).await;
         }
     }
 }
