@@ -17,7 +17,7 @@ use crate::db::write::ServiceUsage;
 /// AWS's largest page.
 const MAX_ITEMS: i32 = 1000;
 
-/// Sessions a principal's job may outlive before the principal fails.
+/// Times a principal's job may be generated again because its session expired.
 const MAX_EXPIRED_SESSIONS: u32 = 3;
 
 /// Why a principal has no result.
@@ -75,7 +75,7 @@ pub async fn fetch_usage(
             Err(Attempt::Ended(err)) => return Err(err),
             Err(Attempt::Expired(failure)) => {
                 expired += 1;
-                if expired >= MAX_EXPIRED_SESSIONS {
+                if expired > MAX_EXPIRED_SESSIONS {
                     return Err(PrincipalError::Failed(Failure::new(
                         failure.code,
                         format!("the job outlived {expired} sessions: {}", failure.message),
