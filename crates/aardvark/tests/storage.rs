@@ -9,7 +9,7 @@ use aardvark::api::wire::render_services;
 use aardvark::api::wire::RENDERING;
 use aardvark::db::read::{AdvisorFilter, StoredService};
 use aardvark::db::write::{WriteOptions, WriteWarning};
-use aardvark::db::{Database, Reader};
+use aardvark::db::{Database, Reader, Rendering};
 use common::{fresh_db, principal, service, Backend, TestDb};
 use serde_json::json;
 
@@ -376,6 +376,92 @@ fn of_principal(arn: &str) -> String {
     format!("(SELECT id FROM aws_iam_object WHERE arn = '{arn}')")
 }
 
+/// Another build's format: the namespaces only, a text no build of format 1 writes.
+fn render_format_2(_last_updated: Option<&str>, services: &[StoredService<'_>]) -> String {
+    let namespaces: Vec<&str> = services
+        .iter()
+        .filter_map(|s| s.service_namespace.as_deref())
+        .collect();
+    serde_json::to_string(&namespaces).unwrap()
+}
+
+const FORMAT_2: Rendering = Rendering {
+    format: 2,
+    render: render_format_2,
+};
+
+/// What a reader connected with `rendering` serves for each principal.
+async fn served_with(t: &TestDb, rendering: Rendering) -> Vec<(String, String)> {
+    let db = Database::connect(&t.uri, rendering).await.unwrap();
+    let page = Reader::new(db.clone())
+        .rendered_advisors(&AdvisorFilter::default(), 1, 1000)
+        .await
+        .unwrap();
+    let served = page
+        .principals()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.arn.to_owned(), p.services.into_owned()))
+        .collect();
+    db.close().await;
+    served
+}
+
+/// Renderings carry their format: a build never serves a rendering of another format (it
+/// answers from the rows, in its own), and `render_missing` renders them again in its own.
+async fn renderings_of_another_format_are_never_served(backend: Backend) {
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    t.store(&[
+        principal(
+            ROLE,
+            vec![service("s3", 5, None, 1), service("ec2", 3, None, 1)],
+        ),
+        principal(
+            "arn:aws:iam::123456789012:user/Alice",
+            vec![service("iam", 7, Some("x"), 2)],
+        ),
+    ])
+    .await;
+    let db = &t.db;
+    let in_format = |rendering: Rendering| async move {
+        let stored = Reader::new(db.clone())
+            .advisors(&AdvisorFilter::default(), 1, 1000)
+            .await
+            .unwrap();
+        stored
+            .principals()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let services = (rendering.render)(p.last_updated.as_deref(), &p.services);
+                (p.arn.to_string(), services)
+            })
+            .collect::<Vec<_>>()
+    };
+    let format_1 = in_format(RENDERING).await;
+    let format_2 = in_format(FORMAT_2).await;
+    assert_ne!(format_1, format_2);
+    let formats = || t.strings("SELECT CAST(format AS TEXT) FROM aardvark_rendered_services");
+    assert_eq!(formats().await, ["1", "1"]);
+
+    // A build of format 2 over renderings of format 1: its own format, from the rows.
+    assert_eq!(served_with(&t, FORMAT_2).await, format_2);
+    let newer = Database::connect(&t.uri, FORMAT_2).await.unwrap();
+    assert_eq!(newer.render_missing().await.unwrap(), 2);
+    assert_eq!(newer.render_missing().await.unwrap(), 0);
+    newer.close().await;
+    assert_eq!(formats().await, ["2", "2"]);
+    assert_eq!(served_with(&t, FORMAT_2).await, format_2);
+
+    // And back: format 1 never serves what format 2 kept.
+    assert_eq!(served_with(&t, RENDERING).await, format_1);
+    assert_eq!(t.db.render_missing().await.unwrap(), 2);
+    assert_eq!(formats().await, ["1", "1"]);
+    assert_renderings_current(&t).await;
+}
+
 /// The write path keeps every principal it stores rendered; any other change to what a
 /// rendering was made from removes it (the read path then renders from the rows), until
 /// `render_missing` renders it again. Pages are never stale on the way.
@@ -529,6 +615,7 @@ async fn postgres_a_rendering_from_before_a_concurrent_change_does_not_stand() {
 
 on_both_backends!(
     renderings_stay_current_whatever_changes_the_rows,
+    renderings_of_another_format_are_never_served,
     text_round_trips_exactly,
     reads_follow_writes_from_other_processes,
     upsert_rules,

@@ -7,8 +7,11 @@ use serde::Serialize;
 use crate::db::read::StoredService;
 use crate::db::rendered::Rendering;
 
-/// What storage renders principals with: [`render_services`].
+/// What storage renders principals with: [`render_services`]. Its `format` must change
+/// whenever the text `render_services` writes changes, so that renderings kept by another
+/// build are rendered again rather than served.
 pub const RENDERING: Rendering = Rendering {
+    format: 1,
     render: render_services,
 };
 

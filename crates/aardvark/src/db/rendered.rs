@@ -29,6 +29,9 @@ const RECORD_SEPARATOR: u8 = 0x1e;
 /// [`Database::connect`].
 #[derive(Debug, Clone, Copy)]
 pub struct Rendering {
+    /// The format's number, kept with each rendering (`aardvark_rendered_services.format`):
+    /// renderings of any other number are never served, only rendered again.
+    pub format: u32,
     /// A principal's services as one JSON text, from its `lastUpdated` as stored and its
     /// rows in `advisor_data.id` order.
     pub render: fn(last_updated: Option<&str>, services: &[StoredService<'_>]) -> String,
@@ -171,7 +174,8 @@ impl Database {
              || COALESCE(o.arn, '') || CASE WHEN r.services IS NULL THEN 'L' ELSE 'R' END, ''), \
              {concat}(COALESCE(r.services, {unrendered}), {separator}) \
              FROM aws_iam_object o LEFT JOIN aardvark_rendered_services r ON r.item_id = o.id \
-             WHERE {matching}"
+             AND r.format = {format} WHERE {matching}",
+            format = self.rendering().format
         )
     }
 
@@ -193,33 +197,37 @@ impl Database {
             .await?;
         let page = RenderedPage::from_row(0, &row, self.rendering())?;
         let principals = page.principals()?;
-        for chunk in principals.chunks(super::write::PARAMS_PER_STATEMENT / 2) {
+        for chunk in principals.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
             let sql = format!(
-                "INSERT INTO aardvark_rendered_services (item_id, services) VALUES {} \
-                 ON CONFLICT (item_id) DO UPDATE SET services = excluded.services",
-                self.dialect().values_placeholders(chunk.len(), 2)
+                "INSERT INTO aardvark_rendered_services (item_id, services, format) VALUES {} \
+                 ON CONFLICT (item_id) DO UPDATE SET services = excluded.services, \
+                 format = excluded.format",
+                self.dialect().values_placeholders(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for principal in chunk {
                 query = query
                     .bind(i32::try_from(principal.id).unwrap_or(i32::MAX))
-                    .bind(principal.services.as_ref());
+                    .bind(principal.services.as_ref())
+                    .bind(i64::from(self.rendering().format));
             }
             query.execute(&mut *conn).await?;
         }
         Ok(())
     }
 
-    /// Renders every principal that has no stored rendering (run after each collection and by
-    /// `create-db`). Returns how many it rendered.
+    /// Renders every principal that has no stored rendering of this build's format (run after
+    /// each collection and by `create-db`). Returns how many it rendered.
     pub async fn render_missing(&self) -> Result<usize, DbError> {
         let mut rendered = 0;
         let mut after = i64::MIN;
         loop {
             let ids: Vec<i64> = sqlx::query_scalar(&format!(
                 "SELECT CAST(o.id AS BIGINT) FROM aws_iam_object o WHERE o.id > $1 AND NOT EXISTS \
-                 (SELECT 1 FROM aardvark_rendered_services r WHERE r.item_id = o.id) \
-                 ORDER BY o.id LIMIT {RENDER_BATCH}"
+                 (SELECT 1 FROM aardvark_rendered_services r WHERE r.item_id = o.id \
+                 AND r.format = {format}) \
+                 ORDER BY o.id LIMIT {RENDER_BATCH}",
+                format = self.rendering().format
             ))
             .bind(after)
             .fetch_all(self.pool())
