@@ -664,7 +664,225 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
     assert_eq!(recorded[0].failures.len(), 3);
 }
 
-on_both_backends!(second_run_updates_and_failures_keep_stored_data);
+/// Whether `text` is an RFC 3339 UTC time to the second (`2026-12-01T10:00:00Z`).
+fn is_rfc3339(text: &serde_json::Value) -> bool {
+    text.as_str()
+        .is_some_and(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%SZ").is_ok())
+}
+
+/// The operator's endpoints over the wire, after a collection with failures of every kind
+/// (SCP denials, a missing role, a denied listing, a FAILED job, a vanished principal,
+/// throttled accounts): each account's status and AWS's code and message as collected, each
+/// run's counts, a run in progress with its live counts, paging and bad input.
+async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let sim = aws_sim::start(Scenario::demo()).await.unwrap();
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
+    assert!(report
+        .accounts
+        .iter()
+        .any(|a| a.status == AccountStatus::Failed));
+    assert!(report.principals_vanished() > 0 && report.principals_failed() > 0);
+    let app = common::spawn_app(&db.db).await;
+    let count = |status: AccountStatus| {
+        report
+            .accounts
+            .iter()
+            .filter(|a| a.status == status)
+            .count()
+    };
+
+    let runs = app.get("/api/1/runs").await;
+    assert_eq!(runs.status, 200, "{}", runs.text);
+    let runs = runs.json();
+    let run = &runs["runs"][0];
+    assert!(
+        is_rfc3339(&run["started"]) && is_rfc3339(&run["finished"]),
+        "{run}"
+    );
+    assert_eq!(
+        runs,
+        serde_json::json!({
+            "count": 1, "page": 1, "total": 1,
+            "runs": [{
+                "id": report.run_id,
+                "status": "partial",
+                "started": run["started"],
+                "finished": run["finished"],
+                "accounts": {
+                    "ok": count(AccountStatus::Ok),
+                    "partial": count(AccountStatus::Partial),
+                    "failed": count(AccountStatus::Failed),
+                },
+                "principals": {
+                    "collected": report.principals_collected(),
+                    "failed": report.principals_failed(),
+                    "vanished": report.principals_vanished(),
+                },
+            }],
+        })
+    );
+
+    let latest = app.get("/api/1/runs/latest").await.json();
+    assert_eq!(
+        latest,
+        app.get(&format!("/api/1/runs/{}", report.run_id))
+            .await
+            .json()
+    );
+    let detail: BTreeMap<String, serde_json::Value> = latest["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap().to_owned(), a.clone()))
+        .collect();
+    assert_eq!(detail.len(), report.accounts.len());
+    for account in &report.accounts {
+        let served = &detail[&account.id];
+        let failure = account
+            .failure
+            .as_ref()
+            .map(|f| serde_json::json!({"code": f.code, "message": f.message}));
+        let failed: Vec<serde_json::Value> = account
+            .failed
+            .iter()
+            .map(|p| serde_json::json!({"arn": p.arn, "code": p.failure.code, "message": p.failure.message}))
+            .collect();
+        assert_eq!(
+            served,
+            &serde_json::json!({
+                "id": account.id,
+                "name": account.name,
+                "status": account.status.as_str(),
+                "failure": failure,
+                "collected": account.collected,
+                "failed": failed,
+                "vanished": account.vanished,
+                "duration_ms": served["duration_ms"],
+            }),
+        );
+    }
+    let scp = report
+        .accounts
+        .iter()
+        .find(|a| {
+            a.failure.as_ref().is_some_and(|f| {
+                f.message
+                    .ends_with("explicit deny in a service control policy")
+            })
+        })
+        .expect("an SCP-denied account");
+
+    let accounts = app.get("/api/1/accounts?count=1000").await.json();
+    assert_eq!(accounts["total"], report.accounts.len());
+    let listed: BTreeMap<String, serde_json::Value> = accounts["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap().to_owned(), a.clone()))
+        .collect();
+    let stored_now = stored(&db.db).await;
+    for account in &report.accounts {
+        let served = &listed[&account.id];
+        let principals = stored_now
+            .keys()
+            .filter(|arn| arn.split(':').nth(4) == Some(account.id.as_str()))
+            .count();
+        assert_eq!(served["status"], account.status.as_str(), "{served}");
+        assert_eq!(served["principals"], principals, "{served}");
+        assert_eq!(served["last_run"], report.run_id);
+        assert!(is_rfc3339(&served["last_attempt"]), "{served}");
+        assert_eq!(
+            is_rfc3339(&served["last_success"]),
+            account.status == AccountStatus::Ok,
+            "{served}"
+        );
+        assert_eq!(
+            served["failure"],
+            account.failure.as_ref().map_or(
+                serde_json::Value::Null,
+                |f| serde_json::json!({"code": f.code, "message": f.message})
+            )
+        );
+    }
+    assert_eq!(
+        listed[&scp.id]["failure"]["code"], "AccessDenied",
+        "an SCP denial reads as AWS wrote it"
+    );
+    let failed = app
+        .get("/api/1/accounts?status=failed&count=1000")
+        .await
+        .json();
+    assert_eq!(failed["total"], count(AccountStatus::Failed));
+    let phrase = app
+        .get(&format!("/api/1/accounts?phrase={}", &scp.id[6..]))
+        .await
+        .json();
+    assert_eq!(phrase["accounts"][0]["id"], scp.id.as_str());
+    let second = app.get("/api/1/accounts?count=5&page=2").await.json();
+    assert_eq!(
+        (second["count"].as_u64(), second["page"].as_u64()),
+        (Some(5), Some(2))
+    );
+    assert_eq!(second["accounts"][0], accounts["accounts"][5]);
+
+    // A run in progress shows what it has done so far.
+    let owner = aardvark::db::runs::RunOwner::this_process();
+    let running = db.db.start_run("{}", &owner).await.unwrap();
+    let done = report
+        .accounts
+        .iter()
+        .find(|a| a.status == AccountStatus::Ok)
+        .unwrap();
+    db.db.record_account(running, &done.record()).await.unwrap();
+    let live = app.get("/api/1/runs/latest").await.json();
+    assert_eq!(
+        (&live["id"], &live["status"], &live["finished"]),
+        (
+            &serde_json::json!(running),
+            &serde_json::json!("running"),
+            &serde_json::Value::Null
+        )
+    );
+    assert_eq!(live["principals"]["collected"], done.collected);
+    assert_eq!(live["accounts"].as_array().unwrap().len(), 1);
+    let page = app.get("/api/1/runs?count=1&page=2").await.json();
+    assert_eq!(
+        (page["total"].as_u64(), page["runs"][0]["id"].as_i64()),
+        (Some(2), Some(report.run_id))
+    );
+
+    // Bad input: JSON errors naming the parameter.
+    app.get("/api/1/runs/999999")
+        .await
+        .assert_error(404, "no run 999999");
+    app.get("/api/1/runs/abc")
+        .await
+        .assert_error(400, "invalid run id");
+    app.get("/api/1/runs?page=0")
+        .await
+        .assert_error(400, "'page'");
+    app.get("/api/1/accounts?count=1001")
+        .await
+        .assert_error(400, "from 0 to 1000");
+    app.get("/api/1/accounts?status=bogus")
+        .await
+        .assert_error(400, "ok, partial, failed, never");
+}
+
+on_both_backends!(
+    second_run_updates_and_failures_keep_stored_data,
+    the_operator_api_says_which_accounts_failed_and_why,
+);
 
 #[tokio::test]
 async fn only_the_requested_arns_and_the_missing_ones_reported() {

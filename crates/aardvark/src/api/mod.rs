@@ -5,6 +5,7 @@
 mod advisors;
 mod openapi;
 pub mod params;
+mod runs;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -131,6 +132,9 @@ pub fn router(reader: Reader) -> Router {
         .fallback(|| async { method_not_allowed(ADVISORS_METHODS) });
     Router::new()
         .route("/api/1/advisors", advisors_route)
+        .route("/api/1/runs", get(runs::runs))
+        .route("/api/1/runs/{id}", get(runs::run))
+        .route("/api/1/accounts", get(runs::accounts))
         .route(
             "/healthcheck",
             get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),

@@ -13,7 +13,13 @@ use crate::db::Reader;
         title = "Aardvark",
         description = "AWS IAM Access Advisor data, collected across accounts. Compatible with Netflix Aardvark 0.3.5's API."
     ),
-    paths(super::advisors::advisors, super::healthcheck),
+    paths(
+        super::advisors::advisors,
+        super::runs::runs,
+        super::runs::run,
+        super::runs::accounts,
+        super::healthcheck
+    ),
     components(schemas(
         super::advisors::AdvisorsBody,
         super::wire::ServiceEntry,

@@ -59,9 +59,15 @@ pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>
     serde_json::to_string(&entries).expect("service entries always serialize")
 }
 
-/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
-/// timestamp is passed through rather than hidden.
-pub fn rfc1123(stored: &str) -> String {
+/// A stored time (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC) as the operator's endpoints send it:
+/// RFC 3339 in UTC, seconds precision. Text that is not a timestamp is passed through.
+pub fn rfc3339(stored: &str) -> String {
+    parse_stored(stored)
+        .map(|time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| stored.to_owned())
+}
+
+fn parse_stored(stored: &str) -> Option<NaiveDateTime> {
     let trimmed = stored
         .trim()
         .trim_end_matches("+00:00")
@@ -74,8 +80,14 @@ pub fn rfc1123(stored: &str) -> String {
     ]
     .iter()
     .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
-    .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-    .unwrap_or_else(|| stored.to_owned())
+}
+
+/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
+/// timestamp is passed through rather than hidden.
+pub fn rfc1123(stored: &str) -> String {
+    parse_stored(stored)
+        .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_else(|| stored.to_owned())
 }
 
 #[cfg(test)]
@@ -97,5 +109,10 @@ mod tests {
             "Sun, 22 Nov 2026 19:54:58 GMT"
         );
         assert_eq!(rfc1123("garbage"), "garbage");
+        assert_eq!(
+            rfc3339("2026-11-24 08:33:58.107145"),
+            "2026-11-24T08:33:58Z"
+        );
+        assert_eq!(rfc3339("garbage"), "garbage");
     }
 }

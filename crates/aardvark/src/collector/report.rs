@@ -108,6 +108,7 @@ impl AccountReport {
             principals_pruned: self.pruned as i64,
             started_at: self.started_at.clone(),
             duration_ms: self.duration.as_millis() as i64,
+            vanished: self.vanished.clone(),
             failures: self
                 .failed
                 .iter()

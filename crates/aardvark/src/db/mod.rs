@@ -23,6 +23,7 @@ pub use uri::DatabaseTarget;
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
+    "aardvark_run_vanished",
     "aardvark_run_failures",
     "aardvark_run_accounts",
     "aardvark_runs",

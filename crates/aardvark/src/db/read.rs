@@ -251,6 +251,19 @@ impl Reader {
         Ok(directory)
     }
 
+    /// How many principals are stored per account (the account field of their ARNs).
+    pub async fn principals_per_account(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, usize>, DbError> {
+        let directory = self.directory(None).await?;
+        Ok(directory
+            .accounts
+            .iter()
+            .filter(|(account, _)| !account.is_empty())
+            .map(|(account, positions)| (account.clone(), positions.len()))
+            .collect())
+    }
+
     /// Reads the directory of principals ahead of the first request that needs it (about a
     /// second at 1,000,000 principals).
     pub async fn load_directory(&self) -> Result<(), DbError> {

@@ -89,6 +89,35 @@ pub struct AccountRecord {
     /// (ARN, error code, error message) of each principal that failed.
     #[sqlx(skip)]
     pub failures: Vec<(String, String, String)>,
+    /// Principals deleted between listing and collection.
+    #[sqlx(skip)]
+    pub vanished: Vec<String>,
+}
+
+/// A run with its counts so far: from its accounts' records, so a run in progress shows what
+/// it has done.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RunSummary {
+    pub id: i64,
+    #[sqlx(try_from = "String")]
+    pub status: RunStatus,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub accounts_ok: i64,
+    pub accounts_partial: i64,
+    pub accounts_failed: i64,
+    pub principals_collected: i64,
+    pub principals_failed: i64,
+    pub principals_vanished: i64,
+}
+
+/// An account's latest recorded outcome, and when it last had a complete collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOutcome {
+    pub latest: AccountRecord,
+    pub run_id: i64,
+    /// When the latest `ok` collection of the account ended (UTC, as stored).
+    pub last_success: Option<String>,
 }
 
 /// A run's totals, written when it ends.
@@ -114,6 +143,32 @@ pub struct RunRecord {
     pub request: String,
     #[sqlx(flatten)]
     pub totals: RunTotals,
+}
+
+/// The columns of an [`AccountRecord`] in `aardvark_run_accounts`.
+const ACCOUNT_COLUMNS: &str = "account_id, account_name, status, error_code, error_message, \
+     CAST(principals_listed AS BIGINT) AS principals_listed, \
+     CAST(principals_collected AS BIGINT) AS principals_collected, \
+     CAST(principals_failed AS BIGINT) AS principals_failed, \
+     CAST(principals_vanished AS BIGINT) AS principals_vanished, \
+     CAST(principals_pruned AS BIGINT) AS principals_pruned, started_at, \
+     CAST(duration_ms AS BIGINT) AS duration_ms";
+
+/// A [`RunSummary`] per run `r`, its counts summed over its accounts' records.
+const RUN_SUMMARY: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started_at, r.finished_at, \
+     CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'ok') AS BIGINT) AS accounts_ok, \
+     CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'partial') AS BIGINT) AS accounts_partial, \
+     CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'failed') AS BIGINT) AS accounts_failed, \
+     CAST((SELECT COALESCE(SUM(a.principals_collected), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_collected, \
+     CAST((SELECT COALESCE(SUM(a.principals_failed), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_failed, \
+     CAST((SELECT COALESCE(SUM(a.principals_vanished), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_vanished \
+     FROM aardvark_runs r";
+
+/// When a collection that started at `started` (stored form) and took `duration_ms` ended.
+fn ended(started: &str, duration_ms: i64) -> String {
+    chrono::NaiveDateTime::parse_from_str(started, "%Y-%m-%d %H:%M:%S%.f")
+        .map(|start| super::format_timestamp(start + chrono::Duration::milliseconds(duration_ms)))
+        .unwrap_or_else(|_| started.to_owned())
 }
 
 impl Database {
@@ -158,6 +213,16 @@ impl Database {
         .bind(record.duration_ms)
         .execute(&mut *tx)
         .await?;
+        for arn in &record.vanished {
+            sqlx::query(
+                "INSERT INTO aardvark_run_vanished (run_id, account_id, arn) VALUES ($1, $2, $3)",
+            )
+            .bind(run_id)
+            .bind(&record.account_id)
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        }
         for (arn, code, message) in &record.failures {
             sqlx::query("INSERT INTO aardvark_run_failures (run_id, account_id, arn, error_code, error_message) VALUES ($1, $2, $3, $4, $5)")
                 .bind(run_id)
@@ -273,16 +338,9 @@ impl Database {
 
     /// A run's account outcomes, in the order they were recorded.
     pub async fn run_accounts(&self, run_id: i64) -> Result<Vec<AccountRecord>, DbError> {
-        let mut records: Vec<AccountRecord> = sqlx::query_as(
-            "SELECT account_id, account_name, status, error_code, error_message, \
-             CAST(principals_listed AS BIGINT) AS principals_listed, \
-             CAST(principals_collected AS BIGINT) AS principals_collected, \
-             CAST(principals_failed AS BIGINT) AS principals_failed, \
-             CAST(principals_vanished AS BIGINT) AS principals_vanished, \
-             CAST(principals_pruned AS BIGINT) AS principals_pruned, started_at, \
-             CAST(duration_ms AS BIGINT) AS duration_ms \
-             FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id",
-        )
+        let mut records: Vec<AccountRecord> = sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id"
+        ))
         .bind(run_id)
         .fetch_all(self.pool())
         .await?;
@@ -298,6 +356,86 @@ impl Database {
                 record.failures.push((arn, code, message));
             }
         }
+        let vanished: Vec<(String, String)> = sqlx::query_as(
+            "SELECT account_id, arn FROM aardvark_run_vanished WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        for (account_id, arn) in vanished {
+            if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
+                record.vanished.push(arn);
+            }
+        }
         Ok(records)
+    }
+
+    /// Runs newest first, `limit` from `offset`, with their counts so far; and how many runs
+    /// there are.
+    pub async fn run_summaries(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<RunSummary>), DbError> {
+        let total: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_runs")
+            .fetch_one(self.pool())
+            .await?;
+        let runs = sqlx::query_as(&format!(
+            "{RUN_SUMMARY} ORDER BY r.id DESC LIMIT $1 OFFSET $2"
+        ))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok((total, runs))
+    }
+
+    /// One run with its counts so far; `None` for an id no run has. `latest` for the newest.
+    pub async fn run_summary(&self, id: Option<i64>) -> Result<Option<RunSummary>, DbError> {
+        let (sql, bound) = match id {
+            Some(id) => (format!("{RUN_SUMMARY} WHERE r.id = $1"), id),
+            None => (format!("{RUN_SUMMARY} ORDER BY r.id DESC LIMIT $1"), 1),
+        };
+        Ok(sqlx::query_as(&sql)
+            .bind(bound)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Every account that has a recorded outcome: its latest one, and its latest success.
+    pub async fn account_outcomes(&self) -> Result<Vec<AccountOutcome>, DbError> {
+        #[derive(sqlx::FromRow)]
+        struct Latest {
+            #[sqlx(flatten)]
+            record: AccountRecord,
+            run_id: i64,
+        }
+        let latest: Vec<Latest> = sqlx::query_as(&format!(
+            "SELECT {ACCOUNT_COLUMNS}, CAST(run_id AS BIGINT) AS run_id FROM aardvark_run_accounts \
+             WHERE id IN (SELECT MAX(id) FROM aardvark_run_accounts GROUP BY account_id) \
+             ORDER BY account_id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        let succeeded: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT account_id, started_at, CAST(duration_ms AS BIGINT) FROM aardvark_run_accounts \
+             WHERE id IN (SELECT MAX(id) FROM aardvark_run_accounts WHERE status = $1 \
+             GROUP BY account_id)",
+        )
+        .bind(AccountStatus::Ok.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let succeeded: std::collections::HashMap<String, String> = succeeded
+            .into_iter()
+            .map(|(account, started, duration_ms)| (account, ended(&started, duration_ms)))
+            .collect();
+        Ok(latest
+            .into_iter()
+            .map(|Latest { record, run_id }| AccountOutcome {
+                last_success: succeeded.get(&record.account_id).cloned(),
+                latest: record,
+                run_id,
+            })
+            .collect())
     }
 }

@@ -1,0 +1,388 @@
+//! The operator's view of collections: `/api/1/runs`, `/api/1/runs/{id}` (and `latest`) and
+//! `/api/1/accounts`. Which accounts failed and why (AWS's error code and message as
+//! collected), when each was last collected, and what each run did, live while it runs.
+//! Struct fields are declared in sorted order: that is the JSON key order.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::params::RequestParams;
+use super::wire::rfc3339;
+use super::{json_response, ApiError};
+use crate::db::runs::{AccountOutcome, AccountRecord, RunSummary};
+use crate::db::Reader;
+use crate::named::Named;
+
+const DEFAULT_COUNT: i64 = 30;
+const MAX_COUNT: i64 = 1000;
+
+/// `page` and `count` of a list, checked.
+struct Paging {
+    page: i64,
+    count: i64,
+}
+
+impl Paging {
+    fn parse(params: &RequestParams) -> Result<Self, ApiError> {
+        let page = params.integer("page", 1)?;
+        let count = params.integer("count", DEFAULT_COUNT)?;
+        if page < 1 {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for 'page': {page}; pages are numbered from 1"
+            )));
+        }
+        if !(0..=MAX_COUNT).contains(&count) {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for 'count': {count}; it must be from 0 to {MAX_COUNT}"
+            )));
+        }
+        Ok(Self { page, count })
+    }
+
+    fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.count)
+    }
+}
+
+fn query_params(uri: &Uri) -> Result<RequestParams, ApiError> {
+    RequestParams::parse(uri.query(), None, &[])
+}
+
+/// An account's or a principal's failure, as AWS reported it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FailureBody {
+    /// AWS's error code (`AccessDenied`, `Throttling`, ...) or ours (`JobTimeout`, ...).
+    code: String,
+    message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccountCounts {
+    failed: i64,
+    ok: i64,
+    partial: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PrincipalCounts {
+    collected: i64,
+    failed: i64,
+    vanished: i64,
+}
+
+/// A run, with its counts so far.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunEntry {
+    accounts: AccountCounts,
+    /// RFC 3339, UTC; `null` while it runs.
+    finished: Option<String>,
+    id: i64,
+    principals: PrincipalCounts,
+    started: String,
+    /// `running`, `ok`, `partial`, `failed`, `aborted` or `interrupted`.
+    status: &'static str,
+}
+
+impl From<&RunSummary> for RunEntry {
+    fn from(run: &RunSummary) -> Self {
+        Self {
+            accounts: AccountCounts {
+                failed: run.accounts_failed,
+                ok: run.accounts_ok,
+                partial: run.accounts_partial,
+            },
+            finished: run.finished_at.as_deref().map(rfc3339),
+            id: run.id,
+            principals: PrincipalCounts {
+                collected: run.principals_collected,
+                failed: run.principals_failed,
+                vanished: run.principals_vanished,
+            },
+            started: rfc3339(&run.started_at),
+            status: run.status.as_str(),
+        }
+    }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunsPage {
+    count: usize,
+    page: i64,
+    runs: Vec<RunEntry>,
+    total: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FailedPrincipal {
+    arn: String,
+    code: String,
+    message: String,
+}
+
+/// One account's outcome in a run.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunAccount {
+    collected: i64,
+    duration_ms: i64,
+    failed: Vec<FailedPrincipal>,
+    /// Why the whole account failed.
+    failure: Option<FailureBody>,
+    id: String,
+    name: Option<String>,
+    /// `ok`, `partial` or `failed`.
+    status: &'static str,
+    /// Principals deleted between listing and collection.
+    vanished: Vec<String>,
+}
+
+fn failure_of(record: &AccountRecord) -> Option<FailureBody> {
+    record.error_code.as_ref().map(|code| FailureBody {
+        code: code.clone(),
+        message: record.error_message.clone().unwrap_or_default(),
+    })
+}
+
+impl From<AccountRecord> for RunAccount {
+    fn from(record: AccountRecord) -> Self {
+        Self {
+            collected: record.principals_collected,
+            duration_ms: record.duration_ms,
+            failure: failure_of(&record),
+            failed: record
+                .failures
+                .into_iter()
+                .map(|(arn, code, message)| FailedPrincipal { arn, code, message })
+                .collect(),
+            id: record.account_id,
+            name: record.account_name,
+            status: record.status.as_str(),
+            vanished: record.vanished,
+        }
+    }
+}
+
+/// A run and what it did in each account.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunDetail {
+    accounts: Vec<RunAccount>,
+    finished: Option<String>,
+    id: i64,
+    principals: PrincipalCounts,
+    started: String,
+    status: &'static str,
+}
+
+/// Runs, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/1/runs",
+    tag = "operations",
+    params(
+        ("page" = Option<i64>, Query, minimum = 1, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Runs per page (default 30, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "A page of runs", body = RunsPage),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+    )
+)]
+pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
+    let paging = Paging::parse(&query_params(&uri)?)?;
+    let (total, runs) = reader
+        .database()
+        .run_summaries(paging.offset(), paging.count)
+        .await?;
+    let body = RunsPage {
+        count: runs.len(),
+        page: paging.page,
+        runs: runs.iter().map(RunEntry::from).collect(),
+        total,
+    };
+    Ok(json_response(StatusCode::OK, &body, 256 * body.count + 64))
+}
+
+/// One run (`latest` for the newest) with each account's outcome.
+#[utoipa::path(
+    get,
+    path = "/api/1/runs/{id}",
+    tag = "operations",
+    params(("id" = String, Path, description = "A run's id, or `latest`")),
+    responses(
+        (status = 200, description = "The run", body = RunDetail),
+        (status = 400, description = "The id is neither a number nor `latest`", body = super::ErrorBody),
+        (status = 404, description = "No such run", body = super::ErrorBody),
+    )
+)]
+pub async fn run(
+    State(reader): State<Reader>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let wanted = match id.as_str() {
+        "latest" => None,
+        text => Some(text.parse::<i64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid run id {text:?}: a run's number, or latest"
+            ))
+        })?),
+    };
+    let db = reader.database();
+    let Some(run) = db.run_summary(wanted).await? else {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: match wanted {
+                Some(id) => format!("there is no run {id}"),
+                None => "there is no run yet".into(),
+            },
+        });
+    };
+    let entry = RunEntry::from(&run);
+    let accounts: Vec<RunAccount> = db
+        .run_accounts(run.id)
+        .await?
+        .into_iter()
+        .map(RunAccount::from)
+        .collect();
+    let body = RunDetail {
+        accounts,
+        finished: entry.finished,
+        id: entry.id,
+        principals: entry.principals,
+        started: entry.started,
+        status: entry.status,
+    };
+    Ok(json_response(StatusCode::OK, &body, 4096))
+}
+
+/// What an account's status can be in `/api/1/accounts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AccountState {
+    Ok,
+    Partial,
+    Failed,
+    /// Principals stored, no collection recorded (another program, or before run records).
+    Never,
+}
+crate::named::named!(AccountState { Ok => "ok", Partial => "partial", Failed => "failed", Never => "never" });
+
+/// An account as collections left it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccountEntry {
+    /// Why its latest collection failed, as AWS said it.
+    failure: Option<FailureBody>,
+    id: String,
+    /// When its latest collection started (RFC 3339, UTC).
+    last_attempt: Option<String>,
+    /// The run of its latest collection.
+    last_run: Option<i64>,
+    /// When its latest complete collection ended; `null` if it never had one.
+    last_success: Option<String>,
+    name: Option<String>,
+    /// Principals stored for it.
+    principals: usize,
+    /// Its latest outcome: `ok`, `partial`, `failed`, or `never`.
+    status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccountsPage {
+    accounts: Vec<AccountEntry>,
+    count: usize,
+    page: i64,
+    total: usize,
+}
+
+/// Every account collected or stored, by id: its latest outcome and when it last succeeded.
+#[utoipa::path(
+    get,
+    path = "/api/1/accounts",
+    tag = "operations",
+    params(
+        ("status" = Option<String>, Query, description = "Only accounts whose latest outcome is this: ok, partial, failed or never"),
+        ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the account's id or name"),
+        ("page" = Option<i64>, Query, minimum = 1, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "A page of accounts", body = AccountsPage),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+    )
+)]
+pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
+    let params = query_params(&uri)?;
+    let paging = Paging::parse(&params)?;
+    let status = match params.string("status")? {
+        None => None,
+        Some(text) => Some(AccountState::from_name(&text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid value for 'status': {text:?}; it must be {}",
+                AccountState::choices()
+            ))
+        })?),
+    };
+    let phrase = params.string("phrase")?.map(|p| p.to_lowercase());
+    let stored = reader.principals_per_account().await?;
+    let outcomes = reader.database().account_outcomes().await?;
+    let mut entries: BTreeMap<String, AccountEntry> = outcomes
+        .into_iter()
+        .map(|outcome| {
+            let entry = account_entry(&outcome, stored.get(&outcome.latest.account_id));
+            (outcome.latest.account_id, entry)
+        })
+        .collect();
+    for (account, principals) in &stored {
+        entries.entry(account.clone()).or_insert(AccountEntry {
+            failure: None,
+            id: account.clone(),
+            last_attempt: None,
+            last_run: None,
+            last_success: None,
+            name: None,
+            principals: *principals,
+            status: AccountState::Never.as_str(),
+        });
+    }
+    let matching: Vec<AccountEntry> = entries
+        .into_values()
+        .filter(|entry| status.is_none_or(|status| entry.status == status.as_str()))
+        .filter(|entry| {
+            phrase.as_deref().is_none_or(|phrase| {
+                entry.id.to_lowercase().contains(phrase)
+                    || entry
+                        .name
+                        .as_deref()
+                        .is_some_and(|name| name.to_lowercase().contains(phrase))
+            })
+        })
+        .collect();
+    let total = matching.len();
+    let accounts: Vec<AccountEntry> = matching
+        .into_iter()
+        .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
+        .take(usize::try_from(paging.count).unwrap_or(0))
+        .collect();
+    let body = AccountsPage {
+        count: accounts.len(),
+        accounts,
+        page: paging.page,
+        total,
+    };
+    Ok(json_response(StatusCode::OK, &body, 256 * body.count + 64))
+}
+
+fn account_entry(outcome: &AccountOutcome, principals: Option<&usize>) -> AccountEntry {
+    let latest = &outcome.latest;
+    AccountEntry {
+        failure: failure_of(latest),
+        id: latest.account_id.clone(),
+        last_attempt: Some(rfc3339(&latest.started_at)),
+        last_run: Some(outcome.run_id),
+        last_success: outcome.last_success.as_deref().map(rfc3339),
+        name: latest.account_name.clone(),
+        principals: principals.copied().unwrap_or(0),
+        status: latest.status.as_str(),
+    }
+}
