@@ -7,3 +7,5 @@ CREATE TABLE aardvark_run_vanished (
 	arn TEXT NOT NULL
 );
 CREATE INDEX aardvark_run_vanished_run ON aardvark_run_vanished (run_id);
+-- Each account's latest outcome (`GET /api/1/accounts`) without reading every record.
+CREATE INDEX ix_aardvark_run_accounts_account ON aardvark_run_accounts (account_id, id);
