@@ -246,7 +246,62 @@ async fn drive(label: &str, base: &str, query: Query, baseline: Option<f64>) -> 
     rate
 }
 
+/// One run of `accounts` accounts in the run records (every tenth denied by an SCP, every
+/// seventh with two failed principals), unless the database has runs already.
+async fn ensure_a_run(uri: &str, accounts: u64) {
+    use aardvark::collector::aws::Failure;
+    use aardvark::collector::report::{AccountReport, AccountStatus, PrincipalFailure};
+    use aardvark::db::runs::{RunOwner, RunStatus, RunTotals};
+    let db = Database::connect(uri, RENDERING).await.unwrap();
+    db.migrate().await.unwrap();
+    if !db.recent_runs(1).await.unwrap().is_empty() {
+        db.close().await;
+        return;
+    }
+    let run = db.start_run("{}", &RunOwner::this_process()).await.unwrap();
+    for i in 0..accounts {
+        let id = format!("{:012}", 100_000_000_000 + i);
+        let started_at = aardvark::db::now_timestamp();
+        let report = if i % 10 == 3 {
+            AccountReport::failed_account(
+                &id,
+                Some(format!("account-{i}")),
+                Failure::new("AccessDenied", format!("User: arn:aws:sts::000000000000:assumed-role/hub/aardvark is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::{id}:role/Aardvark with an explicit deny in a service control policy")),
+                started_at,
+                Duration::from_millis(40),
+            )
+        } else {
+            let mut report = AccountReport::failed_account(
+                &id,
+                Some(format!("account-{i}")),
+                Failure::new("", ""),
+                started_at,
+                Duration::from_millis(1800),
+            );
+            report.failure = None;
+            report.status = AccountStatus::Ok;
+            report.collected = 100;
+            if i % 7 == 0 {
+                report.status = AccountStatus::Partial;
+                report.failed = (0..2)
+                    .map(|p| PrincipalFailure {
+                        arn: arn(i, p),
+                        failure: Failure::new("JobTimeout", "job was not done after 12 polls in 300 s"),
+                    })
+                    .collect();
+            }
+            report
+        };
+        db.record_account(run, &report.record()).await.unwrap();
+    }
+    db.finish_run(run, RunStatus::Partial, &RunTotals::default())
+        .await
+        .unwrap();
+    db.close().await;
+}
+
 async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
+    ensure_a_run(uri, accounts).await;
     let (mut server, base) = serve(uri);
     // The first request waits for the server's directory of principals (read at start, a
     // second or so at 1,000,000): measured apart, not inside the first query kind.
@@ -274,7 +329,7 @@ async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
     .await;
     let total = accounts * per_account;
     let account = move |n: u64| 100_000_000_000 + n % accounts;
-    let kinds: [(&str, Query); 5] = [
+    let kinds: [(&str, Query); 7] = [
         (
             "exact ARN (arn=)",
             Arc::new(move |n| {
@@ -300,6 +355,14 @@ async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
                     account(n)
                 )
             }),
+        ),
+        (
+            "accounts, count=1000",
+            Arc::new(|_| "/api/1/accounts?count=1000".to_owned()),
+        ),
+        (
+            "the latest run (all accounts)",
+            Arc::new(|_| "/api/1/runs/latest".to_owned()),
         ),
         (
             "combine over an account",
