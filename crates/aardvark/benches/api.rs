@@ -286,7 +286,10 @@ async fn ensure_a_run(uri: &str, accounts: u64) {
                 report.failed = (0..2)
                     .map(|p| PrincipalFailure {
                         arn: arn(i, p),
-                        failure: Failure::new("JobTimeout", "job was not done after 12 polls in 300 s"),
+                        failure: Failure::new(
+                            "JobTimeout",
+                            "job was not done after 12 polls in 300 s",
+                        ),
                     })
                     .collect();
             }
