@@ -89,6 +89,8 @@ pub async fn run(
     println!(
         "  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&combine=true&count=1000'"
     );
+    println!("  curl -s 'http://{address}/api/1/accounts?status=failed'   # which accounts failed, and why");
+    println!("  curl -s 'http://{address}/api/1/runs/latest'");
     println!("  open http://{address}/apidocs/ for the API documentation");
     crate::api::serve(listener, db.clone(), super::shutdown_signal()).await?;
     db.close().await;
