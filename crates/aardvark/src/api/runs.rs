@@ -89,18 +89,19 @@ pub struct RunEntry {
 
 impl From<&RunSummary> for RunEntry {
     fn from(run: &RunSummary) -> Self {
+        let counts = &run.counts;
         Self {
             accounts: AccountCounts {
-                failed: run.accounts_failed,
-                ok: run.accounts_ok,
-                partial: run.accounts_partial,
+                failed: counts.accounts_failed,
+                ok: counts.accounts_ok,
+                partial: counts.accounts_partial,
             },
             finished: run.finished_at.as_deref().map(rfc3339),
             id: run.id,
             principals: PrincipalCounts {
-                collected: run.principals_collected,
-                failed: run.principals_failed,
-                vanished: run.principals_vanished,
+                collected: counts.principals_collected,
+                failed: counts.principals_failed,
+                vanished: counts.principals_vanished,
             },
             started: rfc3339(&run.started_at),
             status: run.status.as_str(),

@@ -103,12 +103,8 @@ pub struct RunSummary {
     pub status: RunStatus,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub accounts_ok: i64,
-    pub accounts_partial: i64,
-    pub accounts_failed: i64,
-    pub principals_collected: i64,
-    pub principals_failed: i64,
-    pub principals_vanished: i64,
+    #[sqlx(flatten)]
+    pub counts: RunTotals,
 }
 
 /// An account's latest recorded outcome, and when it last had a complete collection.
@@ -156,6 +152,7 @@ const ACCOUNT_COLUMNS: &str = "account_id, account_name, status, error_code, err
 
 /// A [`RunSummary`] per run `r`, its counts summed over its accounts' records.
 const RUN_SUMMARY: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started_at, r.finished_at, \
+     CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS accounts_total, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'ok') AS BIGINT) AS accounts_ok, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'partial') AS BIGINT) AS accounts_partial, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'failed') AS BIGINT) AS accounts_failed, \
