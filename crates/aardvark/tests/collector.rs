@@ -854,6 +854,12 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
         )
     );
     assert_eq!(live["principals"]["collected"], done.collected);
+    // The accounts list, read before, follows the new record.
+    let followed = app
+        .get(&format!("/api/1/accounts?phrase={}", done.id))
+        .await
+        .json();
+    assert_eq!(followed["accounts"][0]["last_run"], running);
     assert_eq!(live["accounts"].as_array().unwrap().len(), 1);
     let page = app.get("/api/1/runs?count=1&page=2").await.json();
     assert_eq!(

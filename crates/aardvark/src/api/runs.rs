@@ -326,12 +326,12 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
     };
     let phrase = params.string("phrase")?.map(|p| p.to_lowercase());
     let stored = reader.principals_per_account().await?;
-    let outcomes = reader.database().account_outcomes().await?;
+    let outcomes = reader.account_outcomes().await?;
     let mut entries: BTreeMap<String, AccountEntry> = outcomes
-        .into_iter()
+        .iter()
         .map(|outcome| {
-            let entry = account_entry(&outcome, stored.get(&outcome.latest.account_id));
-            (outcome.latest.account_id, entry)
+            let entry = account_entry(outcome, stored.get(&outcome.latest.account_id));
+            (outcome.latest.account_id.clone(), entry)
         })
         .collect();
     for (account, principals) in &stored {

@@ -216,14 +216,36 @@ struct DirectoryCache {
 pub struct Reader {
     db: Database,
     directory: Arc<DirectoryCache>,
+    /// Each account's latest outcome, with the newest run record it was read up to: records
+    /// are only ever added, so a newer one says when to read them again.
+    outcomes: Arc<tokio::sync::Mutex<Option<KeptOutcomes>>>,
 }
+
+/// Accounts' latest outcomes as read up to the run record with this id.
+type KeptOutcomes = (i64, Arc<Vec<super::runs::AccountOutcome>>);
 
 impl Reader {
     pub fn new(db: Database) -> Self {
         Self {
             db,
             directory: Arc::default(),
+            outcomes: Arc::default(),
         }
+    }
+
+    /// Every account's latest outcome ([`Database::account_outcomes`]), read again only when
+    /// a run has recorded an account since the last read.
+    pub async fn account_outcomes(&self) -> Result<Arc<Vec<super::runs::AccountOutcome>>, DbError> {
+        let newest = self.db.newest_account_record().await?;
+        let mut cached = self.outcomes.lock().await;
+        if let Some((read_up_to, outcomes)) = cached.as_ref() {
+            if *read_up_to == newest {
+                return Ok(outcomes.clone());
+            }
+        }
+        let outcomes = Arc::new(self.db.account_outcomes().await?);
+        *cached = Some((newest, outcomes.clone()));
+        Ok(outcomes)
     }
 
     pub fn database(&self) -> &Database {

@@ -399,6 +399,15 @@ impl Database {
             .await?)
     }
 
+    /// The id of the newest account record (0 when there is none).
+    pub async fn newest_account_record(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM aardvark_run_accounts",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Every account that has a recorded outcome: its latest one, and its latest success.
     pub async fn account_outcomes(&self) -> Result<Vec<AccountOutcome>, DbError> {
         #[derive(sqlx::FromRow)]
