@@ -10,14 +10,12 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::params::RequestParams;
+use super::params::{Paging, RequestParams};
 use super::wire::{rfc1123, ServiceEntry};
 use super::{json_response, json_text_response, ApiError};
 use crate::db::read::{AdvisorFilter, StoredPrincipal};
 use crate::db::Reader;
 
-const DEFAULT_PAGE: i64 = 1;
-const DEFAULT_COUNT: i64 = 30;
 /// What "recently used" means in combined answers.
 const RECENT_USE_DAYS: i64 = 90;
 
@@ -80,18 +78,7 @@ pub async fn advisors(
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
     let params = RequestParams::parse(uri.query(), content_type, &body)?;
-    let page = params.integer("page", DEFAULT_PAGE)?;
-    let count = params.integer("count", DEFAULT_COUNT)?;
-    if page < 1 {
-        return Err(ApiError::bad_request(format!(
-            "invalid value for 'page': {page}; pages are numbered from 1"
-        )));
-    }
-    if count < 0 {
-        return Err(ApiError::bad_request(format!(
-            "invalid value for 'count': {count}; it must be 0 or more"
-        )));
-    }
+    let Paging { page, count } = params.paging(None)?;
     let regex = match params.string("regex")? {
         Some(pattern) => {
             let invalid = |err: regex::Error| {

@@ -6,6 +6,20 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 
+/// Which page of a list, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub page: i64,
+    pub count: i64,
+}
+
+impl Paging {
+    /// Items before the page.
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.count)
+    }
+}
+
 /// Every parameter source of one request.
 #[derive(Debug, Default)]
 pub struct RequestParams {
@@ -60,6 +74,26 @@ impl RequestParams {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// `page` (default 1, from 1) and `count` (default 30, from 0 to `max_count` if any).
+    pub fn paging(&self, max_count: Option<i64>) -> Result<Paging, ApiError> {
+        let page = self.integer("page", 1)?;
+        let count = self.integer("count", 30)?;
+        if page < 1 {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for 'page': {page}; pages are numbered from 1"
+            )));
+        }
+        match max_count {
+            Some(max) if !(0..=max).contains(&count) => Err(ApiError::bad_request(format!(
+                "invalid value for 'count': {count}; it must be from 0 to {max}"
+            ))),
+            None if count < 0 => Err(ApiError::bad_request(format!(
+                "invalid value for 'count': {count}; it must be 0 or more"
+            ))),
+            _ => Ok(Paging { page, count }),
+        }
     }
 
     /// An integer parameter; absent or JSON `null` gives the default.

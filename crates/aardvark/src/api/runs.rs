@@ -13,40 +13,12 @@ use serde::Serialize;
 use super::params::RequestParams;
 use super::wire::rfc3339;
 use super::{json_response, ApiError};
-use crate::db::runs::{AccountOutcome, AccountRecord, RunSummary};
+use crate::db::runs::{AccountOutcome, AccountRecord, RunRecord};
 use crate::db::Reader;
 use crate::named::Named;
 
-const DEFAULT_COUNT: i64 = 30;
+/// The longest page of a list.
 const MAX_COUNT: i64 = 1000;
-
-/// `page` and `count` of a list, checked.
-struct Paging {
-    page: i64,
-    count: i64,
-}
-
-impl Paging {
-    fn parse(params: &RequestParams) -> Result<Self, ApiError> {
-        let page = params.integer("page", 1)?;
-        let count = params.integer("count", DEFAULT_COUNT)?;
-        if page < 1 {
-            return Err(ApiError::bad_request(format!(
-                "invalid value for 'page': {page}; pages are numbered from 1"
-            )));
-        }
-        if !(0..=MAX_COUNT).contains(&count) {
-            return Err(ApiError::bad_request(format!(
-                "invalid value for 'count': {count}; it must be from 0 to {MAX_COUNT}"
-            )));
-        }
-        Ok(Self { page, count })
-    }
-
-    fn offset(&self) -> i64 {
-        (self.page - 1).saturating_mul(self.count)
-    }
-}
 
 fn query_params(uri: &Uri) -> Result<RequestParams, ApiError> {
     RequestParams::parse(uri.query(), None, &[])
@@ -87,9 +59,9 @@ pub struct RunEntry {
     status: &'static str,
 }
 
-impl From<&RunSummary> for RunEntry {
-    fn from(run: &RunSummary) -> Self {
-        let counts = &run.counts;
+impl From<&RunRecord> for RunEntry {
+    fn from(run: &RunRecord) -> Self {
+        let counts = &run.totals;
         Self {
             accounts: AccountCounts {
                 failed: counts.accounts_failed,
@@ -192,10 +164,10 @@ pub struct RunDetail {
     )
 )]
 pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let paging = Paging::parse(&query_params(&uri)?)?;
+    let paging = query_params(&uri)?.paging(Some(MAX_COUNT))?;
     let (total, runs) = reader
         .database()
-        .run_summaries(paging.offset(), paging.count)
+        .runs_page(paging.offset(), paging.count)
         .await?;
     let body = RunsPage {
         count: runs.len(),
@@ -231,7 +203,7 @@ pub async fn run(
         })?),
     };
     let db = reader.database();
-    let Some(run) = db.run_summary(wanted).await? else {
+    let Some(run) = db.run(wanted).await? else {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
             message: match wanted {
@@ -314,7 +286,7 @@ pub struct AccountsPage {
 )]
 pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
     let params = query_params(&uri)?;
-    let paging = Paging::parse(&params)?;
+    let paging = params.paging(Some(MAX_COUNT))?;
     let status = match params.string("status")? {
         None => None,
         Some(text) => Some(AccountState::from_name(&text).ok_or_else(|| {

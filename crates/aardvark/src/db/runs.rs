@@ -94,19 +94,6 @@ pub struct AccountRecord {
     pub vanished: Vec<String>,
 }
 
-/// A run with its counts so far: from its accounts' records, so a run in progress shows what
-/// it has done.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct RunSummary {
-    pub id: i64,
-    #[sqlx(try_from = "String")]
-    pub status: RunStatus,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    #[sqlx(flatten)]
-    pub counts: RunTotals,
-}
-
 /// An account's latest recorded outcome, and when it last had a complete collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountOutcome {
@@ -128,7 +115,8 @@ pub struct RunTotals {
     pub principals_vanished: i64,
 }
 
-/// A run as stored.
+/// A run as stored, with its counts summed from its accounts' records, so that a run in
+/// progress shows what it has done so far.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RunRecord {
     pub id: i64,
@@ -150,8 +138,8 @@ const ACCOUNT_COLUMNS: &str = "account_id, account_name, status, error_code, err
      CAST(principals_pruned AS BIGINT) AS principals_pruned, started_at, \
      CAST(duration_ms AS BIGINT) AS duration_ms";
 
-/// A [`RunSummary`] per run `r`, its counts summed over its accounts' records.
-const RUN_SUMMARY: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started_at, r.finished_at, \
+/// A [`RunRecord`] per run `r`, its counts summed over its accounts' records.
+const RUN_RECORD: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started_at, r.finished_at, r.request, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS accounts_total, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'ok') AS BIGINT) AS accounts_ok, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'partial') AS BIGINT) AS accounts_partial, \
@@ -319,18 +307,7 @@ impl Database {
 
     /// The most recent runs, newest first.
     pub async fn recent_runs(&self, limit: i64) -> Result<Vec<RunRecord>, DbError> {
-        Ok(sqlx::query_as(
-            "SELECT CAST(id AS BIGINT) AS id, started_at, finished_at, status, request, \
-             CAST(accounts_total AS BIGINT) AS accounts_total, CAST(accounts_ok AS BIGINT) AS accounts_ok, \
-             CAST(accounts_partial AS BIGINT) AS accounts_partial, CAST(accounts_failed AS BIGINT) AS accounts_failed, \
-             CAST(principals_collected AS BIGINT) AS principals_collected, \
-             CAST(principals_failed AS BIGINT) AS principals_failed, \
-             CAST(principals_vanished AS BIGINT) AS principals_vanished \
-             FROM aardvark_runs ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?)
+        Ok(self.runs_page(0, limit).await?.1)
     }
 
     /// A run's account outcomes, in the order they were recorded.
@@ -367,18 +344,17 @@ impl Database {
         Ok(records)
     }
 
-    /// Runs newest first, `limit` from `offset`, with their counts so far; and how many runs
-    /// there are.
-    pub async fn run_summaries(
+    /// Runs newest first, `limit` from `offset`; and how many runs there are.
+    pub async fn runs_page(
         &self,
         offset: i64,
         limit: i64,
-    ) -> Result<(i64, Vec<RunSummary>), DbError> {
+    ) -> Result<(i64, Vec<RunRecord>), DbError> {
         let total: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_runs")
             .fetch_one(self.pool())
             .await?;
         let runs = sqlx::query_as(&format!(
-            "{RUN_SUMMARY} ORDER BY r.id DESC LIMIT $1 OFFSET $2"
+            "{RUN_RECORD} ORDER BY r.id DESC LIMIT $1 OFFSET $2"
         ))
         .bind(limit)
         .bind(offset)
@@ -387,11 +363,11 @@ impl Database {
         Ok((total, runs))
     }
 
-    /// One run with its counts so far; `None` for an id no run has. `latest` for the newest.
-    pub async fn run_summary(&self, id: Option<i64>) -> Result<Option<RunSummary>, DbError> {
+    /// Run `id`, or the newest with `None`; `None` when there is no such run.
+    pub async fn run(&self, id: Option<i64>) -> Result<Option<RunRecord>, DbError> {
         let (sql, bound) = match id {
-            Some(id) => (format!("{RUN_SUMMARY} WHERE r.id = $1"), id),
-            None => (format!("{RUN_SUMMARY} ORDER BY r.id DESC LIMIT $1"), 1),
+            Some(id) => (format!("{RUN_RECORD} WHERE r.id = $1"), id),
+            None => (format!("{RUN_RECORD} ORDER BY r.id DESC LIMIT $1"), 1),
         };
         Ok(sqlx::query_as(&sql)
             .bind(bound)
