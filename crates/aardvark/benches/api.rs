@@ -66,9 +66,20 @@ fn principal(account: u64, index: u64) -> PrincipalUsage {
     PrincipalUsage { arn, services }
 }
 
-/// Writes the principals of `accounts` (per_account each) in batches of BATCH; returns service
-/// rows per second. Statistics are brought up to date afterwards, outside the measurement.
+/// Writes the principals of `accounts` (per_account each) in batches of BATCH with the shipped
+/// write options; returns service rows per second.
 async fn ingest(db: &Database, accounts: std::ops::Range<u64>, per_account: u64) -> f64 {
+    ingest_with(db, accounts, per_account, WriteOptions::default()).await
+}
+
+/// [`ingest`] with `options`. Statistics are brought up to date afterwards, outside the
+/// measurement.
+async fn ingest_with(
+    db: &Database,
+    accounts: std::ops::Range<u64>,
+    per_account: u64,
+    options: WriteOptions,
+) -> f64 {
     let started = Instant::now();
     let written = (accounts.end - accounts.start) * per_account;
     let mut batch = Vec::with_capacity(BATCH as usize);
@@ -76,17 +87,13 @@ async fn ingest(db: &Database, accounts: std::ops::Range<u64>, per_account: u64)
         for index in 0..per_account {
             batch.push(principal(account, index));
             if batch.len() as u64 == BATCH {
-                db.store_principals(&batch, WriteOptions::default())
-                    .await
-                    .unwrap();
+                db.store_principals(&batch, options).await.unwrap();
                 batch.clear();
             }
         }
     }
     if !batch.is_empty() {
-        db.store_principals(&batch, WriteOptions::default())
-            .await
-            .unwrap();
+        db.store_principals(&batch, options).await.unwrap();
     }
     let rate = (written as usize * SERVICES) as f64 / started.elapsed().as_secs_f64();
     db.optimize().await.unwrap();
@@ -426,6 +433,28 @@ async fn scalar(url: &str, sql: &str) -> i64 {
     value
 }
 
+/// The same ingest as [`ingest`] into a new database at `uri` with the history off; returns
+/// rows/s. What history costs is the difference, measured in the same run.
+async fn ingest_without_history(uri: &str, accounts: u64, per_account: u64) -> f64 {
+    let db = Database::connect(uri, RENDERING).await.unwrap();
+    db.migrate().await.unwrap();
+    let options = WriteOptions {
+        keep_history: false,
+        ..WriteOptions::default()
+    };
+    let rate = ingest_with(&db, 0..accounts, per_account, options).await;
+    db.drop_all().await.unwrap();
+    db.close().await;
+    rate
+}
+
+fn print_history_cost(backend: &str, with: f64, without: f64) {
+    println!(
+        "ingest into {backend} without history: {without:.0} service rows/s; history costs {:.1}% of the rate",
+        (1.0 - with / without) * 100.0
+    );
+}
+
 /// Fills a new SQLite database at `path` through the write path, printing ingest figures.
 async fn sqlite_ingest(path: &Path, uri: &str, accounts: u64, per_account: u64) {
     let db = Database::connect(uri, RENDERING).await.unwrap();
@@ -437,8 +466,19 @@ async fn sqlite_ingest(path: &Path, uri: &str, accounts: u64, per_account: u64) 
     )
     .await;
     println!("baseline: plain INSERTs into SQLite: {plain:.0} rows/s");
+    let scratch = path.with_extension("without-history.db");
+    let without = ingest_without_history(
+        &format!("sqlite:///{}", scratch.display()),
+        accounts,
+        per_account,
+    )
+    .await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", scratch.display()));
+    }
     let rate = ingest(&db, 0..accounts, per_account).await;
     println!("ingest into SQLite: {:.0} service rows/s, {:.3} of baseline ({} principals x {SERVICES} services, batches of {BATCH})", rate, rate / plain, accounts * per_account);
+    print_history_cost("SQLite", rate, without);
     let rate = ingest(&db, 0..50, per_account).await;
     println!("re-ingest into SQLite (every row an update): {rate:.0} service rows/s");
     db.close().await;
@@ -477,11 +517,16 @@ async fn main() {
         db.migrate().await.unwrap();
         let plain = plain_insert(&pg, accounts, per_account).await;
         println!("baseline: plain INSERTs into PostgreSQL: {plain:.0} rows/s");
+        let scratch = postgres_database("aardvark_bench_without_history", false)
+            .await
+            .unwrap();
+        let without = ingest_without_history(&scratch, accounts, per_account).await;
         let rate = ingest(&db, 0..accounts, per_account).await;
         println!(
             "ingest into PostgreSQL: {rate:.0} service rows/s, {:.3} of baseline",
             rate / plain
         );
+        print_history_cost("PostgreSQL", rate, without);
         db.close().await;
         let size = scalar(&pg, "SELECT pg_database_size(current_database())").await;
         println!("PostgreSQL database size: {} MB", size / 1_000_000);

@@ -537,6 +537,7 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
     .await
     .unwrap();
     assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    let first_run = report.run_id;
     let before = stored(&db.db).await;
     let stamps_before = Reader::new(db.db.clone())
         .advisors(&AdvisorFilter::default(), 1, 100)
@@ -662,6 +663,43 @@ async fn second_run_updates_and_failures_keep_stored_data(backend: Backend) {
     }
     let recorded = db.db.run_accounts(report.run_id).await.unwrap();
     assert_eq!(recorded[0].failures.len(), 3);
+
+    // The history holds each first value and each change, with the run that saw it; the
+    // principals that failed or vanished gained nothing.
+    let history = |arn: &'static str| {
+        let db = db.db.clone();
+        async move {
+            let page = db.history(arn, None, 0, 100).await.unwrap().unwrap();
+            page.changes
+                .into_iter()
+                .map(|c| (c.namespace, c.last_authenticated, c.previous, c.run_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = (Some(first_run), Some(report.run_id));
+    assert_eq!(
+        history(ARN_STEADY).await,
+        [
+            ("ec2".to_owned(), 1_700_000_000_000, None, first.0),
+            ("s3".to_owned(), 1_700_000_000_000, None, first.0),
+            ("sns".to_owned(), 0, None, first.0),
+            ("ec2".to_owned(), 0, Some(1_700_000_000_000), first.1),
+            (
+                "s3".to_owned(),
+                1_800_000_000_000,
+                Some(1_700_000_000_000),
+                first.1
+            ),
+        ]
+    );
+    assert_eq!(
+        history(ARN_FLAKY).await,
+        [("s3".to_owned(), 1_700_000_000_000, None, first.0)]
+    );
+    assert_eq!(
+        history("arn:aws:iam::222222222222:role/broken").await,
+        [("kms".to_owned(), 1_700_000_000_000, None, first.0)]
+    );
 }
 
 /// Whether `text` is an RFC 3339 UTC time to the second (`2026-12-01T10:00:00Z`).

@@ -200,6 +200,7 @@ async fn pruning_removes_only_what_is_gone(backend: Backend) {
             &[principal(kept, vec![service("s3", 2, None, 1)])],
             WriteOptions {
                 prune_namespaces: true,
+                ..WriteOptions::default()
             },
         )
         .await
@@ -494,6 +495,7 @@ async fn renderings_stay_current_whatever_changes_the_rows(backend: Backend) {
         &[principal(a, vec![service("s3", 200, Some("newer"), 3)])],
         WriteOptions {
             prune_namespaces: true,
+            ..WriteOptions::default()
         },
     )
     .await
@@ -695,6 +697,27 @@ async fn upstream_database_opens_migrates_and_serves_exactly_its_data() {
             .collect();
         assert_eq!(body[arn], json!(expected), "{arn}");
     }
+    // What upstream stored is each value's first sighting in the history, observed when its
+    // principal was last collected.
+    let (id, arn, last_updated) = &principals[0];
+    let observed = chrono::NaiveDateTime::parse_from_str(last_updated, "%Y-%m-%d %H:%M:%S%.f")
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut expected: Vec<serde_json::Value> = rows
+        .iter()
+        .filter(|r| r.0 == *id && r.3.is_some())
+        .map(|r| {
+            json!({"serviceNamespace": r.3, "lastAuthenticated": r.1.unwrap_or(0),
+                   "previous": null, "observed": observed, "run": null})
+        })
+        .collect();
+    expected.sort_by_key(|change| change["serviceNamespace"].as_str().unwrap().to_owned());
+    let history = app
+        .get(&format!("/api/1/history?arn={arn}&count=1000"))
+        .await
+        .json();
+    assert_eq!(history["changes"], json!(expected));
     // The truncated name and namespace upstream stored come back as they are.
     let long = rows
         .iter()

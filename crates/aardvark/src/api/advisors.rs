@@ -1,6 +1,7 @@
 //! `/api/1/advisors`: Access Advisor data per principal, filtered and paginated, or combined
 //! per service namespace, in exactly upstream 0.3.5's JSON shape.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
@@ -11,10 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::params::{Paging, RequestParams};
-use super::wire::{rfc1123, ServiceEntry};
+use super::wire::ServiceEntry;
 use super::{json_response, json_text_response, ApiError};
-use crate::db::read::{AdvisorFilter, StoredPrincipal};
-use crate::db::Reader;
+use crate::db::read::AdvisorFilter;
+use crate::db::{DbError, Reader};
 
 /// What "recently used" means in combined answers.
 const RECENT_USE_DAYS: i64 = 90;
@@ -103,34 +104,33 @@ pub async fn advisors(
         .string("combine")?
         .is_some_and(|value| value.eq_ignore_ascii_case("true"));
 
+    let result = db.rendered_advisors(&filter, page, count).await?;
+    let principals = result.principals()?;
+    check_page_exists(page, count, result.total, principals.len())?;
     if combine {
-        let result = db.advisors(&filter, page, count).await?;
-        // Everything the answer holds borrows from the page as the database sent it.
-        let principals = result.principals()?;
-        check_page_exists(page, count, result.total, principals.len())?;
         if result.total > principals.len() as i64 {
             return Err(ApiError::bad_request(format!(
                 "Error: Please specify a count of at least {}.",
                 result.total
             )));
         }
-        let last_updated: Vec<Option<String>> = principals
+        // Combined from the renderings, which hold every field of the answer (lastUpdated
+        // already in RFC 1123), borrowing from the page as the database sent it.
+        let services = principals
             .iter()
-            .map(|principal| principal.last_updated.as_deref().map(rfc1123))
-            .collect();
-        let principals = principals
-            .iter()
-            .zip(&last_updated)
-            .map(|(principal, last_updated)| (principal, last_updated.as_deref()));
+            .map(|principal| serde_json::from_str::<Vec<ServiceEntry>>(&principal.services))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| {
+                DbError::Sql(sqlx::Error::Decode(
+                    format!("a principal's kept rendering: {err}").into(),
+                ))
+            })?;
         return Ok(json_response(
             StatusCode::OK,
-            &combined(principals, Utc::now()),
-            2 * result.text_len(),
+            &combined(services.into_iter().flatten(), Utc::now()),
+            result.text_len(),
         ));
     }
-    let result = db.rendered_advisors(&filter, page, count).await?;
-    let principals = result.principals()?;
-    check_page_exists(page, count, result.total, principals.len())?;
     let numbers = [
         ("count", principals.len() as i64),
         ("page", page),
@@ -183,40 +183,37 @@ fn check_page_exists(page: i64, count: i64, total: i64, found: usize) -> Result<
     )))
 }
 
-/// Per namespace, the entry with the newest use among the principals (the first on ties), with
-/// the principals' entity counts summed.
+/// Per namespace, the entry with the newest use among the principals' `services` (given in
+/// principal order; the first on ties), with the principals' entity counts summed.
 fn combined<'a>(
-    principals: impl Iterator<Item = (&'a StoredPrincipal<'a>, Option<&'a str>)>,
+    services: impl Iterator<Item = ServiceEntry<'a>>,
     now: DateTime<Utc>,
-) -> BTreeMap<&'a str, CombinedEntry<'a>> {
+) -> BTreeMap<Cow<'a, str>, CombinedEntry<'a>> {
     let recent_since = (now - chrono::Duration::days(RECENT_USE_DAYS)).timestamp_millis();
-    let mut usage: BTreeMap<&str, CombinedEntry> = BTreeMap::new();
-    for (principal, last_updated) in principals {
-        for service in &principal.services {
-            let Some(namespace) = service.service_namespace.as_deref() else {
-                continue;
-            };
-            let candidate = ServiceEntry::new(service, last_updated);
-            match usage.get_mut(namespace) {
-                None => {
-                    usage.insert(
-                        namespace,
-                        CombinedEntry {
-                            used_last_90_days: false,
-                            entry: candidate,
-                        },
-                    );
+    let mut usage: BTreeMap<Cow<'a, str>, CombinedEntry> = BTreeMap::new();
+    for candidate in services {
+        let Some(namespace) = candidate.service_namespace.clone() else {
+            continue;
+        };
+        match usage.get_mut(&namespace) {
+            None => {
+                usage.insert(
+                    namespace,
+                    CombinedEntry {
+                        used_last_90_days: false,
+                        entry: candidate,
+                    },
+                );
+            }
+            Some(best) => {
+                let total = best.entry.total_authenticated_entities.unwrap_or(0)
+                    + candidate.total_authenticated_entities.unwrap_or(0);
+                if candidate.last_authenticated.unwrap_or(0)
+                    > best.entry.last_authenticated.unwrap_or(0)
+                {
+                    best.entry = candidate;
                 }
-                Some(best) => {
-                    let total = best.entry.total_authenticated_entities.unwrap_or(0)
-                        + candidate.total_authenticated_entities.unwrap_or(0);
-                    if candidate.last_authenticated.unwrap_or(0)
-                        > best.entry.last_authenticated.unwrap_or(0)
-                    {
-                        best.entry = candidate;
-                    }
-                    best.entry.total_authenticated_entities = Some(total);
-                }
+                best.entry.total_authenticated_entities = Some(total);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! the database cannot be reached), never a 500 or database error text.
 
 mod advisors;
+mod history;
 mod openapi;
 pub mod params;
 mod runs;
@@ -135,6 +136,7 @@ pub fn router(reader: Reader) -> Router {
         .route("/api/1/runs", get(runs::runs))
         .route("/api/1/runs/{id}", get(runs::run))
         .route("/api/1/accounts", get(runs::accounts))
+        .route("/api/1/history", get(history::history))
         .route(
             "/healthcheck",
             get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),

@@ -18,6 +18,7 @@ use crate::db::Reader;
         super::runs::runs,
         super::runs::run,
         super::runs::accounts,
+        super::history::history,
         super::healthcheck
     ),
     components(schemas(

@@ -1,10 +1,12 @@
 //! The API's wire format for a principal's services: the entries of `/api/1/advisors` in
 //! upstream's exact JSON (key order, RFC 1123 dates), and the rendering storage keeps of them.
 
-use chrono::NaiveDateTime;
-use serde::Serialize;
+use std::borrow::Cow;
 
-use crate::db::read::StoredService;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::db::read::{borrowed_text, StoredService};
 use crate::db::rendered::Rendering;
 
 /// What storage renders principals with: [`render_services`]. Its `format` must change
@@ -16,20 +18,29 @@ pub const RENDERING: Rendering = Rendering {
 };
 
 /// One service of one principal. Fields are declared in sorted order: that is the JSON order.
-#[derive(Serialize, utoipa::ToSchema)]
+/// Read back from kept renderings, it borrows from them (text with escapes is copied).
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceEntry<'a> {
     /// Epoch milliseconds of the last use; 0 when not used in AWS's tracking window.
     #[serde(rename = "lastAuthenticated")]
     pub last_authenticated: Option<i64>,
-    #[serde(rename = "lastAuthenticatedEntity")]
-    pub last_authenticated_entity: Option<&'a str>,
+    #[serde(
+        rename = "lastAuthenticatedEntity",
+        borrow,
+        deserialize_with = "borrowed_text"
+    )]
+    pub last_authenticated_entity: Option<Cow<'a, str>>,
     /// When this principal was last collected (RFC 1123, GMT).
-    #[serde(rename = "lastUpdated")]
-    pub last_updated: Option<&'a str>,
-    #[serde(rename = "serviceName")]
-    pub service_name: Option<&'a str>,
-    #[serde(rename = "serviceNamespace")]
-    pub service_namespace: Option<&'a str>,
+    #[serde(rename = "lastUpdated", borrow, deserialize_with = "borrowed_text")]
+    pub last_updated: Option<Cow<'a, str>>,
+    #[serde(rename = "serviceName", borrow, deserialize_with = "borrowed_text")]
+    pub service_name: Option<Cow<'a, str>>,
+    #[serde(
+        rename = "serviceNamespace",
+        borrow,
+        deserialize_with = "borrowed_text"
+    )]
+    pub service_namespace: Option<Cow<'a, str>>,
     #[serde(rename = "totalAuthenticatedEntities")]
     pub total_authenticated_entities: Option<i64>,
 }
@@ -37,12 +48,13 @@ pub struct ServiceEntry<'a> {
 impl<'a> ServiceEntry<'a> {
     /// `last_updated` already in RFC 1123 (see [`rfc1123`]).
     pub fn new(service: &'a StoredService<'a>, last_updated: Option<&'a str>) -> Self {
+        let borrowed = |text: &'a Option<Cow<'a, str>>| text.as_deref().map(Cow::Borrowed);
         ServiceEntry {
             last_authenticated: service.last_authenticated,
-            last_authenticated_entity: service.last_authenticated_entity.as_deref(),
-            last_updated,
-            service_name: service.service_name.as_deref(),
-            service_namespace: service.service_namespace.as_deref(),
+            last_authenticated_entity: borrowed(&service.last_authenticated_entity),
+            last_updated: last_updated.map(Cow::Borrowed),
+            service_name: borrowed(&service.service_name),
+            service_namespace: borrowed(&service.service_namespace),
             total_authenticated_entities: service.total_authenticated_entities,
         }
     }

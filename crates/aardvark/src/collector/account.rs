@@ -15,7 +15,7 @@ use super::principal::{self, PrincipalError};
 use super::report::AccountReport;
 use super::session::{is_expired, AccountSession};
 use super::{store, Pacer, RunShared};
-use crate::db::write::{PrincipalUsage, WriteOptions};
+use crate::db::write::PrincipalUsage;
 
 /// One account from AssumeRole to its last principal.
 pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountReport {
@@ -206,10 +206,7 @@ async fn collect_principal(
         arn: arn.to_owned(),
         services,
     };
-    let options = WriteOptions {
-        prune_namespaces: run.prune,
-    };
-    store(run, usage, options)
+    store(run, usage, run.write)
         .await
         .map_err(PrincipalError::Failed)
 }

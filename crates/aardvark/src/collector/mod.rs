@@ -132,6 +132,8 @@ struct RunShared {
     only_arns: Option<HashSet<String>>,
     failing_arns: HashSet<String>,
     prune: bool,
+    /// How every principal is written.
+    write: WriteOptions,
     database_lost: AtomicBool,
     progress: Progress,
     stop: Stop,
@@ -194,7 +196,7 @@ impl Collector {
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), run_id));
         let _stop_beating = AbortOnDrop(heartbeat);
         progress.start(targets.len());
-        let shared = Arc::new(self.shared(request, progress));
+        let shared = Arc::new(self.shared(request, run_id, progress));
         let reports = collect_accounts(&shared, run_id, targets).await;
         shared.progress.finish();
 
@@ -228,7 +230,8 @@ impl Collector {
         Ok(report)
     }
 
-    fn shared(&self, request: &UpdateRequest, progress: Progress) -> RunShared {
+    fn shared(&self, request: &UpdateRequest, run_id: i64, progress: Progress) -> RunShared {
+        let prune = request.prune || self.settings.updater_prune;
         RunShared {
             settings: self.settings.clone(),
             db: self.db.clone(),
@@ -237,16 +240,31 @@ impl Collector {
             only_arns: (!request.arns.is_empty())
                 .then(|| request.arns.iter().map(|a| a.to_lowercase()).collect()),
             failing_arns: self.settings.updater_failing_arns.iter().cloned().collect(),
-            prune: request.prune || self.settings.updater_prune,
+            prune,
+            write: WriteOptions {
+                prune_namespaces: prune,
+                keep_history: self.settings.history_retention_days > 0,
+                run_id: Some(run_id),
+            },
             database_lost: AtomicBool::new(false),
             progress,
             stop: self.stop.clone(),
         }
     }
 
-    /// After a run: fresh planner statistics, and renderings of principals another writer
-    /// changed. Both only cost speed if they fail, so failures are warnings.
+    /// After a run: the history trimmed to its retention, fresh planner statistics, and
+    /// renderings of principals another writer changed. None of them loses data if it fails,
+    /// so failures are warnings.
     async fn tidy_up(&self) {
+        let retention =
+            Duration::from_secs(u64::from(self.settings.history_retention_days) * 86_400);
+        match self.db.trim_history(retention).await {
+            Ok(0) => {}
+            Ok(changes) => {
+                tracing::info!(changes, "removed history older than HISTORY_RETENTION_DAYS")
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot trim the history of last uses"),
+        }
         if let Err(err) = self.db.optimize().await {
             tracing::warn!(error = %err, "cannot refresh the database's statistics");
         }

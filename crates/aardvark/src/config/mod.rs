@@ -181,6 +181,8 @@ settings! {
     aws_endpoint_url: Option<String> = None, "AWS_ENDPOINT_URL" => |input: &mut Input| read::url(input).map(Some);
     /// Endpoints per service: `sts`, `iam`, `s3`, `organizations`.
     aws_endpoints: BTreeMap<String, String> = BTreeMap::new(), "AWS_ENDPOINTS" => read::endpoints;
+    /// How long the history of last uses is kept (`GET /api/1/history`); 0 keeps none.
+    history_retention_days: u32 = 400, "HISTORY_RETENTION_DAYS" => read::whole(0, 36_500);
     swag: Option<SwagSettings> = None, "SWAG" => read::swag;
     accounts: Vec<String> = Vec::new(), "ACCOUNTS" => read::string_list("a list of account ids or a comma-separated string");
     log_format: LogFormat = LogFormat::Text, "LOG_FORMAT" => read::name(true);

@@ -4,6 +4,7 @@
 //! queries.
 
 mod dialect;
+pub mod history;
 pub mod read;
 pub mod rendered;
 pub mod runs;
@@ -23,6 +24,7 @@ pub use uri::DatabaseTarget;
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
+    "aardvark_history",
     "aardvark_run_vanished",
     "aardvark_run_failures",
     "aardvark_run_accounts",

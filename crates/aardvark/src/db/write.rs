@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
+use super::history::Change;
 use super::{now_timestamp, Database, DbError};
 
 /// AWS's limits on what upstream's columns hold.
@@ -36,10 +37,25 @@ pub struct PrincipalUsage {
     pub services: Vec<ServiceUsage>,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
     /// Delete stored namespaces that the new result no longer lists.
     pub prune_namespaces: bool,
+    /// Append each change of a `lastAuthenticated` to the history (off when
+    /// `HISTORY_RETENTION_DAYS` is 0).
+    pub keep_history: bool,
+    /// The run the write belongs to, recorded with its history.
+    pub run_id: Option<i64>,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            prune_namespaces: false,
+            keep_history: true,
+            run_id: None,
+        }
+    }
 }
 
 /// Something stored that the new data contradicted, worth a warning.
@@ -143,6 +159,9 @@ struct WritePlan<'a> {
     writes: Vec<(i64, &'a ServiceUsage)>,
     /// `advisor_data` ids to delete (namespaces AWS no longer returns, when pruning).
     deletes: Vec<i64>,
+    /// Changes of a `lastAuthenticated`, for the history: every insert, and every write
+    /// whose last use differs from the stored one.
+    changes: Vec<Change<'a>>,
     summary: WriteSummary,
 }
 
@@ -171,6 +190,12 @@ fn plan<'a>(
             let Some(row) = existing.remove(&Some(namespace.clone())) else {
                 plan.summary.inserted += 1;
                 plan.writes.push((item_id, service));
+                plan.changes.push(Change {
+                    item_id,
+                    namespace,
+                    last_authenticated: service.last_authenticated,
+                    previous: None,
+                });
                 continue;
             };
             let received = service.last_authenticated;
@@ -200,6 +225,14 @@ fn plan<'a>(
             if differs {
                 plan.summary.updated += 1;
                 plan.writes.push((item_id, service));
+                if received != row.last_authenticated {
+                    plan.changes.push(Change {
+                        item_id,
+                        namespace,
+                        last_authenticated: received,
+                        previous: Some(row.last_authenticated),
+                    });
+                }
             } else {
                 plan.summary.unchanged += 1;
             }
@@ -233,6 +266,11 @@ impl Database {
         let stored = self.stored_rows(&mut tx, &item_ids).await?;
         let plan = plan(&received, &ids, stored, options.prune_namespaces);
         self.write_rows(&mut tx, &plan.writes).await?;
+        if options.keep_history && !plan.changes.is_empty() {
+            let observed_ms = chrono::Utc::now().timestamp_millis();
+            self.append_history(&mut tx, &plan.changes, observed_ms, options.run_id)
+                .await?;
+        }
         if !plan.deletes.is_empty() {
             let (matching, list) = self.dialect().among_ids("id", "$1", &plan.deletes);
             sqlx::query(&format!("DELETE FROM advisor_data WHERE {matching}"))
@@ -374,10 +412,12 @@ impl Database {
             // Before their rows, like the write path, so that the two cannot deadlock.
             self.lock_principals(&mut tx, &ids).await?;
             let (rows_matching, list) = self.dialect().among_ids("item_id", "$1", &ids);
-            sqlx::query(&format!("DELETE FROM advisor_data WHERE {rows_matching}"))
-                .bind(&list)
-                .execute(&mut *tx)
-                .await?;
+            for table in ["advisor_data", "aardvark_history"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE {rows_matching}"))
+                    .bind(&list)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let (principals_matching, list) = self.dialect().among_ids("id", "$1", &ids);
             sqlx::query(&format!(
                 "DELETE FROM aws_iam_object WHERE {principals_matching}"
@@ -464,6 +504,21 @@ mod tests {
             ]
         );
         assert_eq!(pruned.deletes, [16]);
+        // The history: the first value of "new", and the two changed last uses; neither an
+        // older report nor a rename is a change of last use.
+        let changes: Vec<(&str, i64, Option<i64>)> = pruned
+            .changes
+            .iter()
+            .map(|c| (c.namespace, c.last_authenticated, c.previous))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("aged", 0, Some(9)),
+                ("new", 5, None),
+                ("newer", 20, Some(10))
+            ]
+        );
         assert_eq!(
             (
                 pruned.summary.principals,
