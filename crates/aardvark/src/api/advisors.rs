@@ -11,7 +11,7 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::params::{Paging, RequestParams};
+use super::params::{schema, Paging, RequestParams};
 use super::wire::ServiceEntry;
 use super::{json_response, json_text_response, ApiError};
 use crate::db::read::AdvisorFilter;
@@ -20,22 +20,37 @@ use crate::db::{DbError, Reader};
 /// What "recently used" means in combined answers.
 const RECENT_USE_DAYS: i64 = 90;
 
-/// Parameters, when sent as a JSON body.
+/// Parameters, when sent as a JSON body (an object; other keys are ignored), each read the way
+/// upstream's parser read it.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // documents the body; the handler reads it field by field
 pub struct AdvisorsBody {
     /// Page number, from 1 (default 1).
+    #[schema(schema_with = page_in_json)]
     page: Option<i64>,
     /// Principals per page (default 30).
+    #[schema(schema_with = count_in_json)]
     count: Option<i64>,
     /// Case-insensitive substring of the ARN, e.g. an account id.
+    #[schema(schema_with = schema::json_string)]
     phrase: Option<String>,
     /// Regular expression matched at the start of the ARN.
+    #[schema(schema_with = schema::json_string)]
     regex: Option<String>,
     /// Exact ARNs (case-insensitive), a list or one string.
+    #[schema(schema_with = schema::json_arns)]
     arn: Option<Vec<String>>,
-    /// `true` to combine all matched principals per service namespace.
+    /// `true` (any case) to combine all matched principals per service namespace.
+    #[schema(schema_with = schema::json_string)]
     combine: Option<String>,
+}
+
+fn page_in_json() -> utoipa::openapi::schema::Schema {
+    schema::json_integer(1)
+}
+
+fn count_in_json() -> utoipa::openapi::schema::Schema {
+    schema::json_integer(0)
 }
 
 /// One namespace of a combined answer.
@@ -56,17 +71,18 @@ pub struct CombinedEntry<'a> {
     path = "/api/1/advisors",
     tag = "advisors",
     params(
-        ("page" = Option<i64>, Query, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, description = "Principals per page (default 30)"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 9223372036854775807_i64, description = "Principals per page (default 30)"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
         ("regex" = Option<String>, Query, description = "Regular expression matched at the start of the ARN"),
         ("arn" = Option<Vec<String>>, Query, description = "Exact ARN, case-insensitive; repeatable"),
         ("combine" = Option<String>, Query, description = "`true` to combine matched principals per service namespace"),
     ),
-    request_body(content = Option<AdvisorsBody>, content_type = "application/json"),
+    request_body(content = AdvisorsBody, content_type = "application/json", description = "Optional: the parameters as a JSON object (which wins over the query string for single values)"),
     responses(
         (status = 200, description = "`count`, `page`, `total`, and each principal's ARN mapped to its services; with combine=true, each namespace mapped to a CombinedEntry"),
-        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 400, description = "A parameter is invalid, the page is past the last one, or combine=true with a count below the matches", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
     )
 )]
 pub async fn advisors(

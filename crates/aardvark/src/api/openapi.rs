@@ -25,13 +25,27 @@ use crate::db::Reader;
         super::advisors::AdvisorsBody,
         super::wire::ServiceEntry,
         super::advisors::CombinedEntry,
+        super::runs::AccountState,
         super::ErrorBody
     ))
 )]
 struct ApiDoc;
 
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    let mut document = ApiDoc::openapi();
+    // The body of `/api/1/advisors` may be left out, but when sent it must be an object, which
+    // utoipa cannot say with one type (`Option<T>` would also allow `null`).
+    if let Some(advisors) = document.paths.paths.get_mut("/api/1/advisors") {
+        for operation in [&mut advisors.get, &mut advisors.post]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(body) = operation.request_body.as_mut() {
+                body.required = Some(utoipa::openapi::Required::False);
+            }
+        }
+    }
+    document
 }
 
 pub fn routes() -> Router<Reader> {

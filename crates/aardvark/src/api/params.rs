@@ -77,57 +77,71 @@ impl RequestParams {
     }
 
     /// `page` (default 1, from 1) and `count` (default 30, from 0 to `max_count` if any).
+    /// A value the JSON body overrides must be valid too, so that what the document says of
+    /// each parameter holds wherever it is sent.
     pub fn paging(&self, max_count: Option<i64>) -> Result<Paging, ApiError> {
-        let page = self.integer("page", 1)?;
-        let count = self.integer("count", 30)?;
-        if page < 1 {
+        let pages = self.integer_values("page", 1)?;
+        let counts = self.integer_values("count", 30)?;
+        if let Some(page) = pages.iter().find(|page| **page < 1) {
             return Err(ApiError::bad_request(format!(
                 "invalid value for 'page': {page}; pages are numbered from 1"
             )));
         }
-        match max_count {
-            Some(max) if !(0..=max).contains(&count) => Err(ApiError::bad_request(format!(
-                "invalid value for 'count': {count}; it must be from 0 to {max}"
-            ))),
-            None if count < 0 => Err(ApiError::bad_request(format!(
-                "invalid value for 'count': {count}; it must be 0 or more"
-            ))),
-            _ => Ok(Paging { page, count }),
+        let out_of_range = |count: &&i64| match max_count {
+            Some(max) => !(0..=max).contains(*count),
+            None => **count < 0,
+        };
+        if let Some(count) = counts.iter().find(out_of_range) {
+            return Err(ApiError::bad_request(match max_count {
+                Some(max) => {
+                    format!("invalid value for 'count': {count}; it must be from 0 to {max}")
+                }
+                None => format!("invalid value for 'count': {count}; it must be 0 or more"),
+            }));
         }
+        Ok(Paging {
+            page: pages[0],
+            count: counts[0],
+        })
     }
 
-    /// An integer parameter; absent or JSON `null` gives the default.
-    pub fn integer(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+    /// Every value given for an integer parameter, the one that counts first: the JSON body's
+    /// (`null` is `default`), then the query string's or form's; `default` when none is given.
+    /// Each must be an integer, also those that do not count.
+    fn integer_values(&self, name: &str, default: i64) -> Result<Vec<i64>, ApiError> {
         let invalid = |shown: String| {
             ApiError::bad_request(format!(
                 "invalid value for '{name}': {shown} is not an integer"
             ))
         };
+        let mut values = Vec::with_capacity(2);
         if let Some(value) = self.json.get(name) {
-            return match value {
-                Value::Null => Ok(default),
-                Value::Bool(flag) => Ok(i64::from(*flag)),
-                Value::Number(number) => {
-                    if let Some(int) = number.as_i64() {
-                        Ok(int)
-                    } else {
-                        // Python's int() truncates floats towards zero.
-                        number
-                            .as_f64()
-                            .map(f64::trunc)
-                            .filter(|f| f.is_finite() && f.abs() < 9.2e18)
-                            .map(|f| f as i64)
-                            .ok_or_else(|| invalid(number.to_string()))
-                    }
+            values.push(match value {
+                Value::Null => default,
+                Value::Bool(flag) => i64::from(*flag),
+                Value::Number(number) => match number.as_i64() {
+                    Some(int) => int,
+                    // Python's int() truncates floats towards zero.
+                    None => number
+                        .as_f64()
+                        .map(f64::trunc)
+                        .filter(|f| f.is_finite() && f.abs() < 9.2e18)
+                        .map(|f| f as i64)
+                        .ok_or_else(|| invalid(number.to_string()))?,
+                },
+                Value::String(text) => {
+                    python_int(text).ok_or_else(|| invalid(format!("{text:?}")))?
                 }
-                Value::String(text) => python_int(text).ok_or_else(|| invalid(format!("{text:?}"))),
-                other => Err(invalid(json_kind(other).to_owned())),
-            };
+                other => return Err(invalid(json_kind(other).to_owned())),
+            });
         }
-        match self.first_value(name) {
-            None => Ok(default),
-            Some(text) => python_int(text).ok_or_else(|| invalid(format!("{text:?}"))),
+        if let Some(text) = self.first_value(name) {
+            values.push(python_int(text).ok_or_else(|| invalid(format!("{text:?}")))?);
         }
+        if values.is_empty() {
+            values.push(default);
+        }
+        Ok(values)
     }
 
     /// A string parameter; JSON numbers and booleans read as Python's `str()` would.
@@ -200,6 +214,74 @@ fn python_str(value: &Value) -> String {
     }
 }
 
+/// What the OpenAPI document says these readers take, so that it describes the server exactly
+/// (checked by schemathesis in CI). Each documents a subset of what is accepted where the
+/// full set has no JSON Schema form (other Unicode white space, integers of 19 digits).
+pub mod schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
+
+    /// White space [`super::python_int`] trims (a subset of what it trims).
+    const SPACE: &str = "[ \\t\\n\\r\\x0b\\x0c]*";
+
+    fn typed(kind: Type) -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(kind)
+    }
+
+    /// An integer as [`super::RequestParams::integer`] reads it from a JSON body, at least
+    /// `minimum` (0 or 1): a JSON integer, a number (truncated), a boolean, a string Python's
+    /// `int()` takes, or `null` (the default).
+    pub fn json_integer(minimum: i64) -> Schema {
+        let digits = "(0_?)*[1-9](_?[0-9]){0,17}";
+        let text = if minimum >= 1 {
+            format!("^{SPACE}\\+?{digits}{SPACE}$")
+        } else {
+            format!("^{SPACE}([+-]?(0_?)*0|\\+?{digits}){SPACE}$")
+        };
+        let booleans = if minimum >= 1 {
+            typed(Type::Boolean).enum_values(Some([true]))
+        } else {
+            typed(Type::Boolean)
+        };
+        AnyOfBuilder::new()
+            .item(
+                typed(Type::Integer)
+                    .minimum(Some(minimum))
+                    .maximum(Some(i64::MAX)),
+            )
+            .item(
+                typed(Type::Number)
+                    .exclusive_minimum(Some(minimum as f64 - 1.0))
+                    .exclusive_maximum(Some(9.2e18)),
+            )
+            .item(booleans)
+            .item(typed(Type::String).pattern(Some(text)))
+            .item(typed(Type::Null))
+            .into()
+    }
+
+    /// A string as [`super::RequestParams::string`] reads it from a JSON body: any JSON
+    /// scalar (numbers and booleans as Python's `str()` writes them) or `null`.
+    pub fn json_string() -> Schema {
+        AnyOfBuilder::new()
+            .item(typed(Type::String))
+            .item(typed(Type::Number))
+            .item(typed(Type::Boolean))
+            .item(typed(Type::Null))
+            .into()
+    }
+
+    /// `arn` in a JSON body ([`super::RequestParams::arns`]): a scalar or a list of strings.
+    pub fn json_arns() -> Schema {
+        AnyOfBuilder::new()
+            .item(typed(Type::String))
+            .item(typed(Type::Number))
+            .item(typed(Type::Boolean))
+            .item(typed(Type::Null))
+            .item(ArrayBuilder::new().items(typed(Type::String)))
+            .into()
+    }
+}
+
 /// Python's `int()` of a string: surrounding white space, one sign, and single underscores
 /// between digits are accepted.
 pub fn python_int(text: &str) -> Option<i64> {
@@ -254,6 +336,67 @@ mod tests {
     }
 
     #[test]
+    fn documented_integer_strings_are_exactly_some_the_server_takes() {
+        let cases = [
+            "1",
+            " +1 ",
+            "\t7\n",
+            "0_1",
+            "1_000",
+            "00",
+            "0",
+            "-0",
+            "+0",
+            "-0_0",
+            "-1",
+            "1__0",
+            "_1",
+            "1_",
+            "",
+            " ",
+            "abc",
+            "1.5",
+            "0x10",
+            "999999999999999999",
+            "9999999999999999999",
+        ];
+        for minimum in [0, 1] {
+            let schema = serde_json::to_value(schema::json_integer(minimum)).unwrap();
+            let pattern = schema["anyOf"][3]["pattern"].as_str().unwrap();
+            let documented = regex::Regex::new(pattern).unwrap();
+            let matched: Vec<&str> = cases
+                .iter()
+                .copied()
+                .filter(|t| documented.is_match(t))
+                .collect();
+            for text in &matched {
+                assert!(
+                    python_int(text).is_some_and(|n| n >= minimum),
+                    "{text:?} is documented for minimum {minimum} but not accepted"
+                );
+            }
+            let expected: &[&str] = if minimum == 1 {
+                &["1", " +1 ", "\t7\n", "0_1", "1_000", "999999999999999999"]
+            } else {
+                &[
+                    "1",
+                    " +1 ",
+                    "\t7\n",
+                    "0_1",
+                    "1_000",
+                    "00",
+                    "0",
+                    "-0",
+                    "+0",
+                    "-0_0",
+                    "999999999999999999",
+                ]
+            };
+            assert_eq!(matched, expected, "minimum {minimum}");
+        }
+    }
+
+    #[test]
     fn json_scalars_win_and_arns_merge() {
         let params = RequestParams::parse(
             Some("page=3&arn=B&arn=C"),
@@ -261,8 +404,17 @@ mod tests {
             br#"{"page": 2.7, "count": true, "arn": ["A"], "phrase": 12}"#,
         )
         .unwrap();
-        assert_eq!(params.integer("page", 1).unwrap(), 2);
-        assert_eq!(params.integer("count", 30).unwrap(), 1);
+        assert_eq!(params.integer_values("page", 1).unwrap(), [2, 3]);
+        assert_eq!(params.integer_values("count", 30).unwrap(), [1]);
+        let paging = params.paging(None).unwrap();
+        assert_eq!((paging.page, paging.count), (2, 1));
+        let overridden =
+            RequestParams::parse(Some("page=0"), Some("application/json"), br#"{"page": 2}"#)
+                .unwrap();
+        assert!(
+            overridden.paging(None).is_err(),
+            "a page the body overrides is checked too"
+        );
         assert_eq!(params.string("phrase").unwrap().as_deref(), Some("12"));
         assert_eq!(params.arns().unwrap().unwrap(), ["A", "B", "C"]);
     }
@@ -270,10 +422,10 @@ mod tests {
     #[test]
     fn body_kinds() {
         let text = RequestParams::parse(None, Some("text/plain"), br#"{"page": 5}"#).unwrap();
-        assert_eq!(text.integer("page", 1).unwrap(), 1);
+        assert_eq!(text.integer_values("page", 1).unwrap(), [1]);
         let form = RequestParams::parse(None, Some("application/x-www-form-urlencoded"), b"page=4")
             .unwrap();
-        assert_eq!(form.integer("page", 1).unwrap(), 4);
+        assert_eq!(form.integer_values("page", 1).unwrap(), [4]);
         assert!(RequestParams::parse(None, Some("application/json"), b"{").is_err());
         assert!(RequestParams::parse(None, Some("application/json"), b"[1]").is_err());
         let empty = RequestParams::parse(None, Some("application/json"), b"").unwrap();

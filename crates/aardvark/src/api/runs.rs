@@ -155,12 +155,13 @@ pub struct RunDetail {
     path = "/api/1/runs",
     tag = "operations",
     params(
-        ("page" = Option<i64>, Query, minimum = 1, description = "Page number, from 1 (default 1)"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Runs per page (default 30, at most 1000)"),
     ),
     responses(
         (status = 200, description = "A page of runs", body = RunsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
     )
 )]
 pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
@@ -183,24 +184,29 @@ pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, Ap
     get,
     path = "/api/1/runs/{id}",
     tag = "operations",
-    params(("id" = String, Path, description = "A run's id, or `latest`")),
+    params(("id" = String, Path, pattern = "^(latest|[0-9]{1,18})$", description = "A run's id, or `latest`")),
     responses(
         (status = 200, description = "The run", body = RunDetail),
         (status = 400, description = "The id is neither a number nor `latest`", body = super::ErrorBody),
         (status = 404, description = "No such run", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
     )
 )]
 pub async fn run(
     State(reader): State<Reader>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    // Digits only (no sign, no spaces), as the document says.
     let wanted = match id.as_str() {
         "latest" => None,
-        text => Some(text.parse::<i64>().map_err(|_| {
-            ApiError::bad_request(format!(
+        text if (1..=18).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(text.parse::<i64>().expect("up to 18 digits fit"))
+        }
+        text => {
+            return Err(ApiError::bad_request(format!(
                 "invalid run id {text:?}: a run's number, or latest"
-            ))
-        })?),
+            )))
+        }
     };
     let db = reader.database();
     let Some(run) = db.run(wanted).await? else {
@@ -231,8 +237,9 @@ pub async fn run(
 }
 
 /// What an account's status can be in `/api/1/accounts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AccountState {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum AccountState {
     Ok,
     Partial,
     Failed,
@@ -274,14 +281,15 @@ pub struct AccountsPage {
     path = "/api/1/accounts",
     tag = "operations",
     params(
-        ("status" = Option<String>, Query, description = "Only accounts whose latest outcome is this: ok, partial, failed or never"),
+        ("status" = Option<AccountState>, Query, description = "Only accounts whose latest outcome is this"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the account's id or name"),
-        ("page" = Option<i64>, Query, minimum = 1, description = "Page number, from 1 (default 1)"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
     ),
     responses(
         (status = 200, description = "A page of accounts", body = AccountsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
     )
 )]
 pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
