@@ -33,6 +33,8 @@ const SERVICES: usize = 20;
 const CONCURRENCY: usize = 16;
 const RUN: Duration = Duration::from_secs(6);
 const BATCH: u64 = 100;
+/// Changes per namespace of the principal whose history the API benchmark asks for.
+const HISTORY_CHANGES: i64 = 50;
 
 fn arn(account: u64, principal: u64) -> String {
     let kinds = ["role", "user", "group", "policy"];
@@ -60,10 +62,15 @@ fn principal(account: u64, index: u64) -> PrincipalUsage {
                 },
                 last_authenticated_entity: used.then(|| arn.clone()),
                 total_authenticated_entities: i64::from(used),
+                ..ServiceUsage::default()
             }
         })
         .collect();
-    PrincipalUsage { arn, services }
+    PrincipalUsage {
+        arn,
+        services,
+        listing: None,
+    }
 }
 
 /// Writes the principals of `accounts` (per_account each) in batches of BATCH with the shipped
@@ -307,6 +314,16 @@ async fn ensure_a_run(uri: &str, accounts: u64) {
     db.finish_run(run, RunStatus::Partial, &RunTotals::default())
         .await
         .unwrap();
+    // The principal whose history is asked for: 50 changes per namespace.
+    let mut usage = principal(0, 0);
+    for change in 1..=HISTORY_CHANGES {
+        for service in &mut usage.services {
+            service.last_authenticated = 1_790_000_000_000 + change * 86_400_000;
+        }
+        db.store_principals(std::slice::from_ref(&usage), WriteOptions::default())
+            .await
+            .unwrap();
+    }
     db.close().await;
 }
 
@@ -339,7 +356,7 @@ async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
     .await;
     let total = accounts * per_account;
     let account = move |n: u64| 100_000_000_000 + n % accounts;
-    let kinds: [(&str, Query); 7] = [
+    let kinds: [(&str, Query); 8] = [
         (
             "exact ARN (arn=)",
             Arc::new(move |n| {
@@ -373,6 +390,10 @@ async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
         (
             "the latest run (all accounts)",
             Arc::new(|_| "/api/1/runs/latest".to_owned()),
+        ),
+        (
+            "history of a principal (50 changes x 20 namespaces), count=1000",
+            Arc::new(|_| format!("/api/1/history?arn={}&count=1000", arn(0, 0))),
         ),
         (
             "combine over an account",

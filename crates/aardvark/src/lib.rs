@@ -9,3 +9,4 @@ pub mod collector;
 pub mod config;
 pub mod db;
 mod named;
+pub mod unused;

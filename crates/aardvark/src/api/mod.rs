@@ -7,6 +7,7 @@ mod history;
 mod openapi;
 pub mod params;
 mod runs;
+mod unused;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -137,6 +138,9 @@ pub fn router(reader: Reader) -> Router {
         .route("/api/1/runs/{id}", get(runs::run))
         .route("/api/1/accounts", get(runs::accounts))
         .route("/api/1/history", get(history::history))
+        .route("/api/1/unused", get(unused::unused))
+        .route("/api/1/unused/accounts", get(unused::unused_accounts))
+        .route("/api/1/actions", get(unused::actions))
         .route(
             "/healthcheck",
             get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),

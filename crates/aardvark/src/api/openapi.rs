@@ -19,6 +19,9 @@ use crate::db::Reader;
         super::runs::run,
         super::runs::accounts,
         super::history::history,
+        super::unused::unused,
+        super::unused::unused_accounts,
+        super::unused::actions,
         super::healthcheck
     ),
     components(schemas(
@@ -26,6 +29,7 @@ use crate::db::Reader;
         super::wire::ServiceEntry,
         super::advisors::CombinedEntry,
         super::runs::AccountState,
+        crate::unused::PrincipalKind,
         super::ErrorBody
     ))
 )]

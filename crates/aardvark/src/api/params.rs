@@ -105,6 +105,23 @@ impl RequestParams {
         })
     }
 
+    /// An integer parameter within `min..=max`, `default` when absent.
+    pub fn integer_in(
+        &self,
+        name: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ApiError> {
+        let values = self.integer_values(name, default)?;
+        if let Some(value) = values.iter().find(|value| !(min..=max).contains(*value)) {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for '{name}': {value}; it must be from {min} to {max}"
+            )));
+        }
+        Ok(values[0])
+    }
+
     /// Every value given for an integer parameter, the one that counts first: the JSON body's
     /// (`null` is `default`), then the query string's or form's; `default` when none is given.
     /// Each must be an integer, also those that do not count.

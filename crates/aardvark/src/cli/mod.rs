@@ -3,6 +3,7 @@
 
 #[cfg(feature = "demo")]
 mod demo;
+mod report;
 pub mod wizard;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -93,6 +94,9 @@ pub enum Command {
         #[arg(long, default_value = "aardvark-demo.db")]
         database: PathBuf,
     },
+    /// Reports from the database, without a server.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Serve the HTTP API.
     #[command(alias = "start_api")]
     Serve {
@@ -100,6 +104,12 @@ pub enum Command {
         #[arg(short, long, default_value = DEFAULT_BIND, value_name = "HOST:PORT")]
         bind: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Principals and services not used in a window (what `/api/1/unused` answers).
+    Unused(report::UnusedArgs),
 }
 
 /// Runs the command line and turns the outcome into an exit code.
@@ -136,6 +146,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::CreateDb => run_create_db(&loaded.settings).await,
             Command::DropDb { yes } => run_drop_db(&loaded.settings, yes).await,
             Command::Serve { bind } => run_serve(&loaded.settings, &bind).await,
+            Command::Report(ReportCommand::Unused(args)) => {
+                let db = open_database(&loaded.settings).await?;
+                db.migrate()
+                    .await
+                    .context("cannot bring the database schema up to date")?;
+                report::run(&db, &args).await?;
+                db.close().await;
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Update {
                 accounts,
                 arns,

@@ -2,7 +2,7 @@
 //! asks for, collect them concurrently (each stored as soon as it is complete), prune after a
 //! complete listing, and report. Never fails: every failure ends up in the account's report.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use super::principal::{self, PrincipalError};
 use super::report::AccountReport;
 use super::session::{is_expired, AccountSession};
 use super::{store, Pacer, RunShared};
-use crate::db::write::PrincipalUsage;
+use crate::db::write::{PrincipalListing, PrincipalUsage};
 
 /// One account from AssumeRole to its last principal.
 pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountReport {
@@ -43,8 +43,11 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         session.current().await?;
         list_principals(&session, &pacer).await
     };
-    let listed = match listing.await {
-        Ok(listed) => listed,
+    let (listed, listings): (Vec<String>, HashMap<String, PrincipalListing>) = match listing.await {
+        Ok(listed) => (
+            listed.iter().map(|(arn, _)| arn.clone()).collect(),
+            listed.into_iter().collect(),
+        ),
         Err(failure) => {
             tracing::warn!(account, code = %failure.code, message = %failure.message, "account failed");
             return AccountReport::failed_account(
@@ -56,7 +59,15 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
             );
         }
     };
-    let outcomes = collect_principals(run, account, &session, &pacer, wanted(run, &listed)).await;
+    let outcomes = collect_principals(
+        run,
+        account,
+        &session,
+        &pacer,
+        wanted(run, &listed),
+        &listings,
+    )
+    .await;
     if session.sessions() > 1 {
         tracing::info!(
             account,
@@ -81,7 +92,7 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
 async fn list_principals(
     session: &AccountSession<'_>,
     pacer: &Pacer,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Vec<(String, PrincipalListing)>, Failure> {
     let mut arns = Vec::new();
     // The four paginators have four types; one loop shape for all of them.
     macro_rules! every_page {
@@ -119,29 +130,45 @@ async fn list_principals(
     every_page!(
         |iam: &aws_sdk_iam::Client| iam.list_roles(),
         "ListRoles",
-        |page| page.roles().iter().map(|r| r.arn().to_owned())
+        |page| page
+            .roles()
+            .iter()
+            .map(|r| (r.arn().to_owned(), listing(r.path(), Some(r.create_date()))))
     );
     every_page!(
         |iam: &aws_sdk_iam::Client| iam.list_users(),
         "ListUsers",
-        |page| page.users().iter().map(|u| u.arn().to_owned())
+        |page| page
+            .users()
+            .iter()
+            .map(|u| (u.arn().to_owned(), listing(u.path(), Some(u.create_date()))))
     );
     every_page!(
         |iam: &aws_sdk_iam::Client| iam.list_groups(),
         "ListGroups",
-        |page| page.groups().iter().map(|g| g.arn().to_owned())
+        |page| page
+            .groups()
+            .iter()
+            .map(|g| (g.arn().to_owned(), listing(g.path(), Some(g.create_date()))))
     );
     every_page!(
         |iam: &aws_sdk_iam::Client| iam
             .list_policies()
             .scope(aws_sdk_iam::types::PolicyScopeType::Local),
         "ListPolicies",
-        |page| page
-            .policies()
-            .iter()
-            .filter_map(|p| p.arn().map(str::to_owned))
+        |page| page.policies().iter().filter_map(|p| Some((
+            p.arn()?.to_owned(),
+            listing(p.path().unwrap_or("/"), p.create_date())
+        )))
     );
     Ok(arns)
+}
+
+fn listing(path: &str, created: Option<&aws_sdk_iam::primitives::DateTime>) -> PrincipalListing {
+    PrincipalListing {
+        path: path.to_owned(),
+        created_ms: created.and_then(|time| time.to_millis().ok()),
+    }
 }
 
 /// The listed principals this run collects: all of them, or those `-r` names.
@@ -164,6 +191,7 @@ async fn collect_principals(
     session: &AccountSession<'_>,
     pacer: &Pacer,
     arns: Vec<String>,
+    listings: &HashMap<String, PrincipalListing>,
 ) -> Vec<(String, Result<(), PrincipalError>)> {
     let polling = Polling {
         first_interval: run.settings.updater_poll_interval,
@@ -176,7 +204,9 @@ async fn collect_principals(
     futures::stream::iter(arns)
         .take_while(|_| std::future::ready(!run.stop.is_set()))
         .map(|arn| async move {
-            let outcome = collect_principal(run, session, clock, pacer, &arn, polling).await;
+            let listing = listings.get(&arn).cloned();
+            let outcome =
+                collect_principal(run, session, clock, pacer, &arn, listing, polling).await;
             run.progress.principal_done();
             log_outcome(run, account, &arn, &outcome);
             (arn, outcome)
@@ -193,6 +223,7 @@ async fn collect_principal(
     clock: &JobClock,
     pacer: &Pacer,
     arn: &str,
+    listing: Option<PrincipalListing>,
     polling: Polling,
 ) -> Result<(), PrincipalError> {
     if run.database_lost.load(Ordering::SeqCst) {
@@ -201,10 +232,13 @@ async fn collect_principal(
             "not collected: the database was lost",
         )));
     }
-    let services = principal::fetch_usage(session, clock, pacer, arn, polling, &run.stop).await?;
+    let granularity = run.settings.updater_granularity;
+    let services =
+        principal::fetch_usage(session, clock, pacer, arn, polling, granularity, &run.stop).await?;
     let usage = PrincipalUsage {
         arn: arn.to_owned(),
         services,
+        listing,
     };
     store(run, usage, run.write)
         .await

@@ -6,13 +6,14 @@
 
 use std::time::Instant;
 
-use aws_sdk_iam::types::JobStatusType;
+use aws_sdk_iam::types::{AccessAdvisorUsageGranularityType, JobStatusType};
 
 use super::aws::Failure;
 use super::polling::{JobClock, Polling};
 use super::session::{is_expired, AccountSession};
 use super::{Pacer, Stop};
-use crate::db::write::ServiceUsage;
+use crate::config::Granularity;
+use crate::db::write::{ActionUsage, ServiceUsage};
 
 /// AWS's largest page.
 const MAX_ITEMS: i32 = 1000;
@@ -65,12 +66,13 @@ pub async fn fetch_usage(
     pacer: &Pacer,
     arn: &str,
     polling: Polling,
+    granularity: Granularity,
     stop: &Stop,
 ) -> Result<Vec<ServiceUsage>, PrincipalError> {
     let mut expired = 0;
     loop {
         let current = session.current().await.map_err(PrincipalError::Failed)?;
-        match job(&current.iam, clock, pacer, arn, polling, stop).await {
+        match job(&current.iam, clock, pacer, arn, polling, granularity, stop).await {
             Ok(services) => return Ok(services),
             Err(Attempt::Ended(err)) => return Err(err),
             Err(Attempt::Expired(failure)) => {
@@ -97,12 +99,17 @@ async fn job(
     pacer: &Pacer,
     arn: &str,
     polling: Polling,
+    granularity: Granularity,
     stop: &Stop,
 ) -> Result<Vec<ServiceUsage>, Attempt> {
     pacer.wait().await;
     let generated = iam
         .generate_service_last_accessed_details()
         .arn(arn)
+        .granularity(match granularity {
+            Granularity::Action => AccessAdvisorUsageGranularityType::ActionLevel,
+            Granularity::Service => AccessAdvisorUsageGranularityType::ServiceLevel,
+        })
         .send()
         .await
         .map_err(|err| classify("GenerateServiceLastAccessedDetails", &err))?;
@@ -189,7 +196,7 @@ async fn job(
     let mut services = Vec::new();
     loop {
         for service in page.services_last_accessed() {
-            services.push(convert(service).map_err(PrincipalError::Failed)?);
+            services.push(convert(service, granularity).map_err(PrincipalError::Failed)?);
         }
         if !page.is_truncated() {
             break;
@@ -221,26 +228,60 @@ async fn job(
     Ok(services)
 }
 
-fn convert(service: &aws_sdk_iam::types::ServiceLastAccessed) -> Result<ServiceUsage, Failure> {
+/// Epoch milliseconds of an AWS time (0 when absent), or a failure naming `what`.
+fn millis(
+    time: Option<&aws_sdk_iam::primitives::DateTime>,
+    what: impl FnOnce() -> String,
+) -> Result<i64, Failure> {
+    match time {
+        None => Ok(0),
+        Some(time) => time
+            .to_millis()
+            .map_err(|_| Failure::new("MalformedResponse", format!("{} is out of range", what()))),
+    }
+}
+
+fn convert(
+    service: &aws_sdk_iam::types::ServiceLastAccessed,
+    granularity: Granularity,
+) -> Result<ServiceUsage, Failure> {
     if service.service_namespace().is_empty() {
         return Err(Failure::new(
             "MalformedResponse",
             "a service without a namespace",
         ));
     }
-    let last_authenticated = match service.last_authenticated() {
-        None => 0,
-        Some(time) => time.to_millis().map_err(|_| {
-            Failure::new(
-                "MalformedResponse",
-                format!(
-                    "LastAuthenticated of {} is out of range",
-                    service.service_namespace()
-                ),
-            )
-        })?,
+    let namespace = service.service_namespace();
+    let last_authenticated = millis(service.last_authenticated(), || {
+        format!("LastAuthenticated of {namespace}")
+    })?;
+    // At action level, AWS lists tracked actions for the services it tracks them for.
+    let actions = match granularity {
+        Granularity::Service => None,
+        Granularity::Action => Some(
+            service
+                .tracked_actions_last_accessed()
+                .iter()
+                .filter_map(|action| {
+                    let name = action.action_name().filter(|name| !name.is_empty())?;
+                    Some(
+                        millis(action.last_accessed_time(), || {
+                            format!("LastAccessedTime of {namespace}:{name}")
+                        })
+                        .map(|last_accessed| ActionUsage {
+                            action: name.to_owned(),
+                            last_accessed,
+                            entity: action.last_accessed_entity().map(str::to_owned),
+                            region: action.last_accessed_region().map(str::to_owned),
+                        }),
+                    )
+                })
+                .collect::<Result<Vec<_>, Failure>>()?,
+        ),
     };
     Ok(ServiceUsage {
+        region: service.last_authenticated_region().map(str::to_owned),
+        actions,
         service_name: service.service_name().to_owned(),
         service_namespace: service.service_namespace().to_owned(),
         last_authenticated,

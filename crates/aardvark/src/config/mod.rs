@@ -110,6 +110,16 @@ pub enum LogFormat {
 }
 named!(LogFormat { Text => "text", Json => "json" });
 
+/// What Access Advisor jobs are asked for: tracked actions too (the same calls, more data),
+/// or services only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Granularity {
+    #[default]
+    Action,
+    Service,
+}
+named!(Granularity { Action => "action", Service => "service" });
+
 /// Declares every setting once: its field (with its doc), type, default, key, and the reader
 /// that checks a raw value. The struct, its `Default`, the list of known keys and validation
 /// all come from this one table.
@@ -157,6 +167,8 @@ settings! {
     updater_failing_arns: Vec<String> = Vec::new(), "UPDATER_FAILING_ARNS" => read::string_list("a list of ARNs");
     /// Delete principals and namespaces AWS no longer lists.
     updater_prune: bool = false, "UPDATER_PRUNE" => read::boolean;
+    /// `action` (tracked actions as well as services) or `service`.
+    updater_granularity: Granularity = Granularity::Action, "UPDATER_GRANULARITY" => read::name(true);
     /// Principals collected at once within one account.
     updater_principal_concurrency: usize = 32, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
     /// Requests per second sent to one account's IAM (0: unpaced).

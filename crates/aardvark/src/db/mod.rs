@@ -9,6 +9,7 @@ pub mod read;
 pub mod rendered;
 pub mod runs;
 pub mod uri;
+pub mod usage;
 pub mod write;
 
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub use uri::DatabaseTarget;
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
+    "aardvark_actions",
+    "aardvark_service_regions",
+    "aardvark_principals",
     "aardvark_history",
     "aardvark_run_vanished",
     "aardvark_run_failures",
@@ -178,6 +182,13 @@ impl Database {
     /// Idempotent, and safe to run from several processes at once.
     pub async fn migrate(&self) -> Result<(), DbError> {
         self.dialect.migrator().run(&self.pool).await?;
+        let filled = self.fill_principal_details().await?;
+        if filled > 0 {
+            tracing::info!(
+                principals = filled,
+                "recorded the kind and last uses of principals stored before"
+            );
+        }
         Ok(())
     }
 

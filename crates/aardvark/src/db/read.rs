@@ -292,6 +292,31 @@ impl Reader {
         self.directory(None).await.map(drop)
     }
 
+    /// How many principals `filter` matches, and the ids and ARNs of page `page` (1-based,
+    /// `count` per page) of them, never older than the request.
+    pub async fn matching(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+    ) -> Result<(i64, Vec<(i64, String)>), DbError> {
+        let version: i64 = sqlx::query_scalar(
+            "SELECT CAST(version AS BIGINT) FROM aardvark_principal_version WHERE id = 1",
+        )
+        .fetch_one(self.db.pool())
+        .await?;
+        let directory = self.directory(Some(version)).await?;
+        let (total, ids) = directory.select(filter, page, count);
+        let principals = ids
+            .into_iter()
+            .filter_map(|id| {
+                let at = directory.ids.binary_search(&id).ok()?;
+                Some((id, directory.arns[at].clone()))
+            })
+            .collect();
+        Ok((total, principals))
+    }
+
     /// Principals matching `filter`, `count` per page, page `page` (1-based), with their
     /// services as stored.
     pub async fn advisors(

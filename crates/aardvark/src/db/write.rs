@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::Row;
 
 use super::history::Change;
+use super::usage::Stored;
 use super::{now_timestamp, Database, DbError};
 
 /// AWS's limits on what upstream's columns hold.
@@ -20,7 +21,7 @@ pub const SERVICE_NAMESPACE_MAX_CHARS: usize = 64;
 pub(crate) const PARAMS_PER_STATEMENT: usize = 360;
 
 /// One service's last use by a principal, as AWS reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceUsage {
     pub service_name: String,
     pub service_namespace: String,
@@ -28,13 +29,38 @@ pub struct ServiceUsage {
     pub last_authenticated: i64,
     pub last_authenticated_entity: Option<String>,
     pub total_authenticated_entities: i64,
+    /// `LastAuthenticatedRegion`.
+    pub region: Option<String>,
+    /// `TrackedActionsLastAccessed`, when collected at action level (`None` at service level,
+    /// which leaves the stored actions as they are).
+    pub actions: Option<Vec<ActionUsage>>,
+}
+
+/// One tracked action's last access, as AWS reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActionUsage {
+    pub action: String,
+    /// Epoch milliseconds; 0 when not accessed within AWS's tracking window.
+    pub last_accessed: i64,
+    pub entity: Option<String>,
+    pub region: Option<String>,
+}
+
+/// What an account's listing says of a principal besides its ARN.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrincipalListing {
+    pub path: String,
+    /// `CreateDate`, epoch milliseconds.
+    pub created_ms: Option<i64>,
 }
 
 /// A principal (role, user, group or policy) and every service it may use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrincipalUsage {
     pub arn: String,
     pub services: Vec<ServiceUsage>,
+    /// From the listing; `None` keeps what is stored.
+    pub listing: Option<PrincipalListing>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +188,9 @@ struct WritePlan<'a> {
     /// Changes of a `lastAuthenticated`, for the history: every insert, and every write
     /// whose last use differs from the stored one.
     changes: Vec<Change<'a>>,
+    /// Per principal id, the newest and the oldest last use of its services as they stand
+    /// after the write (`None` without services): what unused-access summaries read.
+    uses: Vec<(i64, Option<(i64, i64)>)>,
     summary: WriteSummary,
 }
 
@@ -186,8 +215,10 @@ fn plan<'a>(
     for (arn, services) in received {
         let item_id = ids[*arn];
         let mut existing = stored.remove(&item_id).unwrap_or_default();
+        let mut finals = Vec::with_capacity(services.len() + existing.len());
         for (namespace, service) in services {
             let Some(row) = existing.remove(&Some(namespace.clone())) else {
+                finals.push(service.last_authenticated);
                 plan.summary.inserted += 1;
                 plan.writes.push((item_id, service));
                 plan.changes.push(Change {
@@ -207,7 +238,13 @@ fn plan<'a>(
                     namespace: namespace.clone(),
                     previous: row.last_authenticated,
                 });
-            } else if received < row.last_authenticated {
+            }
+            finals.push(if received < row.last_authenticated && !aged_out {
+                row.last_authenticated
+            } else {
+                received
+            });
+            if !aged_out && received < row.last_authenticated {
                 plan.summary.warnings.push(WriteWarning::OlderIgnored {
                     arn: arn.to_string(),
                     namespace: namespace.clone(),
@@ -239,7 +276,12 @@ fn plan<'a>(
         }
         if prune {
             plan.deletes.extend(existing.values().map(|row| row.id));
+        } else {
+            finals.extend(existing.values().map(|row| row.last_authenticated));
         }
+        let extremes = finals.iter().max().zip(finals.iter().min());
+        plan.uses
+            .push((item_id, extremes.map(|(max, min)| (*max, *min))));
     }
     plan.summary.namespaces_pruned = plan.deletes.len();
     plan
@@ -271,6 +313,21 @@ impl Database {
             self.append_history(&mut tx, &plan.changes, observed_ms, options.run_id)
                 .await?;
         }
+        let latest: HashMap<&str, &PrincipalUsage> = principals
+            .iter()
+            .map(|principal| (principal.arn.as_str(), principal))
+            .collect();
+        let by_id: HashMap<i64, &str> = ids.iter().map(|(arn, id)| (*id, arn.as_str())).collect();
+        let details: Vec<Stored> = plan
+            .uses
+            .iter()
+            .map(|(item_id, uses)| Stored {
+                item_id: *item_id,
+                principal: latest[by_id[item_id]],
+                uses: *uses,
+            })
+            .collect();
+        self.write_usage_details(&mut tx, &details).await?;
         if !plan.deletes.is_empty() {
             let (matching, list) = self.dialect().among_ids("id", "$1", &plan.deletes);
             sqlx::query(&format!("DELETE FROM advisor_data WHERE {matching}"))
@@ -412,7 +469,13 @@ impl Database {
             // Before their rows, like the write path, so that the two cannot deadlock.
             self.lock_principals(&mut tx, &ids).await?;
             let (rows_matching, list) = self.dialect().among_ids("item_id", "$1", &ids);
-            for table in ["advisor_data", "aardvark_history"] {
+            for table in [
+                "advisor_data",
+                "aardvark_history",
+                "aardvark_principals",
+                "aardvark_service_regions",
+                "aardvark_actions",
+            ] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE {rows_matching}"))
                     .bind(&list)
                     .execute(&mut *tx)
@@ -443,6 +506,7 @@ mod tests {
             last_authenticated: last,
             last_authenticated_entity: None,
             total_authenticated_entities: 1,
+            ..ServiceUsage::default()
         }
     }
 
@@ -464,6 +528,7 @@ mod tests {
         let arn = "arn:aws:iam::123456789012:role/a";
         let principals = [PrincipalUsage {
             arn: arn.into(),
+            listing: None,
             services: vec![
                 service("new", 5),
                 service("newer", 20),
@@ -559,9 +624,11 @@ mod tests {
             PrincipalUsage {
                 arn: arn.into(),
                 services: vec![service("dropped", 1)],
+                listing: None,
             },
             PrincipalUsage {
                 arn: arn.into(),
+                listing: None,
                 services: vec![
                     service("s3", 2),
                     service("s3", 9),

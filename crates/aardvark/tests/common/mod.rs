@@ -185,6 +185,7 @@ pub fn service(
         last_authenticated,
         last_authenticated_entity: entity.map(str::to_owned),
         total_authenticated_entities: total,
+        ..ServiceUsage::default()
     }
 }
 
@@ -192,6 +193,7 @@ pub fn principal(arn: &str, services: Vec<ServiceUsage>) -> PrincipalUsage {
     PrincipalUsage {
         arn: arn.to_owned(),
         services,
+        listing: None,
     }
 }
 

@@ -1,0 +1,235 @@
+//! Unused access and action-level data: `GET /api/1/unused` (each principal's used and unused
+//! services in a window), `GET /api/1/unused/accounts` (the totals an auditor asks for, per
+//! account) and `GET /api/1/actions` (tracked actions with their last access). The rules are
+//! in `crate::unused`. Struct fields are declared in sorted order: that is the JSON key order.
+
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use serde::Serialize;
+
+use super::params::RequestParams;
+use super::{json_response, ApiError};
+use crate::db::usage::AccountUnused;
+use crate::db::Reader;
+use crate::named::Named;
+use crate::unused::{self, PrincipalKind, PrincipalUnused, Selection, DEFAULT_DAYS, MAX_DAYS};
+
+/// The longest page of a list.
+const MAX_COUNT: i64 = 1000;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UnusedPage {
+    count: usize,
+    /// The window, in days.
+    days: i64,
+    page: i64,
+    /// In id order.
+    principals: Vec<PrincipalUnused>,
+    total: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UnusedAccountsPage {
+    accounts: Vec<AccountUnused>,
+    count: usize,
+    days: i64,
+    page: i64,
+    total: i64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActionEntry {
+    action: String,
+    /// The entity (user or role) that last accessed it.
+    entity: Option<String>,
+    /// Epoch milliseconds; 0 when not accessed in AWS's tracking window.
+    #[serde(rename = "lastAccessed")]
+    last_accessed: i64,
+    region: Option<String>,
+    #[serde(rename = "serviceNamespace")]
+    service_namespace: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PrincipalActions {
+    /// By namespace, then action; empty for principals collected at service level.
+    actions: Vec<ActionEntry>,
+    arn: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActionsPage {
+    count: usize,
+    page: i64,
+    principals: Vec<PrincipalActions>,
+    total: i64,
+}
+
+/// The selection parameters: `account`, `phrase`, `arn` and (where `with_kind`) `kind`.
+fn selection(params: &RequestParams, with_kind: bool) -> Result<Selection, ApiError> {
+    let account = params.string("account")?;
+    if let Some(account) = &account {
+        if !crate::arn::is_account_id(account) {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for 'account': {account:?}; it must be a 12-digit account id"
+            )));
+        }
+    }
+    let kind = match params.string("kind")?.filter(|_| with_kind) {
+        None => None,
+        Some(text) => Some(PrincipalKind::from_name(&text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid value for 'kind': {text:?}; it must be {}",
+                PrincipalKind::choices()
+            ))
+        })?),
+    };
+    Ok(Selection {
+        account,
+        phrase: params.string("phrase")?.filter(|phrase| !phrase.is_empty()),
+        arn: params.string("arn")?,
+        kind,
+    })
+}
+
+fn days(params: &RequestParams) -> Result<i64, ApiError> {
+    params.integer_in("days", DEFAULT_DAYS, 1, MAX_DAYS)
+}
+
+/// Each principal's used and unused services in the window.
+#[utoipa::path(
+    get,
+    path = "/api/1/unused",
+    tag = "unused access",
+    params(
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "The window: the last N days (default 90). A service is used when its last use is inside it"),
+        ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account's principals"),
+        ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
+        ("arn" = Option<String>, Query, description = "Only this principal (any case)"),
+        ("kind" = Option<PrincipalKind>, Query, description = "Only principals of this kind"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Principals per page (default 30, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "A page of principals", body = UnusedPage),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+    )
+)]
+pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
+    let params = RequestParams::parse(uri.query(), None, &[])?;
+    let paging = params.paging(Some(MAX_COUNT))?;
+    let days = days(&params)?;
+    let filter = selection(&params, true)?.filter();
+    let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
+    let (total, principals) = reader
+        .unused_page(&filter, paging.page, paging.count)
+        .await?;
+    let principals: Vec<PrincipalUnused> = principals
+        .into_iter()
+        .map(|principal| unused::assess(principal, since))
+        .collect();
+    let body = UnusedPage {
+        count: principals.len(),
+        days,
+        page: paging.page,
+        principals,
+        total,
+    };
+    Ok(json_response(StatusCode::OK, &body, 2048 * body.count + 64))
+}
+
+/// Per account: principals unused and principals with unused services in the window.
+#[utoipa::path(
+    get,
+    path = "/api/1/unused/accounts",
+    tag = "unused access",
+    params(
+        ("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "The window: the last N days (default 90)"),
+        ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account"),
+        ("kind" = Option<PrincipalKind>, Query, description = "Count only principals of this kind"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "A page of accounts, by id", body = UnusedAccountsPage),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+    )
+)]
+pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
+    let params = RequestParams::parse(uri.query(), None, &[])?;
+    let paging = params.paging(Some(MAX_COUNT))?;
+    let days = days(&params)?;
+    let selection = selection(&params, true)?;
+    let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
+    let (total, accounts) = reader
+        .database()
+        .unused_by_account(
+            since,
+            selection.account.as_deref(),
+            selection.kind.map(|kind| kind.as_str()),
+            paging.offset(),
+            paging.count,
+        )
+        .await?;
+    let body = UnusedAccountsPage {
+        count: accounts.len(),
+        accounts,
+        days,
+        page: paging.page,
+        total,
+    };
+    Ok(json_response(StatusCode::OK, &body, 128 * body.count + 64))
+}
+
+/// Tracked actions with their last access, per principal.
+#[utoipa::path(
+    get,
+    path = "/api/1/actions",
+    tag = "unused access",
+    params(
+        ("arn" = Option<String>, Query, description = "Only this principal (any case)"),
+        ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account's principals"),
+        ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Principals per page (default 30, at most 1000)"),
+    ),
+    responses(
+        (status = 200, description = "A page of principals, in id order", body = ActionsPage),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+    )
+)]
+pub async fn actions(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
+    let params = RequestParams::parse(uri.query(), None, &[])?;
+    let paging = params.paging(Some(MAX_COUNT))?;
+    let filter = selection(&params, false)?.filter();
+    let (total, principals) = reader
+        .actions_page(&filter, paging.page, paging.count)
+        .await?;
+    let principals: Vec<PrincipalActions> = principals
+        .into_iter()
+        .map(|(arn, actions)| PrincipalActions {
+            actions: actions
+                .into_iter()
+                .map(|action| ActionEntry {
+                    action: action.action,
+                    entity: action.entity,
+                    last_accessed: action.last_accessed,
+                    region: action.region,
+                    service_namespace: action.namespace,
+                })
+                .collect(),
+            arn,
+        })
+        .collect();
+    let body = ActionsPage {
+        count: principals.len(),
+        page: paging.page,
+        principals,
+        total,
+    };
+    Ok(json_response(StatusCode::OK, &body, 1024 * body.count + 64))
+}

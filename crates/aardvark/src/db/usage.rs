@@ -1,0 +1,404 @@
+//! What unused-access and action-level answers read, in tables of our own (migration 0011):
+//! each principal's kind, path, `CreateDate` and the newest and oldest last use of its
+//! services (`aardvark_principals`), each service's `LastAuthenticatedRegion`
+//! (`aardvark_service_regions`) and each tracked action's last access (`aardvark_actions`).
+//! The write path keeps them in step with upstream's tables in its transaction; the reads
+//! here serve `/api/1/unused`, `/api/1/unused/accounts`, `/api/1/actions` and `aardvark
+//! report unused`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::Row;
+
+use super::read::{AdvisorFilter, StoredService};
+use super::write::{PrincipalListing, PrincipalUsage, PARAMS_PER_STATEMENT};
+use super::{Database, DbError, Reader};
+use crate::arn::Arn;
+
+/// A principal's kind (`role`, `user`, `group`, `policy`) and path, from its ARN.
+pub fn kind_and_path(arn: &str) -> (String, String) {
+    let resource = Arn::parse(arn).map_or("", |arn| arn.resource);
+    let (kind, rest) = resource.split_once('/').unwrap_or((resource, ""));
+    let path = match rest.rfind('/') {
+        Some(end) => format!("/{}", &rest[..=end]),
+        None => "/".to_owned(),
+    };
+    (kind.to_owned(), path)
+}
+
+fn account_of(arn: &str) -> String {
+    Arn::parse(arn).map_or_else(String::new, |arn| arn.account.to_owned())
+}
+
+/// What the write path tells this module about one stored principal.
+pub(crate) struct Stored<'a> {
+    pub item_id: i64,
+    pub principal: &'a PrincipalUsage,
+    /// The newest and oldest last use of its services after the write.
+    pub uses: Option<(i64, i64)>,
+}
+
+/// One principal's details as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalDetails {
+    pub kind: String,
+    pub path: Option<String>,
+    pub created_ms: Option<i64>,
+}
+
+/// One stored action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAction {
+    pub namespace: String,
+    pub action: String,
+    pub last_accessed: i64,
+    pub entity: Option<String>,
+    pub region: Option<String>,
+}
+
+/// Unused-access totals of one account for one window, as `/api/1/unused/accounts` and
+/// `report unused` answer them (fields in sorted order: the JSON key order).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountUnused {
+    pub account: String,
+    /// Principals stored.
+    pub principals: i64,
+    /// Principals younger than the window: listed, never counted as unused.
+    pub too_new: i64,
+    /// Principals that used no service in the window (too new ones excluded).
+    pub unused: i64,
+    /// Principals with at least one service unused in the window (too new ones excluded).
+    pub with_unused_services: i64,
+}
+
+/// A principal of an unused-access page: its services as stored and its details.
+#[derive(Debug, Clone)]
+pub struct UnusedPrincipal {
+    pub arn: String,
+    pub details: PrincipalDetails,
+    pub services: Vec<StoredService<'static>>,
+}
+
+impl Database {
+    /// Writes the details of principals just stored, inside the write's transaction: their
+    /// row in `aardvark_principals`, and, for principals whose result carries regions or
+    /// actions, their regions and actions replaced.
+    pub(crate) async fn write_usage_details(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        stored: &[Stored<'_>],
+    ) -> Result<(), DbError> {
+        const COLUMNS: usize = 7;
+        for chunk in stored.chunks(PARAMS_PER_STATEMENT / COLUMNS) {
+            let sql = format!(
+                "INSERT INTO aardvark_principals (item_id, account, kind, path, created_ms, \
+                 last_used_ms, least_used_ms) VALUES {} ON CONFLICT (item_id) DO UPDATE SET \
+                 account = excluded.account, kind = excluded.kind, \
+                 path = COALESCE(excluded.path, aardvark_principals.path), \
+                 created_ms = COALESCE(excluded.created_ms, aardvark_principals.created_ms), \
+                 last_used_ms = excluded.last_used_ms, least_used_ms = excluded.least_used_ms",
+                self.dialect().values_placeholders(chunk.len(), COLUMNS)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                let arn = &row.principal.arn;
+                let (kind, _) = kind_and_path(arn);
+                let listing = row.principal.listing.as_ref();
+                query = query
+                    .bind(i32::try_from(row.item_id).unwrap_or(i32::MAX))
+                    .bind(account_of(arn))
+                    .bind(kind)
+                    .bind(listing.map(|l: &PrincipalListing| l.path.clone()))
+                    .bind(listing.and_then(|l| l.created_ms))
+                    .bind(row.uses.map(|(newest, _)| newest))
+                    .bind(row.uses.map(|(_, oldest)| oldest));
+            }
+            query.execute(&mut *conn).await?;
+        }
+        for row in stored {
+            let services = &row.principal.services;
+            let has_regions = services.iter().any(|s| s.region.is_some());
+            let has_actions = services.iter().any(|s| s.actions.is_some());
+            if !has_regions && !has_actions {
+                continue;
+            }
+            let item_id = i32::try_from(row.item_id).unwrap_or(i32::MAX);
+            sqlx::query("DELETE FROM aardvark_service_regions WHERE item_id = $1")
+                .bind(item_id)
+                .execute(&mut *conn)
+                .await?;
+            let regions: Vec<(&str, &str)> = services
+                .iter()
+                .filter_map(|s| Some((s.service_namespace.as_str(), s.region.as_deref()?)))
+                .collect();
+            for chunk in regions.chunks(PARAMS_PER_STATEMENT / 3) {
+                let sql = format!(
+                    "INSERT INTO aardvark_service_regions (item_id, \"serviceNamespace\", region) \
+                     VALUES {} ON CONFLICT (item_id, \"serviceNamespace\") DO UPDATE SET \
+                     region = excluded.region",
+                    self.dialect().values_placeholders(chunk.len(), 3)
+                );
+                let mut query = sqlx::query(&sql);
+                for (namespace, region) in chunk {
+                    query = query.bind(item_id).bind(*namespace).bind(*region);
+                }
+                query.execute(&mut *conn).await?;
+            }
+            if !has_actions {
+                continue;
+            }
+            sqlx::query("DELETE FROM aardvark_actions WHERE item_id = $1")
+                .bind(item_id)
+                .execute(&mut *conn)
+                .await?;
+            // The last report of an action wins, as for services.
+            let mut actions = BTreeMap::new();
+            for service in services {
+                for action in service.actions.iter().flatten() {
+                    actions.insert(
+                        (service.service_namespace.as_str(), action.action.as_str()),
+                        action,
+                    );
+                }
+            }
+            let actions: Vec<_> = actions.into_iter().collect();
+            for chunk in actions.chunks(PARAMS_PER_STATEMENT / 6) {
+                let sql = format!(
+                    "INSERT INTO aardvark_actions (item_id, \"serviceNamespace\", action, \
+                     \"lastAccessed\", entity, region) VALUES {}",
+                    self.dialect().values_placeholders(chunk.len(), 6)
+                );
+                let mut query = sqlx::query(&sql);
+                for ((namespace, name), action) in chunk {
+                    query = query
+                        .bind(item_id)
+                        .bind(*namespace)
+                        .bind(*name)
+                        .bind(action.last_accessed)
+                        .bind(&action.entity)
+                        .bind(&action.region);
+                }
+                query.execute(&mut *conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every stored principal without one its `aardvark_principals` row, from its ARN
+    /// and stored services (principals upstream or an older build stored). Returns how many.
+    pub(crate) async fn fill_principal_details(&self) -> Result<u64, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let rows = sqlx::query(
+            "SELECT CAST(o.id AS BIGINT), o.arn, \
+             CAST(MAX(COALESCE(a.\"lastAuthenticated\", 0)) AS BIGINT), \
+             CAST(MIN(COALESCE(a.\"lastAuthenticated\", 0)) AS BIGINT), \
+             CAST(COUNT(a.id) AS BIGINT) \
+             FROM aws_iam_object o LEFT JOIN advisor_data a ON a.item_id = o.id \
+             WHERE NOT EXISTS (SELECT 1 FROM aardvark_principals p WHERE p.item_id = o.id) \
+             GROUP BY o.id, o.arn",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut filled = 0;
+        for chunk in rows.chunks(PARAMS_PER_STATEMENT / 7) {
+            let sql = format!(
+                "INSERT INTO aardvark_principals (item_id, account, kind, path, created_ms, \
+                 last_used_ms, least_used_ms) VALUES {} ON CONFLICT (item_id) DO NOTHING",
+                self.dialect().values_placeholders(chunk.len(), 7)
+            );
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                let id: i64 = row.try_get(0)?;
+                let arn: String = row.try_get::<Option<String>, _>(1)?.unwrap_or_default();
+                let services: i64 = row.try_get(4)?;
+                let uses =
+                    (services > 0).then(|| (row.try_get::<i64, _>(2), row.try_get::<i64, _>(3)));
+                let (newest, oldest) = match uses {
+                    Some((newest, oldest)) => (Some(newest?), Some(oldest?)),
+                    None => (None, None),
+                };
+                let (kind, path) = kind_and_path(&arn);
+                query = query
+                    .bind(i32::try_from(id).unwrap_or(i32::MAX))
+                    .bind(account_of(&arn))
+                    .bind(kind)
+                    .bind(path)
+                    .bind(None::<i64>)
+                    .bind(newest)
+                    .bind(oldest);
+            }
+            filled += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(filled)
+    }
+
+    /// Details of the principals `ids`.
+    pub async fn principal_details(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, PrincipalDetails>, DbError> {
+        let (matching, list) = self.dialect().among_ids("item_id", "$1", ids);
+        let rows = sqlx::query(&format!(
+            "SELECT CAST(item_id AS BIGINT), kind, path, CAST(created_ms AS BIGINT) \
+             FROM aardvark_principals WHERE {matching}"
+        ))
+        .bind(list)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get(0)?,
+                    PrincipalDetails {
+                        kind: row.try_get(1)?,
+                        path: row.try_get(2)?,
+                        created_ms: row.try_get(3)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The tracked actions of the principals `ids`, by namespace and action.
+    pub async fn actions_of(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<StoredAction>>, DbError> {
+        let (matching, list) = self.dialect().among_ids("item_id", "$1", ids);
+        let rows = sqlx::query(&format!(
+            "SELECT CAST(item_id AS BIGINT), \"serviceNamespace\", action, \
+             CAST(\"lastAccessed\" AS BIGINT), entity, region FROM aardvark_actions \
+             WHERE {matching} ORDER BY item_id, \"serviceNamespace\", action"
+        ))
+        .bind(list)
+        .fetch_all(self.pool())
+        .await?;
+        let mut actions: HashMap<i64, Vec<StoredAction>> = HashMap::new();
+        for row in rows {
+            actions
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(StoredAction {
+                    namespace: row.try_get(1)?,
+                    action: row.try_get(2)?,
+                    last_accessed: row.try_get(3)?,
+                    entity: row.try_get(4)?,
+                    region: row.try_get(5)?,
+                });
+        }
+        Ok(actions)
+    }
+
+    /// Per account (of `account` only, if given; of principals of `kind`, if given), the
+    /// unused-access totals for the window that starts at `since_ms`, a page of them by
+    /// account id, and how many accounts there are.
+    pub async fn unused_by_account(
+        &self,
+        since_ms: i64,
+        account: Option<&str>,
+        kind: Option<&str>,
+        offset: i64,
+        count: i64,
+    ) -> Result<(i64, Vec<AccountUnused>), DbError> {
+        let total: i64 = sqlx::query(
+            "SELECT CAST(COUNT(DISTINCT account) AS BIGINT) FROM aardvark_principals \
+             WHERE ($1 IS NULL OR account = $1) AND ($2 IS NULL OR kind = $2)",
+        )
+        .bind(account)
+        .bind(kind)
+        .fetch_one(self.pool())
+        .await?
+        .try_get(0)?;
+        let matching = "($2 IS NULL OR account = $2) AND ($3 IS NULL OR kind = $3)";
+        let too_new = "COALESCE(created_ms, 0) > $1";
+        let rows = sqlx::query(&format!(
+            "SELECT account, CAST(COUNT(*) AS BIGINT), \
+             CAST(SUM(CASE WHEN NOT ({too_new}) AND COALESCE(last_used_ms, 0) <= $1 THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(CASE WHEN NOT ({too_new}) AND least_used_ms <= $1 THEN 1 ELSE 0 END) AS BIGINT), \
+             CAST(SUM(CASE WHEN {too_new} THEN 1 ELSE 0 END) AS BIGINT) \
+             FROM aardvark_principals WHERE {matching} \
+             GROUP BY account ORDER BY account LIMIT $4 OFFSET $5"
+        ))
+        .bind(since_ms)
+        .bind(account)
+        .bind(kind)
+        .bind(count)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        let accounts = rows
+            .iter()
+            .map(|row| {
+                Ok(AccountUnused {
+                    account: row.try_get(0)?,
+                    principals: row.try_get(1)?,
+                    unused: row.try_get(2)?,
+                    with_unused_services: row.try_get(3)?,
+                    too_new: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, DbError>>()?;
+        Ok((total, accounts))
+    }
+}
+
+impl Reader {
+    /// A page of the principals `filter` matches, with their stored services and details,
+    /// and how many match.
+    pub async fn unused_page(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+    ) -> Result<(i64, Vec<UnusedPrincipal>), DbError> {
+        let result = self.advisors(filter, page, count).await?;
+        let principals = result.principals()?;
+        let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
+        let mut details = self.database().principal_details(&ids).await?;
+        let page = principals
+            .into_iter()
+            .map(|principal| {
+                let stored = details.remove(&principal.id);
+                let details = stored.unwrap_or_else(|| {
+                    let (kind, path) = kind_and_path(&principal.arn);
+                    PrincipalDetails {
+                        kind,
+                        path: Some(path),
+                        created_ms: None,
+                    }
+                });
+                UnusedPrincipal {
+                    arn: principal.arn.into_owned(),
+                    details,
+                    services: principal
+                        .services
+                        .into_iter()
+                        .map(StoredService::into_owned)
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok((result.total, page))
+    }
+
+    /// A page of the principals `filter` matches with their tracked actions, and how many
+    /// match.
+    pub async fn actions_page(
+        &self,
+        filter: &AdvisorFilter,
+        page: i64,
+        count: i64,
+    ) -> Result<(i64, Vec<(String, Vec<StoredAction>)>), DbError> {
+        let (total, principals) = self.matching(filter, page, count).await?;
+        let ids: Vec<i64> = principals.iter().map(|(id, _)| *id).collect();
+        let mut actions = self.database().actions_of(&ids).await?;
+        Ok((
+            total,
+            principals
+                .into_iter()
+                .map(|(id, arn)| (arn, actions.remove(&id).unwrap_or_default()))
+                .collect(),
+        ))
+    }
+}
