@@ -11,7 +11,7 @@ use aardvark::collector::aws::AwsOverrides;
 use aardvark::collector::progress::Progress;
 use aardvark::collector::report::{AccountStatus, RunReport};
 use aardvark::collector::{Collector, CollectorError, UpdateRequest};
-use aardvark::config::{AccountSource, Settings, SwagSettings};
+use aardvark::config::{AccountSource, Granularity, Settings, SwagSettings};
 use aardvark::db::read::AdvisorFilter;
 use aardvark::db::{Database, Reader};
 use aws_sdk_sts::config::Credentials;
@@ -923,9 +923,115 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
         .assert_error(400, "ok, partial, failed, never");
 }
 
+/// Every tracked action the simulator holds for the collected principals, as the API
+/// answers them: `(arn, namespace, action, lastAccessed, entity, region)`.
+type ActionRow = (String, String, String, i64, Option<String>, Option<String>);
+
+fn expected_actions(
+    scenario: &Scenario,
+    expected: &BTreeMap<String, Vec<ExpectedService>>,
+) -> Vec<ActionRow> {
+    let mut rows = Vec::new();
+    for account in scenario.world().unwrap() {
+        for principal in &account.principals {
+            if !expected.contains_key(&principal.arn) {
+                continue;
+            }
+            for service in &principal.services {
+                for action in &service.actions {
+                    rows.push((
+                        principal.arn.clone(),
+                        service.namespace.clone(),
+                        action.name.clone(),
+                        action.last_accessed_ms.unwrap_or(0),
+                        action.entity.clone(),
+                        action.region.clone(),
+                    ));
+                }
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+async fn stored_actions(app: &common::TestApp) -> Vec<ActionRow> {
+    let body = app.get("/api/1/actions?count=1000").await.json();
+    let mut rows = Vec::new();
+    for principal in body["principals"].as_array().unwrap() {
+        for action in principal["actions"].as_array().unwrap() {
+            let text = |key: &str| action[key].as_str().map(str::to_owned);
+            rows.push((
+                principal["arn"].as_str().unwrap().to_owned(),
+                text("serviceNamespace").unwrap(),
+                text("action").unwrap(),
+                action["lastAccessed"].as_i64().unwrap(),
+                text("entity"),
+                text("region"),
+            ));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// At both granularities, the same services; at action level also every tracked action, and
+/// each principal's kind, path and CreateDate from the listing.
+async fn both_granularities_store_what_the_simulator_holds(backend: Backend) {
+    for granularity in [Granularity::Action, Granularity::Service] {
+        let Some(db) = fresh_db(backend).await else {
+            return;
+        };
+        let scenario = Scenario::generated(41, 3, 12);
+        let sim = aws_sim::start(scenario.clone()).await.unwrap();
+        let mut settings = settings_for(&sim, &db);
+        settings.updater_granularity = granularity;
+        let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.exit_code(), 0, "{}", report.summary());
+        assert_same(&stored(&db.db).await, sim.expected());
+        let app = common::spawn_app(&db.db).await;
+        let actions = stored_actions(&app).await;
+        match granularity {
+            Granularity::Action => {
+                let expected = expected_actions(&scenario, sim.expected());
+                assert!(expected.len() > 20, "the scenario tracks actions");
+                assert_eq!(actions, expected);
+            }
+            Granularity::Service => assert!(actions.is_empty(), "{actions:?}"),
+        }
+        // Each used service's LastAuthenticatedRegion, at both granularities.
+        let regions = db
+            .strings("SELECT region FROM aardvark_service_regions")
+            .await;
+        let used = sim
+            .expected()
+            .values()
+            .flatten()
+            .filter(|s| s.last_authenticated > 0)
+            .count();
+        assert_eq!(regions.len(), used);
+        assert!(
+            regions.iter().all(|region| region == "us-east-1"),
+            "{regions:?}"
+        );
+        let unused = app.get("/api/1/unused?count=1000").await.json();
+        let principals = unused["principals"].as_array().unwrap();
+        assert_eq!(principals.len(), sim.expected().len());
+        for principal in principals {
+            assert_eq!(principal["created"], "2020-01-01T00:00:00Z", "{principal}");
+            let arn = principal["arn"].as_str().unwrap();
+            let kind = principal["kind"].as_str().unwrap();
+            assert!(arn.contains(&format!(":{kind}/")), "{arn} is a {kind}");
+        }
+    }
+}
+
 on_both_backends!(
     second_run_updates_and_failures_keep_stored_data,
     the_operator_api_says_which_accounts_failed_and_why,
+    both_granularities_store_what_the_simulator_holds,
 );
 
 #[tokio::test]

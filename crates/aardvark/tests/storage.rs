@@ -718,6 +718,17 @@ async fn upstream_database_opens_migrates_and_serves_exactly_its_data() {
         .await
         .json();
     assert_eq!(history["changes"], json!(expected));
+    // Unused-access answers cover upstream's principals too: kinds from their ARNs.
+    let totals = app.get("/api/1/unused/accounts?count=1000").await.json();
+    let counted: i64 = totals["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|account| account["principals"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, 24, "{totals}");
+    let unused = app.get("/api/1/unused?count=1000").await.json();
+    assert_eq!(unused["total"], 24);
     // The truncated name and namespace upstream stored come back as they are.
     let long = rows
         .iter()
