@@ -179,19 +179,6 @@ pub const SERVICES: &[(&str, &str)] = &[
     ("xray", "AWS X-Ray"),
 ];
 
-/// Services AWS reports action last accessed information for, as the IAM User Guide lists them
-/// ("IAM action last accessed information services and actions"; AWS adds services over time,
-/// this is the part of the list the simulator uses). A test checks `tracked_actions` against it.
-pub const ACTION_LEVEL_SERVICES: &[&str] = &[
-    "access-analyzer",
-    "account",
-    "acm",
-    "ec2",
-    "iam",
-    "lambda",
-    "s3",
-];
-
 /// Actions Access Advisor tracks at action level, for the services that have them.
 pub fn tracked_actions(namespace: &str) -> &'static [&'static str] {
     match namespace {
@@ -233,6 +220,19 @@ pub fn tracked_actions(namespace: &str) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Services AWS reports action last accessed information for, as the IAM User Guide lists them
+    /// ("IAM action last accessed information services and actions"; AWS adds services over time,
+    /// this is the part of the list the simulator uses). A test checks `tracked_actions` against it.
+    const ACTION_LEVEL_SERVICES: &[&str] = &[
+        "access-analyzer",
+        "account",
+        "acm",
+        "ec2",
+        "iam",
+        "lambda",
+        "s3",
+    ];
 
     #[test]
     fn actions_are_tracked_only_for_services_aws_tracks_them_for() {

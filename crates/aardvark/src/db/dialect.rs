@@ -106,6 +106,17 @@ impl Dialect {
     /// parameters of a statement (measured: a quarter of the write path's time at 360
     /// parameters).
     pub(crate) fn values_placeholders(self, rows: usize, columns: usize) -> String {
+        self.values_placeholders_then(rows, columns, "")
+    }
+
+    /// [`Self::values_placeholders`] with `constants` (SQL, such as `, 5, NULL`) after each
+    /// row's placeholders: values every row shares, written once rather than bound per row.
+    pub(crate) fn values_placeholders_then(
+        self,
+        rows: usize,
+        columns: usize,
+        constants: &str,
+    ) -> String {
         let row = |at: usize| {
             let params: Vec<String> = (1..=columns)
                 .map(|column| match self {
@@ -113,7 +124,7 @@ impl Dialect {
                     Dialect::Postgres => format!("${}", at * columns + column),
                 })
                 .collect();
-            format!("({})", params.join(", "))
+            format!("({}{constants})", params.join(", "))
         };
         (0..rows).map(row).collect::<Vec<_>>().join(", ")
     }

@@ -35,22 +35,46 @@ pub struct HistoryPage {
     pub changes: Vec<HistoryEntry>,
 }
 
-const COLUMNS: usize = 6;
+/// Bound columns per change: item, namespace, last use, previous.
+const COLUMNS: usize = 4;
 
 impl Database {
-    /// Appends `changes`, observed at `observed_ms`, within the write's transaction.
+    /// Appends, within the write's transaction and observed at `observed_ms`: every row of
+    /// the principals `first_seen` (just written, all of them first values) copied from
+    /// `advisor_data`, then `changes`. The time and run are the same for every row, so they
+    /// are written into the statements rather than bound per row.
     pub(crate) async fn append_history(
         &self,
         conn: &mut sqlx::AnyConnection,
+        first_seen: &[i64],
         changes: &[Change<'_>],
         observed_ms: i64,
         run_id: Option<i64>,
     ) -> Result<(), DbError> {
+        let run = run_id.map_or("NULL".to_owned(), |id| id.to_string());
+        if !first_seen.is_empty() {
+            let (matching, list) = self.dialect().among_ids("item_id", "$1", first_seen);
+            sqlx::query(&format!(
+                "INSERT INTO aardvark_history (item_id, \"serviceNamespace\", \
+                 \"lastAuthenticated\", previous, observed_ms, run_id) \
+                 SELECT item_id, \"serviceNamespace\", COALESCE(\"lastAuthenticated\", 0), NULL, \
+                 {observed_ms}, {run} FROM advisor_data \
+                 WHERE {matching} AND \"serviceNamespace\" IS NOT NULL \
+                 ORDER BY item_id, \"serviceNamespace\""
+            ))
+            .bind(list)
+            .execute(&mut *conn)
+            .await?;
+        }
         for chunk in changes.chunks(super::write::PARAMS_PER_STATEMENT / COLUMNS) {
             let sql = format!(
                 "INSERT INTO aardvark_history (item_id, \"serviceNamespace\", \
                  \"lastAuthenticated\", previous, observed_ms, run_id) VALUES {}",
-                self.dialect().values_placeholders(chunk.len(), COLUMNS)
+                self.dialect().values_placeholders_then(
+                    chunk.len(),
+                    COLUMNS,
+                    &format!(", {observed_ms}, {run}")
+                )
             );
             let mut query = sqlx::query(&sql);
             for change in chunk {
@@ -58,9 +82,7 @@ impl Database {
                     .bind(i32::try_from(change.item_id).unwrap_or(i32::MAX))
                     .bind(change.namespace)
                     .bind(change.last_authenticated)
-                    .bind(change.previous)
-                    .bind(observed_ms)
-                    .bind(run_id);
+                    .bind(change.previous);
             }
             query.execute(&mut *conn).await?;
         }

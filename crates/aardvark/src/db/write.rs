@@ -186,8 +186,11 @@ struct WritePlan<'a> {
     /// `advisor_data` ids to delete (namespaces AWS no longer returns, when pruning).
     deletes: Vec<i64>,
     /// Changes of a `lastAuthenticated`, for the history: every insert, and every write
-    /// whose last use differs from the stored one.
+    /// whose last use differs from the stored one, of principals that had rows before.
     changes: Vec<Change<'a>>,
+    /// Principals that had no rows before: each of their rows is a first value seen, which
+    /// the history copies from the rows written.
+    first_seen: Vec<i64>,
     /// Per principal id, the newest and the oldest last use of its services as they stand
     /// after the write (`None` without services): what unused-access summaries read.
     uses: Vec<(i64, Option<(i64, i64)>)>,
@@ -215,18 +218,24 @@ fn plan<'a>(
     for (arn, services) in received {
         let item_id = ids[*arn];
         let mut existing = stored.remove(&item_id).unwrap_or_default();
+        let first_seen = existing.is_empty();
+        if first_seen && !services.is_empty() {
+            plan.first_seen.push(item_id);
+        }
         let mut finals = Vec::with_capacity(services.len() + existing.len());
         for (namespace, service) in services {
             let Some(row) = existing.remove(&Some(namespace.clone())) else {
                 finals.push(service.last_authenticated);
                 plan.summary.inserted += 1;
                 plan.writes.push((item_id, service));
-                plan.changes.push(Change {
-                    item_id,
-                    namespace,
-                    last_authenticated: service.last_authenticated,
-                    previous: None,
-                });
+                if !first_seen {
+                    plan.changes.push(Change {
+                        item_id,
+                        namespace,
+                        last_authenticated: service.last_authenticated,
+                        previous: None,
+                    });
+                }
                 continue;
             };
             let received = service.last_authenticated;
@@ -308,10 +317,16 @@ impl Database {
         let stored = self.stored_rows(&mut tx, &item_ids).await?;
         let plan = plan(&received, &ids, stored, options.prune_namespaces);
         self.write_rows(&mut tx, &plan.writes).await?;
-        if options.keep_history && !plan.changes.is_empty() {
+        if options.keep_history {
             let observed_ms = chrono::Utc::now().timestamp_millis();
-            self.append_history(&mut tx, &plan.changes, observed_ms, options.run_id)
-                .await?;
+            self.append_history(
+                &mut tx,
+                &plan.first_seen,
+                &plan.changes,
+                observed_ms,
+                options.run_id,
+            )
+            .await?;
         }
         let latest: HashMap<&str, &PrincipalUsage> = principals
             .iter()
