@@ -11,7 +11,7 @@ CREATE TABLE aardvark_history (
 	observed_ms BIGINT NOT NULL,
 	run_id BIGINT
 );
-CREATE INDEX ix_aardvark_history_item ON aardvark_history (item_id, "serviceNamespace");
+CREATE INDEX ix_aardvark_history_item ON aardvark_history (item_id);
 -- What was stored before history was kept is each value's first sighting, observed when its
 -- principal was last collected.
 INSERT INTO aardvark_history (item_id, "serviceNamespace", "lastAuthenticated", previous, observed_ms, run_id)

@@ -15,7 +15,8 @@ CREATE TABLE aardvark_principals (
 	last_used_ms BIGINT,
 	least_used_ms BIGINT
 );
-CREATE INDEX ix_aardvark_principals_account ON aardvark_principals (account);
+-- Covering what the per-account totals read, so that they are one ordered scan of it.
+CREATE INDEX ix_aardvark_principals_account ON aardvark_principals (account, kind, created_ms, last_used_ms, least_used_ms);
 CREATE TABLE aardvark_service_regions (
 	item_id INTEGER NOT NULL,
 	"serviceNamespace" TEXT NOT NULL,

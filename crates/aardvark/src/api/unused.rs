@@ -164,16 +164,17 @@ pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<R
     let days = days(&params)?;
     let selection = selection(&params, true)?;
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
-    let (total, accounts) = reader
-        .database()
-        .unused_by_account(
-            since,
-            selection.account.as_deref(),
-            selection.kind.map(|kind| kind.as_str()),
-            paging.offset(),
-            paging.count,
-        )
-        .await?;
+    let totals = reader.kept_uses().await?.totals(
+        since,
+        selection.account.as_deref(),
+        selection.kind.map(|kind| kind.as_str()),
+    );
+    let total = totals.len() as i64;
+    let accounts: Vec<AccountUnused> = totals
+        .into_iter()
+        .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
+        .take(usize::try_from(paging.count).unwrap_or(0))
+        .collect();
     let body = UnusedAccountsPage {
         count: accounts.len(),
         accounts,

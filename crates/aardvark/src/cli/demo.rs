@@ -91,6 +91,14 @@ pub async fn run(
     );
     println!("  curl -s 'http://{address}/api/1/accounts?status=failed'   # which accounts failed, and why");
     println!("  curl -s 'http://{address}/api/1/runs/latest'");
+    println!("  curl -s 'http://{address}/api/1/unused?account={some_account}&days=90'   # granted and not used");
+    println!("  curl -s 'http://{address}/api/1/unused/accounts?days=90'");
+    println!(
+        "  curl -s 'http://{address}/api/1/actions?arn=arn:aws:iam::{some_account}:role/Aardvark'"
+    );
+    println!(
+        "  curl -s 'http://{address}/api/1/history?arn=arn:aws:iam::{some_account}:role/Aardvark'"
+    );
     println!("  open http://{address}/apidocs/ for the API documentation");
     crate::api::serve(listener, db.clone(), super::shutdown_signal()).await?;
     db.close().await;

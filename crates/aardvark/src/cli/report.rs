@@ -95,24 +95,15 @@ pub async fn run(db: &Database, args: &UnusedArgs) -> anyhow::Result<()> {
                 &b.arn,
             ))
     });
-    let mut accounts = Vec::new();
-    loop {
-        let (total, found) = db
-            .unused_by_account(
-                since,
-                selection.account.as_deref(),
-                selection.kind.map(|kind| kind.as_str()),
-                accounts.len() as i64,
-                PAGE,
-            )
-            .await
-            .context("cannot read the accounts' totals")?;
-        let done = found.is_empty() || accounts.len() as i64 + found.len() as i64 >= total;
-        accounts.extend(found);
-        if done {
-            break;
-        }
-    }
+    let accounts = reader
+        .kept_uses()
+        .await
+        .context("cannot read the accounts' totals")?
+        .totals(
+            since,
+            selection.account.as_deref(),
+            selection.kind.map(|kind| kind.as_str()),
+        );
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         ReportFormat::Table
     } else {

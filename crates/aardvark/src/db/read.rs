@@ -219,6 +219,9 @@ pub struct Reader {
     /// Each account's latest outcome, with the newest run record it was read up to: records
     /// are only ever added, so a newer one says when to read them again.
     outcomes: Arc<tokio::sync::Mutex<Option<KeptOutcomes>>>,
+    /// What per-account unused-access totals read of every principal, as of a principals'
+    /// version (the write path changes it in the transaction that changes them).
+    uses: Arc<tokio::sync::Mutex<Option<Arc<super::usage::KeptUses>>>>,
 }
 
 /// Accounts' latest outcomes as read up to the run record with this id.
@@ -230,7 +233,21 @@ impl Reader {
             db,
             directory: Arc::default(),
             outcomes: Arc::default(),
+            uses: Arc::default(),
         }
+    }
+
+    /// Every principal's last uses for the per-account totals, read again only when the
+    /// principals' version has moved since.
+    pub(crate) async fn kept_uses(&self) -> Result<Arc<super::usage::KeptUses>, DbError> {
+        let version = self.db.principals_version().await?;
+        let mut kept = self.uses.lock().await;
+        if let Some(uses) = kept.as_ref().filter(|uses| uses.version == version) {
+            return Ok(uses.clone());
+        }
+        let uses = Arc::new(self.db.read_uses(version).await?);
+        *kept = Some(uses.clone());
+        Ok(uses)
     }
 
     /// Every account's latest outcome ([`Database::account_outcomes`]), read again only when
@@ -300,11 +317,7 @@ impl Reader {
         page: i64,
         count: i64,
     ) -> Result<(i64, Vec<(i64, String)>), DbError> {
-        let version: i64 = sqlx::query_scalar(
-            "SELECT CAST(version AS BIGINT) FROM aardvark_principal_version WHERE id = 1",
-        )
-        .fetch_one(self.db.pool())
-        .await?;
+        let version = self.db.principals_version().await?;
         let directory = self.directory(Some(version)).await?;
         let (total, ids) = directory.select(filter, page, count);
         let principals = ids
@@ -361,6 +374,15 @@ impl Reader {
 }
 
 impl Database {
+    /// The principals' version: it moves in every transaction that changes a principal.
+    pub(crate) async fn principals_version(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT CAST(version AS BIGINT) FROM aardvark_principal_version WHERE id = 1",
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Every principal's id and ARN, with the principals' version read before them: a change
     /// in between makes the next request read again, never serve rows older than the version
     /// it holds.

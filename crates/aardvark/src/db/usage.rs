@@ -289,57 +289,87 @@ impl Database {
         }
         Ok(actions)
     }
+}
 
+/// What the per-account totals read of one principal.
+#[derive(Debug, Clone)]
+struct PrincipalUses {
+    kind: String,
+    created_ms: Option<i64>,
+    last_used_ms: Option<i64>,
+    least_used_ms: Option<i64>,
+}
+
+/// Every principal's [`PrincipalUses`] by account, as of one principals' version: a read
+/// of one row per principal, kept by the `Reader` until the version moves, so that totals
+/// over every account are counted in memory.
+#[derive(Debug)]
+pub struct KeptUses {
+    pub(crate) version: i64,
+    accounts: BTreeMap<String, Vec<PrincipalUses>>,
+}
+
+impl KeptUses {
     /// Per account (of `account` only, if given; of principals of `kind`, if given), the
-    /// unused-access totals for the window that starts at `since_ms`, a page of them by
-    /// account id, and how many accounts there are.
-    pub async fn unused_by_account(
+    /// unused-access totals for the window that starts at `since_ms`, by account id.
+    pub fn totals(
         &self,
         since_ms: i64,
         account: Option<&str>,
         kind: Option<&str>,
-        offset: i64,
-        count: i64,
-    ) -> Result<(i64, Vec<AccountUnused>), DbError> {
-        let total: i64 = sqlx::query(
-            "SELECT CAST(COUNT(DISTINCT account) AS BIGINT) FROM aardvark_principals \
-             WHERE ($1 IS NULL OR account = $1) AND ($2 IS NULL OR kind = $2)",
+    ) -> Vec<AccountUnused> {
+        self.accounts
+            .iter()
+            .filter(|(id, _)| account.is_none_or(|wanted| wanted == id.as_str()))
+            .filter_map(|(id, principals)| {
+                let mut totals = AccountUnused {
+                    account: id.clone(),
+                    ..AccountUnused::default()
+                };
+                for p in principals
+                    .iter()
+                    .filter(|p| kind.is_none_or(|kind| kind == p.kind))
+                {
+                    totals.principals += 1;
+                    if p.created_ms.is_some_and(|created| created > since_ms) {
+                        totals.too_new += 1;
+                        continue;
+                    }
+                    if p.last_used_ms.unwrap_or(0) <= since_ms {
+                        totals.unused += 1;
+                    }
+                    if p.least_used_ms.is_some_and(|oldest| oldest <= since_ms) {
+                        totals.with_unused_services += 1;
+                    }
+                }
+                (totals.principals > 0).then_some(totals)
+            })
+            .collect()
+    }
+}
+
+impl Database {
+    /// Every principal's row of `aardvark_principals`, by account, as of `version`.
+    pub(crate) async fn read_uses(&self, version: i64) -> Result<KeptUses, DbError> {
+        let rows = sqlx::query(
+            "SELECT account, kind, CAST(created_ms AS BIGINT), CAST(last_used_ms AS BIGINT), \
+             CAST(least_used_ms AS BIGINT) FROM aardvark_principals",
         )
-        .bind(account)
-        .bind(kind)
-        .fetch_one(self.pool())
-        .await?
-        .try_get(0)?;
-        let matching = "($2 IS NULL OR account = $2) AND ($3 IS NULL OR kind = $3)";
-        let too_new = "COALESCE(created_ms, 0) > $1";
-        let rows = sqlx::query(&format!(
-            "SELECT account, CAST(COUNT(*) AS BIGINT), \
-             CAST(SUM(CASE WHEN NOT ({too_new}) AND COALESCE(last_used_ms, 0) <= $1 THEN 1 ELSE 0 END) AS BIGINT), \
-             CAST(SUM(CASE WHEN NOT ({too_new}) AND least_used_ms <= $1 THEN 1 ELSE 0 END) AS BIGINT), \
-             CAST(SUM(CASE WHEN {too_new} THEN 1 ELSE 0 END) AS BIGINT) \
-             FROM aardvark_principals WHERE {matching} \
-             GROUP BY account ORDER BY account LIMIT $4 OFFSET $5"
-        ))
-        .bind(since_ms)
-        .bind(account)
-        .bind(kind)
-        .bind(count)
-        .bind(offset)
         .fetch_all(self.pool())
         .await?;
-        let accounts = rows
-            .iter()
-            .map(|row| {
-                Ok(AccountUnused {
-                    account: row.try_get(0)?,
-                    principals: row.try_get(1)?,
-                    unused: row.try_get(2)?,
-                    with_unused_services: row.try_get(3)?,
-                    too_new: row.try_get(4)?,
-                })
-            })
-            .collect::<Result<_, DbError>>()?;
-        Ok((total, accounts))
+        let mut accounts: BTreeMap<String, Vec<PrincipalUses>> = BTreeMap::new();
+        for row in rows {
+            accounts
+                .entry(row.try_get(0)?)
+                .or_default()
+                .push(PrincipalUses {
+                    kind: row.try_get(1)?,
+                    created_ms: row.try_get(2)?,
+                    last_used_ms: row.try_get(3)?,
+                    least_used_ms: row.try_get(4)?,
+                });
+        }
+        Ok(KeptUses { version, accounts })
     }
 }
 
