@@ -48,7 +48,7 @@ fn account_id(text: &str) -> Result<String, String> {
 }
 
 fn kind(text: &str) -> Result<PrincipalKind, String> {
-    PrincipalKind::from_name(text).ok_or_else(|| PrincipalKind::choices())
+    PrincipalKind::from_name(text).ok_or_else(PrincipalKind::choices)
 }
 
 /// What `--format json` prints.
