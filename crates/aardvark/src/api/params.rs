@@ -276,24 +276,24 @@ pub mod schema {
             .into()
     }
 
-    /// A string as [`super::RequestParams::string`] reads it from a JSON body: any JSON
-    /// scalar (numbers and booleans as Python's `str()` writes them) or `null`.
-    pub fn json_string() -> Schema {
+    /// Any JSON scalar or `null`.
+    fn scalar() -> AnyOfBuilder {
         AnyOfBuilder::new()
             .item(typed(Type::String))
             .item(typed(Type::Number))
             .item(typed(Type::Boolean))
             .item(typed(Type::Null))
-            .into()
+    }
+
+    /// A string as [`super::RequestParams::string`] reads it from a JSON body: any JSON
+    /// scalar (numbers and booleans as Python's `str()` writes them) or `null`.
+    pub fn json_string() -> Schema {
+        scalar().into()
     }
 
     /// `arn` in a JSON body ([`super::RequestParams::arns`]): a scalar or a list of strings.
     pub fn json_arns() -> Schema {
-        AnyOfBuilder::new()
-            .item(typed(Type::String))
-            .item(typed(Type::Number))
-            .item(typed(Type::Boolean))
-            .item(typed(Type::Null))
+        scalar()
             .item(ArrayBuilder::new().items(typed(Type::String)))
             .into()
     }
