@@ -248,12 +248,13 @@ fn plan<'a>(
                     previous: row.last_authenticated,
                 });
             }
-            finals.push(if received < row.last_authenticated && !aged_out {
+            let older = !aged_out && received < row.last_authenticated;
+            finals.push(if older {
                 row.last_authenticated
             } else {
                 received
             });
-            if !aged_out && received < row.last_authenticated {
+            if older {
                 plan.summary.warnings.push(WriteWarning::OlderIgnored {
                     arn: arn.to_string(),
                     namespace: namespace.clone(),
