@@ -4,7 +4,8 @@
 //! are measured apart); the collector runs in this process into a fresh SQLite file. Each
 //! scenario prints its lower bound (behaviour section 8 (docs/behaviour.md)), the wall time and their ratio, calls
 //! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100;
-//! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size.
+//! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size;
+//! AARDVARK_BENCH_GRANULARITY=service collects at service level instead of the default.
 
 mod common;
 
@@ -119,6 +120,15 @@ async fn run(case: &Case) {
     };
     if let Some(threads) = case.threads {
         settings.updater_num_threads = threads;
+    }
+    // AARDVARK_BENCH_GRANULARITY=service measures service-level jobs beside the default.
+    if let Ok(name) = std::env::var("AARDVARK_BENCH_GRANULARITY") {
+        settings.updater_granularity = match name.as_str() {
+            "service" => aardvark::config::Granularity::Service,
+            "action" => aardvark::config::Granularity::Action,
+            other => panic!("AARDVARK_BENCH_GRANULARITY is action or service, not {other:?}"),
+        };
+        println!("  (UPDATER_GRANULARITY {name}, not the default)");
     }
     let overrides = AwsOverrides {
         endpoint_url: Some(url),
