@@ -187,16 +187,28 @@ impl Database {
     /// Gives every stored principal without one its `aardvark_principals` row, from its ARN
     /// and stored services (principals upstream or an older build stored). Returns how many.
     pub(crate) async fn fill_principal_details(&self) -> Result<u64, DbError> {
+        // Which are missing first (a scan of two keys, milliseconds at 100,000 principals),
+        // so that a database with none missing, the usual start, reads no services.
+        let missing: Vec<i64> = sqlx::query_scalar(
+            "SELECT CAST(o.id AS BIGINT) FROM aws_iam_object o \
+             LEFT JOIN aardvark_principals p ON p.item_id = o.id WHERE p.item_id IS NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        if missing.is_empty() {
+            return Ok(0);
+        }
         let mut tx = self.pool().begin().await?;
-        let rows = sqlx::query(
+        let (matching, list) = self.dialect().among_ids("o.id", "$1", &missing);
+        let rows = sqlx::query(&format!(
             "SELECT CAST(o.id AS BIGINT), o.arn, \
              CAST(MAX(COALESCE(a.\"lastAuthenticated\", 0)) AS BIGINT), \
              CAST(MIN(COALESCE(a.\"lastAuthenticated\", 0)) AS BIGINT), \
              CAST(COUNT(a.id) AS BIGINT) \
              FROM aws_iam_object o LEFT JOIN advisor_data a ON a.item_id = o.id \
-             WHERE NOT EXISTS (SELECT 1 FROM aardvark_principals p WHERE p.item_id = o.id) \
-             GROUP BY o.id, o.arn",
-        )
+             WHERE {matching} GROUP BY o.id, o.arn"
+        ))
+        .bind(list)
         .fetch_all(&mut *tx)
         .await?;
         let mut filled = 0;
