@@ -124,10 +124,7 @@ pub fn assess(principal: UnusedPrincipal, since_ms: i64) -> PrincipalUnused {
     PrincipalUnused {
         account: crate::arn::Arn::parse(&principal.arn)
             .map_or_else(String::new, |arn| arn.account.to_owned()),
-        created: created_ms.and_then(|ms| {
-            chrono::DateTime::from_timestamp_millis(ms)
-                .map(|time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        }),
+        created: created_ms.and_then(crate::api::wire::rfc3339_millis),
         kind: principal.details.kind,
         last_used,
         too_new: created_ms.is_some_and(|ms| ms > since_ms),
@@ -150,7 +147,6 @@ mod tests {
             arn: "arn:aws:iam::123456789012:role/app".into(),
             details: PrincipalDetails {
                 kind: "role".into(),
-                path: Some("/".into()),
                 created_ms,
             },
             services: uses

@@ -8,12 +8,10 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::params::RequestParams;
+use super::wire::rfc3339_millis;
 use super::{json_response, ApiError};
 use crate::db::history::HistoryEntry;
 use crate::db::Reader;
-
-/// The longest page of changes.
-const MAX_COUNT: i64 = 1000;
 
 /// One change of a service's last use, as a collection saw it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -36,9 +34,7 @@ impl From<HistoryEntry> for Change {
     fn from(entry: HistoryEntry) -> Self {
         Self {
             last_authenticated: entry.last_authenticated,
-            observed: chrono::DateTime::from_timestamp_millis(entry.observed_ms)
-                .map(|time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                .unwrap_or_default(),
+            observed: rfc3339_millis(entry.observed_ms).unwrap_or_default(),
             previous: entry.previous,
             run: entry.run_id,
             service_namespace: entry.namespace,
@@ -73,8 +69,8 @@ pub struct HistoryPage {
     )
 )]
 pub async fn history(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let params = RequestParams::parse(uri.query(), None, &[])?;
-    let paging = params.paging(Some(MAX_COUNT))?;
+    let params = RequestParams::of_query(&uri)?;
+    let paging = params.list_paging()?;
     let arn = params
         .string("arn")?
         .filter(|arn| !arn.is_empty())

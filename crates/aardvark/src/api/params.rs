@@ -6,6 +6,9 @@ use serde_json::{Map, Value};
 
 use super::ApiError;
 
+/// The longest page of the lists beyond upstream's (docs/behaviour.md, section 6.2).
+pub const MAX_LIST_COUNT: i64 = 1000;
+
 /// Which page of a list, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Paging {
@@ -18,6 +21,15 @@ impl Paging {
     pub fn offset(&self) -> i64 {
         (self.page - 1).saturating_mul(self.count)
     }
+
+    /// This page of `items`, a whole list held in memory.
+    pub fn page_of<T>(&self, items: Vec<T>) -> Vec<T> {
+        items
+            .into_iter()
+            .skip(usize::try_from(self.offset()).unwrap_or(usize::MAX))
+            .take(usize::try_from(self.count).unwrap_or(0))
+            .collect()
+    }
 }
 
 /// Every parameter source of one request.
@@ -29,6 +41,16 @@ pub struct RequestParams {
 }
 
 impl RequestParams {
+    /// The parameters of a request that only has a query string (the lists of section 6.2).
+    pub fn of_query(uri: &axum::http::Uri) -> Result<Self, ApiError> {
+        Self::parse(uri.query(), None, &[])
+    }
+
+    /// `page` and `count` of a list of section 6.2 (`count` at most [`MAX_LIST_COUNT`]).
+    pub fn list_paging(&self) -> Result<Paging, ApiError> {
+        self.paging(Some(MAX_LIST_COUNT))
+    }
+
     pub fn parse(
         query: Option<&str>,
         content_type: Option<&str>,

@@ -17,13 +17,6 @@ use crate::db::runs::{AccountOutcome, AccountRecord, RunRecord};
 use crate::db::Reader;
 use crate::named::Named;
 
-/// The longest page of a list.
-const MAX_COUNT: i64 = 1000;
-
-fn query_params(uri: &Uri) -> Result<RequestParams, ApiError> {
-    RequestParams::parse(uri.query(), None, &[])
-}
-
 /// An account's or a principal's failure, as AWS reported it.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct FailureBody {
@@ -165,7 +158,7 @@ pub struct RunDetail {
     )
 )]
 pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let paging = query_params(&uri)?.paging(Some(MAX_COUNT))?;
+    let paging = RequestParams::of_query(&uri)?.list_paging()?;
     let (total, runs) = reader
         .database()
         .runs_page(paging.offset(), paging.count)
@@ -293,8 +286,8 @@ pub struct AccountsPage {
     )
 )]
 pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let params = query_params(&uri)?;
-    let paging = params.paging(Some(MAX_COUNT))?;
+    let params = RequestParams::of_query(&uri)?;
+    let paging = params.list_paging()?;
     let status = match params.string("status")? {
         None => None,
         Some(text) => Some(AccountState::from_name(&text).ok_or_else(|| {
@@ -340,11 +333,7 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
         })
         .collect();
     let total = matching.len();
-    let accounts: Vec<AccountEntry> = matching
-        .into_iter()
-        .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(paging.count).unwrap_or(0))
-        .collect();
+    let accounts = paging.page_of(matching);
     let body = AccountsPage {
         count: accounts.len(),
         accounts,

@@ -15,9 +15,6 @@ use crate::db::Reader;
 use crate::named::Named;
 use crate::unused::{self, PrincipalKind, PrincipalUnused, Selection, DEFAULT_DAYS, MAX_DAYS};
 
-/// The longest page of a list.
-const MAX_COUNT: i64 = 1000;
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct UnusedPage {
     count: usize,
@@ -118,8 +115,8 @@ fn days(params: &RequestParams) -> Result<i64, ApiError> {
     )
 )]
 pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let params = RequestParams::parse(uri.query(), None, &[])?;
-    let paging = params.paging(Some(MAX_COUNT))?;
+    let params = RequestParams::of_query(&uri)?;
+    let paging = params.list_paging()?;
     let days = days(&params)?;
     let filter = selection(&params, true)?.filter();
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
@@ -159,8 +156,8 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
     )
 )]
 pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let params = RequestParams::parse(uri.query(), None, &[])?;
-    let paging = params.paging(Some(MAX_COUNT))?;
+    let params = RequestParams::of_query(&uri)?;
+    let paging = params.list_paging()?;
     let days = days(&params)?;
     let selection = selection(&params, true)?;
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
@@ -170,11 +167,7 @@ pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<R
         selection.kind.map(|kind| kind.as_str()),
     );
     let total = totals.len() as i64;
-    let accounts: Vec<AccountUnused> = totals
-        .into_iter()
-        .skip(usize::try_from(paging.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(paging.count).unwrap_or(0))
-        .collect();
+    let accounts = paging.page_of(totals);
     let body = UnusedAccountsPage {
         count: accounts.len(),
         accounts,
@@ -204,8 +197,8 @@ pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<R
     )
 )]
 pub async fn actions(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
-    let params = RequestParams::parse(uri.query(), None, &[])?;
-    let paging = params.paging(Some(MAX_COUNT))?;
+    let params = RequestParams::of_query(&uri)?;
+    let paging = params.list_paging()?;
     let filter = selection(&params, false)?.filter();
     let (total, principals) = reader
         .actions_page(&filter, paging.page, paging.count)

@@ -71,11 +71,14 @@ pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>
     serde_json::to_string(&entries).expect("service entries always serialize")
 }
 
+/// How the operator's endpoints write times.
+const RFC3339_SECONDS: &str = "%Y-%m-%dT%H:%M:%SZ";
+
 /// A stored time (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC) as the operator's endpoints send it:
 /// RFC 3339 in UTC, seconds precision. Text that is not a timestamp is passed through.
 pub fn rfc3339(stored: &str) -> String {
     parse_stored(stored)
-        .map(|time| time.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|time| time.format(RFC3339_SECONDS).to_string())
         .unwrap_or_else(|| stored.to_owned())
 }
 
@@ -92,6 +95,11 @@ fn parse_stored(stored: &str) -> Option<NaiveDateTime> {
     ]
     .iter()
     .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
+}
+
+/// Epoch milliseconds as the operator's endpoints send times (RFC 3339, UTC, seconds).
+pub fn rfc3339_millis(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms).map(|time| time.format(RFC3339_SECONDS).to_string())
 }
 
 /// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a

@@ -75,7 +75,7 @@ pub async fn run(db: &Database, args: &UnusedArgs) -> anyhow::Result<()> {
             .await
             .context("cannot read the stored principals")?;
         principals.extend(found.into_iter().map(|p| unused::assess(p, since)));
-        if principals.len() as i64 >= total || page * PAGE >= total {
+        if page * PAGE >= total {
             break;
         }
     }

@@ -38,11 +38,10 @@ pub(crate) struct Stored<'a> {
     pub uses: Option<(i64, i64)>,
 }
 
-/// One principal's details as stored.
+/// What unused-access answers read of a principal's stored details.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalDetails {
     pub kind: String,
-    pub path: Option<String>,
     pub created_ms: Option<i64>,
 }
 
@@ -252,7 +251,7 @@ impl Database {
     ) -> Result<HashMap<i64, PrincipalDetails>, DbError> {
         let (matching, list) = self.dialect().among_ids("item_id", "$1", ids);
         let rows = sqlx::query(&format!(
-            "SELECT CAST(item_id AS BIGINT), kind, path, CAST(created_ms AS BIGINT) \
+            "SELECT CAST(item_id AS BIGINT), kind, CAST(created_ms AS BIGINT) \
              FROM aardvark_principals WHERE {matching}"
         ))
         .bind(list)
@@ -264,8 +263,7 @@ impl Database {
                     row.try_get(0)?,
                     PrincipalDetails {
                         kind: row.try_get(1)?,
-                        path: row.try_get(2)?,
-                        created_ms: row.try_get(3)?,
+                        created_ms: row.try_get(2)?,
                     },
                 ))
             })
@@ -401,15 +399,14 @@ impl Reader {
         let page = principals
             .into_iter()
             .map(|principal| {
-                let stored = details.remove(&principal.id);
-                let details = stored.unwrap_or_else(|| {
-                    let (kind, path) = kind_and_path(&principal.arn);
-                    PrincipalDetails {
-                        kind,
-                        path: Some(path),
+                // Every write and every migration gives a principal its row; one written
+                // in between by another program still gets its kind.
+                let details = details
+                    .remove(&principal.id)
+                    .unwrap_or_else(|| PrincipalDetails {
+                        kind: kind_and_path(&principal.arn).0,
                         created_ms: None,
-                    }
-                });
+                    });
                 UnusedPrincipal {
                     arn: principal.arn.into_owned(),
                     details,
