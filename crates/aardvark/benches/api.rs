@@ -51,7 +51,7 @@ fn principal(account: u64, index: u64) -> PrincipalUsage {
         .map(|s| {
             let (namespace, name) =
                 aws_sim::SERVICES[(index as usize * 7 + s * 13) % aws_sim::SERVICES.len()];
-            let used = (index + s as u64) % 3 != 0;
+            let used = !(index + s as u64).is_multiple_of(3);
             ServiceUsage {
                 service_name: name.to_owned(),
                 service_namespace: namespace.to_owned(),

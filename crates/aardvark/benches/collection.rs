@@ -80,7 +80,7 @@ async fn run(case: &Case) {
         .threads
         .unwrap_or(Settings::default().updater_num_threads);
     let rounds = f64::from(case.accounts).div_euclid(threads as f64)
-        + f64::from(u8::from(case.accounts as usize % threads != 0));
+        + f64::from(u8::from(!(case.accounts as usize).is_multiple_of(threads)));
     let lower_bound = rounds * per_account;
 
     let dir = tempfile::tempdir().unwrap();

@@ -4,9 +4,11 @@
 
 pub mod api;
 pub mod arn;
+pub mod auth;
 pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod db;
 mod named;
+pub mod service;
 pub mod unused;

@@ -231,7 +231,7 @@ impl Burst {
         n <= u64::from(self.first)
             || (self.every > 0
                 && n > u64::from(self.first)
-                && (n - u64::from(self.first)) % u64::from(self.every) == 0)
+                && (n - u64::from(self.first)).is_multiple_of(u64::from(self.every)))
     }
 }
 
@@ -689,7 +689,7 @@ impl Scenario {
                     .iter()
                     .enumerate()
                     .map(|(i, action)| {
-                        let action_used = last.is_some() && mix(h, action) % 2 == 0;
+                        let action_used = last.is_some() && mix(h, action).is_multiple_of(2);
                         ActionUse {
                             name: (*action).to_owned(),
                             last_accessed_ms: if action_used {

@@ -3,7 +3,9 @@
 //! the database cannot be reached), never a 500 or database error text.
 
 mod advisors;
+mod auth;
 mod history;
+mod metrics;
 mod openapi;
 pub mod params;
 mod runs;
@@ -18,9 +20,23 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 
+use crate::auth::ApiTokens;
+use crate::collector::calls::AwsMetrics;
 use crate::db::{Database, DbError, Reader};
 
-pub use openapi::openapi_document;
+pub use metrics::Telemetry;
+pub use openapi::{openapi_document, openapi_document_for};
+
+/// What a server puts around the routes: who must show a token, and what `/metrics` counts.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    /// Authentication is on when there are tokens.
+    pub tokens: ApiTokens,
+    /// Whether `/metrics` needs a token too.
+    pub metrics_require_token: bool,
+    /// The AWS calls of this process's collector, when it has one.
+    pub aws_metrics: Option<AwsMetrics>,
+}
 
 /// Methods `/api/1/advisors` answers.
 const ADVISORS_METHODS: &str = "GET, POST, HEAD, OPTIONS";
@@ -121,8 +137,9 @@ async fn healthcheck() -> &'static str {
     "ok"
 }
 
-/// The application's routes over a database's read path.
-pub fn router(reader: Reader) -> Router {
+/// The application's routes over a database's read path, with authentication (when tokens
+/// are set) and request metrics around them.
+pub fn router(reader: Reader, options: &ApiOptions) -> Router {
     let advisors_route = get(advisors::advisors)
         .post(advisors::advisors)
         .options(|| async {
@@ -132,7 +149,8 @@ pub fn router(reader: Reader) -> Router {
             )
         })
         .fallback(|| async { method_not_allowed(ADVISORS_METHODS) });
-    Router::new()
+    let telemetry = Telemetry::new(options.aws_metrics.as_ref());
+    let mut app = Router::new()
         .route("/api/1/advisors", advisors_route)
         .route("/api/1/runs", get(runs::runs))
         .route("/api/1/runs/{id}", get(runs::run))
@@ -145,17 +163,45 @@ pub fn router(reader: Reader) -> Router {
             "/healthcheck",
             get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),
         )
-        .merge(openapi::routes())
+        .merge(openapi::routes(options))
         .fallback(not_found)
-        .with_state(reader)
+        .with_state(reader.clone())
+        .merge(
+            Router::new()
+                .route("/metrics", get(metrics::metrics))
+                .with_state((reader, telemetry.clone())),
+        );
+    if options.tokens.is_enabled() {
+        let guard = std::sync::Arc::new(auth::Guard {
+            tokens: options.tokens.clone(),
+            metrics_require_token: options.metrics_require_token,
+        });
+        app = app.layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::require_token,
+        ));
+    }
+    app.layer(axum::middleware::from_fn_with_state(
+        telemetry,
+        metrics::track,
+    ))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     db: Database,
+    options: &ApiOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let app = app(db, options).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The router over `db`, its principals read ahead of the first request.
+pub fn app(db: Database, options: &ApiOptions) -> Router {
     let reader = Reader::new(db);
     let warm = reader.clone();
     tokio::spawn(async move {
@@ -165,8 +211,5 @@ pub async fn serve(
             tracing::warn!(error = %err, "cannot read the principals ahead of the first request");
         }
     });
-    let app = router(reader).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    router(reader, options)
 }

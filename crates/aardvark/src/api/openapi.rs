@@ -22,6 +22,7 @@ use crate::db::Reader;
         super::unused::unused,
         super::unused::unused_accounts,
         super::unused::actions,
+        super::metrics::metrics,
         super::healthcheck
     ),
     components(schemas(
@@ -35,7 +36,14 @@ use crate::db::Reader;
 )]
 struct ApiDoc;
 
+/// The document of a server without authentication.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi_document_for(&super::ApiOptions::default())
+}
+
+/// The document of a server with `options`: with authentication on, it declares the two
+/// schemes, asks for one of them on every path that needs a token, and documents the 401.
+pub fn openapi_document_for(options: &super::ApiOptions) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
     // The body of `/api/1/advisors` may be left out, but when sent it must be an object, which
     // utoipa cannot say with one type (`Option<T>` would also allow `null`).
@@ -49,9 +57,67 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
             }
         }
     }
+    if options.tokens.is_enabled() {
+        require_tokens(&mut document, options.metrics_require_token);
+    }
     document
 }
 
-pub fn routes() -> Router<Reader> {
-    Router::from(SwaggerUi::new("/apidocs").url("/apispec_1.json", openapi_document()))
+fn require_tokens(document: &mut utoipa::openapi::OpenApi, metrics_require_token: bool) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{Content, HeaderBuilder, Ref, ResponseBuilder};
+    let components = document.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("One of API_TOKENS"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Basic)
+                .description(Some("Any user name, one of API_TOKENS as the password"))
+                .build(),
+        ),
+    );
+    let unauthorized = ResponseBuilder::new()
+        .description("No token, or not one of the server's tokens")
+        .header(
+            "WWW-Authenticate",
+            HeaderBuilder::new()
+                .description(Some("The schemes the server takes"))
+                .build(),
+        )
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        )
+        .build();
+    for (path, item) in document.paths.paths.iter_mut() {
+        let open = path == "/healthcheck" || (path == "/metrics" && !metrics_require_token);
+        for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            if open {
+                continue;
+            }
+            operation.security = Some(vec![
+                SecurityRequirement::new("bearer", Vec::<String>::new()),
+                SecurityRequirement::new("basic", Vec::<String>::new()),
+            ]);
+            operation
+                .responses
+                .responses
+                .insert("401".to_owned(), unauthorized.clone().into());
+        }
+    }
+}
+
+pub fn routes(options: &super::ApiOptions) -> Router<Reader> {
+    Router::from(SwaggerUi::new("/apidocs").url("/apispec_1.json", openapi_document_for(options)))
 }

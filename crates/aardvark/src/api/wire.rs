@@ -82,6 +82,11 @@ pub fn rfc3339(stored: &str) -> String {
         .unwrap_or_else(|| stored.to_owned())
 }
 
+/// A stored time as seconds since the epoch (for `/metrics`).
+pub fn epoch_seconds(stored: &str) -> Option<f64> {
+    parse_stored(stored).map(|time| time.and_utc().timestamp_millis() as f64 / 1000.0)
+}
+
 fn parse_stored(stored: &str) -> Option<NaiveDateTime> {
     let trimmed = stored
         .trim()

@@ -13,6 +13,7 @@ use crate::collector::progress::Progress;
 use crate::collector::{Collector, UpdateRequest};
 use crate::config::{AccountSource, Settings};
 use crate::db::Database;
+use crate::service::Service;
 
 pub async fn run(
     mut settings: Settings,
@@ -59,7 +60,7 @@ pub async fn run(
             "aardvark-demo",
         )),
     };
-    let collector = Collector::new(settings, db.clone(), overrides).await;
+    let collector = Collector::new(settings.clone(), db.clone(), overrides).await;
     let report = collector.run(&UpdateRequest::default(), progress).await?;
     print!("{}", report.summary());
     let stats = sim.stats();
@@ -69,9 +70,7 @@ pub async fn run(
         stats.throttles.values().sum::<u64>()
     );
 
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = super::bind_listener(bind).await?;
     let address = listener.local_addr()?;
     let some_account = &report
         .accounts
@@ -100,7 +99,16 @@ pub async fn run(
         "  curl -s 'http://{address}/api/1/history?arn=arn:aws:iam::{some_account}:role/Aardvark'"
     );
     println!("  open http://{address}/apidocs/ for the API documentation");
-    crate::api::serve(listener, db.clone(), super::shutdown_signal()).await?;
+    let options = Service::api_options(&settings, None);
+    Service {
+        db: db.clone(),
+        listener,
+        tls: None,
+        schedule: None,
+        shutdown_timeout: settings.shutdown_timeout,
+    }
+    .run(&options, super::shutdown_signal())
+    .await?;
     db.close().await;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -19,6 +19,7 @@ use crate::collector::{Collector, UpdateRequest, SILENT_RUN_IS_DEAD_AFTER};
 use crate::config::{self, LogFormat, Settings};
 use crate::db::runs::RunOwner;
 use crate::db::{uri::redact_password, Database};
+use crate::service::{self, schedule::Schedule, Service};
 
 /// Where `serve` and `demo` listen unless told otherwise (upstream's address).
 const DEFAULT_BIND: &str = "127.0.0.1:5000";
@@ -97,13 +98,26 @@ pub enum Command {
     /// Reports from the database, without a server.
     #[command(subcommand)]
     Report(ReportCommand),
-    /// Serve the HTTP API.
+    /// Serve the HTTP API (and collect on a schedule with --collect-every).
     #[command(alias = "start_api")]
-    Serve {
-        /// Address to listen on.
-        #[arg(short, long, default_value = DEFAULT_BIND, value_name = "HOST:PORT")]
-        bind: String,
-    },
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(short, long, default_value = DEFAULT_BIND, value_name = "HOST:PORT")]
+    bind: String,
+    /// Collect on this schedule while serving: 30m, 6h, 1d (default: the COLLECT_EVERY
+    /// setting; none).
+    #[arg(long, value_name = "DURATION", value_parser = config::parse_interval)]
+    collect_every: Option<std::time::Duration>,
+    /// Serve HTTPS with this certificate chain (PEM; default: the TLS_CERT_FILE setting).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM; default: the TLS_KEY_FILE setting).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,7 +159,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Config(_) => unreachable!("handled above"),
             Command::CreateDb => run_create_db(&loaded.settings).await,
             Command::DropDb { yes } => run_drop_db(&loaded.settings, yes).await,
-            Command::Serve { bind } => run_serve(&loaded.settings, &bind).await,
+            Command::Serve(args) => run_serve(loaded.settings, args).await,
             Command::Report(ReportCommand::Unused(args)) => {
                 let db = open_database(&loaded.settings).await?;
                 db.migrate()
@@ -164,6 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     accounts,
                     arns,
                     prune,
+                    scheduled: false,
                 };
                 run_update(&loaded.settings, &request, progress_for(&cli_format)).await
             }
@@ -309,8 +324,16 @@ async fn run_update(
     Ok(ExitCode::from(report.exit_code()))
 }
 
-async fn run_serve(settings: &Settings, bind: &str) -> anyhow::Result<ExitCode> {
-    let db = open_database(settings).await?;
+async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    settings.collect_every = args.collect_every.or(settings.collect_every);
+    settings.tls_cert_file = args.tls_cert.or(settings.tls_cert_file);
+    settings.tls_key_file = args.tls_key.or(settings.tls_key_file);
+    // Bad TLS files stop the server before anything else happens.
+    let tls = service::tls::load(
+        settings.tls_cert_file.as_deref(),
+        settings.tls_key_file.as_deref(),
+    )?;
+    let db = open_database(&settings).await?;
     db.migrate()
         .await
         .context("cannot bring the database schema up to date (try `aardvark create-db`)")?;
@@ -320,15 +343,39 @@ async fn run_serve(settings: &Settings, bind: &str) -> anyhow::Result<ExitCode> 
     {
         tracing::warn!(run_id, "an earlier run's process died: marked interrupted");
     }
+    let schedule = match settings.collect_every {
+        Some(every) => Some(Schedule {
+            collector: Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await,
+            every,
+            request: UpdateRequest::default(),
+        }),
+        None => None,
+    };
+    let listener = bind_listener(&args.bind).await?;
+    let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%address, database = %redact_password(&settings.database_uri), scheme, "serving the API");
+    println!("serving on {scheme}://{address}/ (API docs at {scheme}://{address}/apidocs/)");
+    let options = Service::api_options(&settings, schedule.as_ref());
+    Service {
+        db: db.clone(),
+        listener,
+        tls,
+        schedule,
+        shutdown_timeout: settings.shutdown_timeout,
+    }
+    .run(&options, shutdown_signal())
+    .await?;
+    db.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A listening socket on `bind` (`HOST:PORT`).
+pub(crate) async fn bind_listener(bind: &str) -> anyhow::Result<std::net::TcpListener> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot listen on {bind}"))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, database = %redact_password(&settings.database_uri), "serving the API");
-    println!("serving on http://{address}/ (API docs at http://{address}/apidocs/)");
-    crate::api::serve(listener, db.clone(), shutdown_signal()).await?;
-    db.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(listener.into_std()?)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -15,6 +15,7 @@ use aws_sdk_sts::config::Credentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
 
+use super::calls::AwsMetrics;
 use crate::config::Settings;
 
 /// What to use instead of the environment's endpoint and credentials (the demo and tests).
@@ -92,6 +93,8 @@ pub struct AwsContext {
     endpoints: BTreeMap<String, String>,
     /// S3 must address buckets by path on endpoints other than AWS's own.
     path_style_s3: bool,
+    /// What every client's calls add to.
+    metrics: AwsMetrics,
 }
 
 impl AwsContext {
@@ -147,11 +150,18 @@ impl AwsContext {
             base,
             endpoints: settings.aws_endpoints.clone(),
             path_style_s3,
+            metrics: AwsMetrics::default(),
         }
     }
 
+    /// The counts of this context's AWS calls.
+    pub fn metrics(&self) -> &AwsMetrics {
+        &self.metrics
+    }
+
     pub fn sts(&self) -> aws_sdk_sts::Client {
-        let mut config = aws_sdk_sts::config::Builder::from(&self.base);
+        let mut config =
+            aws_sdk_sts::config::Builder::from(&self.base).interceptor(self.metrics.interceptor());
         if let Some(url) = self.endpoints.get("sts") {
             config = config.endpoint_url(url);
         }
@@ -159,8 +169,9 @@ impl AwsContext {
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let mut config =
-            aws_sdk_s3::config::Builder::from(&self.base).force_path_style(self.path_style_s3);
+        let mut config = aws_sdk_s3::config::Builder::from(&self.base)
+            .force_path_style(self.path_style_s3)
+            .interceptor(self.metrics.interceptor());
         if let Some(url) = self.endpoints.get("s3") {
             config = config.endpoint_url(url);
         }
@@ -168,7 +179,8 @@ impl AwsContext {
     }
 
     pub fn organizations(&self) -> aws_sdk_organizations::Client {
-        let mut config = aws_sdk_organizations::config::Builder::from(&self.base);
+        let mut config = aws_sdk_organizations::config::Builder::from(&self.base)
+            .interceptor(self.metrics.interceptor());
         if let Some(url) = self.endpoints.get("organizations") {
             config = config.endpoint_url(url);
         }
@@ -181,7 +193,8 @@ impl AwsContext {
     pub fn iam_for(&self, account: &str, credentials: Credentials) -> aws_sdk_iam::Client {
         let mut config = aws_sdk_iam::config::Builder::from(&self.base)
             .credentials_provider(credentials)
-            .retry_partition(RetryPartition::new(format!("aardvark-iam-{account}")));
+            .retry_partition(RetryPartition::new(format!("aardvark-iam-{account}")))
+            .interceptor(self.metrics.interceptor());
         if let Some(url) = self.endpoints.get("iam") {
             config = config.endpoint_url(url);
         }

@@ -5,6 +5,7 @@
 mod account;
 pub mod accounts;
 pub mod aws;
+pub mod calls;
 mod polling;
 mod principal;
 pub mod progress;
@@ -61,6 +62,10 @@ pub struct UpdateRequest {
     pub arns: Vec<String>,
     /// Delete principals and namespaces AWS no longer lists.
     pub prune: bool,
+    /// Started by `serve --collect-every` (recorded in the run's request, which is how the
+    /// schedule finds its last run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub scheduled: bool,
 }
 
 /// Paces one account's requests (a token bucket); `None` when unpaced.
@@ -159,6 +164,16 @@ impl Collector {
             stopper: Stopper(Arc::new(sender)),
             stop: Stop(receiver),
         }
+    }
+
+    /// The counts of this collector's AWS calls.
+    pub fn aws_metrics(&self) -> &calls::AwsMetrics {
+        self.aws.metrics()
+    }
+
+    /// Whether this collector was asked to stop.
+    pub(crate) fn stop_signal(&self) -> Stop {
+        self.stop.clone()
     }
 
     /// What stops this collector's runs (for SIGTERM and SIGINT).

@@ -67,7 +67,7 @@ impl Progress {
     pub(crate) fn principal_done(&self) {
         let done = self.principals.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(bar) = &self.bar {
-            if done % 16 == 0 {
+            if done.is_multiple_of(16) {
                 bar.set_message(self.message());
             }
         }

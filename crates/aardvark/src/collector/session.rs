@@ -98,6 +98,7 @@ impl<'a> AccountSession<'a> {
     ) -> Result<Arc<Session>, Failure> {
         let session = Arc::new(self.assume().await?);
         if session.number > 1 {
+            self.aws.metrics().session_renewals.inc();
             tracing::debug!(account = %self.account, session = session.number, "session renewed");
         }
         *current = Some(session.clone());

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_yaml::{Mapping, Value};
 
+use crate::auth::ApiTokens;
 use crate::named::named;
 
 mod read;
@@ -199,6 +200,32 @@ settings! {
     accounts: Vec<String> = Vec::new(), "ACCOUNTS" => read::string_list("a list of account ids or a comma-separated string");
     log_format: LogFormat = LogFormat::Text, "LOG_FORMAT" => read::name(true);
     account_source: AccountSource = AccountSource::Static, "ACCOUNT_SOURCE" => read::name(true);
+    /// `serve`: collect on this schedule (`30m`, `6h`, `1d`); none by default.
+    collect_every: Option<Duration> = None, "COLLECT_EVERY" => read::interval;
+    /// Tokens the API asks for (authentication is off when there are none).
+    api_tokens: ApiTokens = ApiTokens::default(), "API_TOKENS" => read::api_tokens;
+    /// Whether `/metrics` asks for a token too.
+    metrics_require_token: bool = false, "METRICS_REQUIRE_TOKEN" => read::boolean;
+    /// `serve` over HTTPS: the certificate chain (PEM) ...
+    tls_cert_file: Option<PathBuf> = None, "TLS_CERT_FILE" => read::path;
+    /// ... and its private key (PEM).
+    tls_key_file: Option<PathBuf> = None, "TLS_KEY_FILE" => read::path;
+    /// How long `serve` lets requests in flight finish after SIGTERM or SIGINT.
+    shutdown_timeout: Duration = Duration::from_secs(30), "SHUTDOWN_TIMEOUT_SECONDS" => read::seconds(0, 3_600);
+}
+
+/// The longest schedule `COLLECT_EVERY` takes.
+const LONGEST_INTERVAL: Duration = Duration::from_secs(365 * 86_400);
+
+/// A schedule's interval as `COLLECT_EVERY` and `serve --collect-every` take it: a number with
+/// a unit (`90s`, `30m`, `6h`, `1d`, `1h 30m`), from one second to a year.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let expected = "a duration such as 30m, 6h or 1d (from 1s to 365d)";
+    let interval = humantime::parse_duration(text.trim()).map_err(|_| expected.to_owned())?;
+    if interval < Duration::from_secs(1) || interval > LONGEST_INTERVAL {
+        return Err(expected.to_owned());
+    }
+    Ok(interval)
 }
 
 /// The settings plus what the operator should be told about them.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_yaml::Value;
 
 use super::{key_name, ConfigError, Input, SwagSettings};
+use crate::auth::ApiTokens;
 use crate::named::Named;
 
 /// Keys of the `SWAG` mapping.
@@ -148,6 +149,39 @@ pub(super) fn endpoints(input: &mut Input) -> Result<BTreeMap<String, String>, C
         endpoints.insert(service, url(&mut item)?);
     }
     Ok(endpoints)
+}
+
+/// A schedule's interval (see [`super::parse_interval`]); null or `off` for none.
+pub(super) fn interval(input: &mut Input) -> Result<Option<Duration>, ConfigError> {
+    match input.value {
+        Value::Null => Ok(None),
+        Value::String(text) if text.trim().eq_ignore_ascii_case("off") => Ok(None),
+        Value::String(text) => super::parse_interval(text)
+            .map(Some)
+            .map_err(|expected| input.invalid(&expected)),
+        _ => Err(input.invalid("a duration such as 30m, 6h or 1d")),
+    }
+}
+
+/// A file path.
+pub(super) fn path(input: &mut Input) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    match input.value {
+        Value::Null => Ok(None),
+        Value::String(text) if !text.trim().is_empty() => Ok(Some(text.trim().into())),
+        _ => Err(input.invalid("a file path")),
+    }
+}
+
+/// API tokens: a list, or one comma-separated string. What is wrong is said without showing
+/// the token.
+pub(super) fn api_tokens(input: &mut Input) -> Result<ApiTokens, ConfigError> {
+    let entries = string_list("a list of tokens")(input)?;
+    ApiTokens::parse(entries.iter().map(|entry| entry.trim())).map_err(|err| ConfigError::Invalid {
+        key: input.key.to_owned(),
+        origin: input.origin.clone(),
+        expected: "a list of tokens (each without spaces, or sha256:<64 hex digits>)".to_owned(),
+        found: err.to_string(),
+    })
 }
 
 /// The `SWAG` mapping; unknown keys in it are warnings.

@@ -5,6 +5,7 @@
 
 mod dialect;
 pub mod history;
+pub mod lock;
 pub mod read;
 pub mod rendered;
 pub mod runs;
@@ -86,6 +87,8 @@ pub struct Database {
     pool: AnyPool,
     dialect: Dialect,
     rendering: Rendering,
+    /// How this database's collection lock is taken.
+    lock_method: lock::LockMethod,
 }
 
 impl Database {
@@ -105,6 +108,11 @@ impl Database {
         rendering: Rendering,
     ) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
+        let lock_method = match target {
+            DatabaseTarget::SqliteFile(path) => lock::LockMethod::beside(path),
+            DatabaseTarget::SqliteMemory => lock::LockMethod::InProcess(Default::default()),
+            DatabaseTarget::Postgres(_) => lock::LockMethod::Advisory,
+        };
         let (url, dialect, options) = match target {
             DatabaseTarget::SqliteFile(path) => {
                 let encoded = percent_encoding::percent_encode(
@@ -163,6 +171,7 @@ impl Database {
             pool,
             dialect,
             rendering,
+            lock_method,
         })
     }
 
@@ -240,6 +249,11 @@ impl Database {
 /// The current time as upstream stores `lastUpdated` (UTC, microseconds).
 pub fn now_timestamp() -> String {
     format_timestamp(chrono::Utc::now().naive_utc())
+}
+
+/// A stored time (`format_timestamp`'s form) read back.
+pub fn parse_timestamp(stored: &str) -> Option<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(stored.trim(), "%Y-%m-%d %H:%M:%S%.f").ok()
 }
 
 pub fn format_timestamp(time: chrono::NaiveDateTime) -> String {

@@ -294,7 +294,8 @@ impl Reader {
     pub async fn principals_per_account(
         &self,
     ) -> Result<std::collections::BTreeMap<String, usize>, DbError> {
-        let directory = self.directory(None).await?;
+        let version = self.db.principals_version().await?;
+        let directory = self.directory(Some(version)).await?;
         Ok(directory
             .accounts
             .iter()

@@ -149,6 +149,9 @@ const RUN_RECORD: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started
      CAST((SELECT COALESCE(SUM(a.principals_vanished), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_vanished \
      FROM aardvark_runs r";
 
+/// What the request of a scheduled run contains (`UpdateRequest::scheduled`).
+const SCHEDULED_REQUEST: &str = "%\"scheduled\":true%";
+
 /// When a collection that started at `started` (stored form) and took `duration_ms` ended.
 fn ended(started: &str, duration_ms: i64) -> String {
     chrono::NaiveDateTime::parse_from_str(started, "%Y-%m-%d %H:%M:%S%.f")
@@ -302,6 +305,37 @@ impl Database {
                 marked.push(id);
             }
         }
+        Ok(marked)
+    }
+
+    /// When the latest scheduled run that ended started (UTC, as stored): what the schedule
+    /// counts its next run from. Runs that were interrupted do not count, so that a schedule
+    /// whose run was stopped collects again as soon as it can.
+    pub async fn latest_scheduled_start(&self) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT MAX(started_at) FROM aardvark_runs WHERE request LIKE $1 \
+             AND status <> $2 AND status <> $3",
+        )
+        .bind(SCHEDULED_REQUEST)
+        .bind(RunStatus::Running.as_str())
+        .bind(RunStatus::Interrupted.as_str())
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Marks `interrupted` every scheduled run still `running`. Only for the holder of the
+    /// collection lock: a scheduled run runs under the lock, so one still running while
+    /// another process holds the lock lost its process. Returns the runs marked.
+    pub async fn mark_scheduled_runs_interrupted(&self) -> Result<Vec<i64>, DbError> {
+        let marked: Vec<i64> = sqlx::query_scalar(
+            "UPDATE aardvark_runs SET status = $1, finished_at = COALESCE(heartbeat_at, started_at) \
+             WHERE status = $2 AND request LIKE $3 RETURNING CAST(id AS BIGINT)",
+        )
+        .bind(RunStatus::Interrupted.as_str())
+        .bind(RunStatus::Running.as_str())
+        .bind(SCHEDULED_REQUEST)
+        .fetch_all(self.pool())
+        .await?;
         Ok(marked)
     }
 

@@ -213,12 +213,17 @@ impl Drop for TestApp {
 }
 
 pub async fn spawn_app(db: &Database) -> TestApp {
+    spawn_app_with(db, aardvark::api::ApiOptions::default()).await
+}
+
+/// [`spawn_app`] with authentication or metrics options.
+pub async fn spawn_app_with(db: &Database, options: aardvark::api::ApiOptions) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base_url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let db = db.clone();
     tokio::spawn(async move {
-        aardvark::api::serve(listener, db, async {
+        aardvark::api::serve(listener, db, &options, async {
             let _ = rx.await;
         })
         .await

@@ -1,0 +1,300 @@
+//! `GET /metrics` in Prometheus text format (0.0.4), written by `prometheus-client`:
+//! - this process's HTTP requests by route, method and status, with a latency histogram;
+//! - from the database at each scrape, so true whichever process collected: each account's
+//!   status, last success and principals stored, the latest run's counts and duration;
+//! - where this process collects, its AWS calls ([`crate::collector::calls`]).
+//!
+//! Every server has registries of its own, never a global one, so that two servers in one
+//! process (the tests) count apart.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::wire::epoch_seconds;
+use super::ApiError;
+use crate::collector::calls::AwsMetrics;
+use crate::db::runs::RunStatus;
+use crate::db::Reader;
+
+/// The route label of requests no route matched (so that scanners cannot grow the series).
+const UNMATCHED: &str = "unmatched";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// This server's own metrics: its HTTP requests, and its collector's AWS calls if it has one.
+#[derive(Clone)]
+pub struct Telemetry(Arc<TelemetryInner>);
+
+struct TelemetryInner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: HistogramFamily,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl Telemetry {
+    pub fn new(aws: Option<&AwsMetrics>) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = HistogramFamily::new_with_constructor(latency_histogram);
+        registry.register(
+            "aardvark_http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        registry.register(
+            "aardvark_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            latency.clone(),
+        );
+        if let Some(aws) = aws {
+            aws.register(&mut registry);
+        }
+        Self(Arc::new(TelemetryInner {
+            registry,
+            requests,
+            latency,
+        }))
+    }
+}
+
+/// Middleware: counts and times every request, by the route that matched.
+pub async fn track(State(telemetry): State<Telemetry>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED, MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let inner = &telemetry.0;
+    inner
+        .latency
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    inner
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct AccountStatusLabels {
+    account: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+/// The metrics read from the database, in a registry of their own made for one scrape.
+async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
+    let outcomes = reader.account_outcomes().await?;
+    let stored = reader.principals_per_account().await?;
+    let latest = reader.database().run(None).await?;
+
+    let mut registry = Registry::default();
+    let last_success = Family::<AccountLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let status = Family::<AccountStatusLabels, Gauge>::default();
+    let principals = Family::<AccountLabels, Gauge>::default();
+    let principals_total = Gauge::<i64>::default();
+    for outcome in outcomes.iter() {
+        let account = outcome.latest.account_id.clone();
+        if let Some(seconds) = outcome.last_success.as_deref().and_then(epoch_seconds) {
+            last_success
+                .get_or_create(&AccountLabels {
+                    account: account.clone(),
+                })
+                .set(seconds);
+        }
+        status
+            .get_or_create(&AccountStatusLabels {
+                account,
+                status: outcome.latest.status.as_str().to_owned(),
+            })
+            .set(1);
+    }
+    for (account, count) in &stored {
+        if !outcomes.iter().any(|o| &o.latest.account_id == account) {
+            status
+                .get_or_create(&AccountStatusLabels {
+                    account: account.clone(),
+                    status: super::runs::AccountState::Never.as_str().to_owned(),
+                })
+                .set(1);
+        }
+        principals
+            .get_or_create(&AccountLabels {
+                account: account.clone(),
+            })
+            .set(i64::try_from(*count).unwrap_or(i64::MAX));
+    }
+    principals_total.set(i64::try_from(stored.values().sum::<usize>()).unwrap_or(i64::MAX));
+    registry.register(
+        "aardvark_account_last_success_timestamp_seconds",
+        "When each account's latest complete collection ended (accounts that never had one are left out)",
+        last_success,
+    );
+    registry.register(
+        "aardvark_account_status",
+        "Each account's latest outcome: 1 for its status (ok, partial, failed, never)",
+        status,
+    );
+    registry.register(
+        "aardvark_account_principals",
+        "Principals stored per account",
+        principals,
+    );
+    registry.register("aardvark_principals", "Principals stored", principals_total);
+
+    if let Some(run) = latest {
+        let run_status = Family::<StatusLabels, Gauge>::default();
+        run_status
+            .get_or_create(&StatusLabels {
+                status: run.status.as_str().to_owned(),
+            })
+            .set(1);
+        let accounts = Family::<StatusLabels, Gauge>::default();
+        for (label, count) in [
+            ("ok", run.totals.accounts_ok),
+            ("partial", run.totals.accounts_partial),
+            ("failed", run.totals.accounts_failed),
+        ] {
+            accounts
+                .get_or_create(&StatusLabels {
+                    status: label.to_owned(),
+                })
+                .set(count);
+        }
+        let principals = Family::<OutcomeLabels, Gauge>::default();
+        for (label, count) in [
+            ("collected", run.totals.principals_collected),
+            ("failed", run.totals.principals_failed),
+            ("vanished", run.totals.principals_vanished),
+        ] {
+            principals
+                .get_or_create(&OutcomeLabels {
+                    outcome: label.to_owned(),
+                })
+                .set(count);
+        }
+        let id = Gauge::<i64>::default();
+        id.set(run.id);
+        let started = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let started_at = epoch_seconds(&run.started_at);
+        started.set(started_at.unwrap_or(0.0));
+        // A run in progress has lasted until now.
+        let ended_at = match (&run.finished_at, run.status) {
+            (Some(finished), status) if status != RunStatus::Running => epoch_seconds(finished),
+            _ => Some(chrono::Utc::now().timestamp_millis() as f64 / 1000.0),
+        };
+        let duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        duration.set(match (started_at, ended_at) {
+            (Some(start), Some(end)) => (end - start).max(0.0),
+            _ => 0.0,
+        });
+        registry.register("aardvark_last_run_id", "The latest run's id", id);
+        registry.register(
+            "aardvark_last_run_status",
+            "The latest run's status: 1 for its status (running, ok, partial, failed, aborted, interrupted)",
+            run_status,
+        );
+        registry.register(
+            "aardvark_last_run_start_timestamp_seconds",
+            "When the latest run started",
+            started,
+        );
+        registry.register(
+            "aardvark_last_run_duration_seconds",
+            "How long the latest run took (so far, while it runs)",
+            duration,
+        );
+        registry.register(
+            "aardvark_last_run_accounts",
+            "The latest run's accounts by outcome",
+            accounts,
+        );
+        registry.register(
+            "aardvark_last_run_principals",
+            "The latest run's principals by outcome",
+            principals,
+        );
+    }
+    Ok(registry)
+}
+
+/// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Metrics in Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+    )
+)]
+pub async fn metrics(
+    State((reader, telemetry)): State<(Reader, Telemetry)>,
+) -> Result<Response, ApiError> {
+    let database = database_registry(&reader).await?;
+    let mut text = String::with_capacity(16 * 1024);
+    for registry in [&telemetry.0.registry, &database] {
+        prometheus_text::encode(&mut text, registry).expect("writing to a String cannot fail");
+    }
+    Ok((
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(prometheus_text::CONTENT_TYPE),
+        )],
+        text,
+    )
+        .into_response())
+}
