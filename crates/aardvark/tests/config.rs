@@ -281,3 +281,120 @@ fn unreadable_and_malformed_files_are_errors_naming_the_file() {
     let (message, _) = error_of("- a list\n", &[]);
     assert!(message.contains("expected a mapping"), "{message}");
 }
+
+/// The service's settings: a schedule in people's units, tokens from a list or a
+/// comma-separated variable (and as digests), TLS files, the shutdown deadline; and errors
+/// that never show a token.
+#[test]
+fn service_settings_and_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "settings.yaml",
+        "default:\n  COLLECT_EVERY: 6h\n  API_TOKENS: [first-token, 'sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08']\n  METRICS_REQUIRE_TOKEN: true\n  TLS_CERT_FILE: /etc/aardvark/chain.pem\n  TLS_KEY_FILE: /etc/aardvark/key.pem\n  SHUTDOWN_TIMEOUT_SECONDS: 5\n",
+    );
+    let settings = load_searching(Some(&file), &[], &env(&[]))
+        .unwrap()
+        .settings;
+    assert_eq!(
+        settings.collect_every,
+        Some(std::time::Duration::from_secs(6 * 3600))
+    );
+    assert!(settings.api_tokens.accepts(b"first-token"));
+    assert!(settings.api_tokens.accepts(b"test"), "sha256 of \"test\"");
+    assert!(!settings
+        .api_tokens
+        .accepts(b"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"));
+    assert!(settings.metrics_require_token);
+    assert_eq!(
+        settings.tls_cert_file.as_deref(),
+        Some(Path::new("/etc/aardvark/chain.pem"))
+    );
+    assert_eq!(
+        settings.tls_key_file.as_deref(),
+        Some(Path::new("/etc/aardvark/key.pem"))
+    );
+    assert_eq!(settings.shutdown_timeout, std::time::Duration::from_secs(5));
+    assert!(
+        !format!("{settings:?}").contains("first-token"),
+        "Debug shows no token"
+    );
+
+    let from_env = load_searching(
+        None,
+        &[],
+        &env(&[
+            ("AARDVARK_API_TOKENS", "one, two"),
+            ("AARDVARK_COLLECT_EVERY", "1d"),
+        ]),
+    )
+    .unwrap()
+    .settings;
+    assert!(from_env.api_tokens.accepts(b"one") && from_env.api_tokens.accepts(b"two"));
+    assert!(!from_env.api_tokens.accepts(b"one, two"));
+    assert_eq!(
+        from_env.collect_every,
+        Some(std::time::Duration::from_secs(86_400))
+    );
+    let defaults = Settings::default();
+    assert!(!defaults.api_tokens.is_enabled());
+    assert_eq!(defaults.collect_every, None);
+    assert_eq!(
+        defaults.shutdown_timeout,
+        std::time::Duration::from_secs(30)
+    );
+
+    for (yaml, key, expected) in [
+        (
+            "default:\n  COLLECT_EVERY: often\n",
+            "COLLECT_EVERY",
+            "a duration such as 30m, 6h or 1d",
+        ),
+        (
+            "default:\n  COLLECT_EVERY: 0s\n",
+            "COLLECT_EVERY",
+            "from 1s to 365d",
+        ),
+        (
+            "default:\n  COLLECT_EVERY: 400d\n",
+            "COLLECT_EVERY",
+            "from 1s to 365d",
+        ),
+        (
+            "default:\n  SHUTDOWN_TIMEOUT_SECONDS: -1\n",
+            "SHUTDOWN_TIMEOUT_SECONDS",
+            "a whole number from 0 to 3600",
+        ),
+        (
+            "default:\n  TLS_CERT_FILE: [a]\n",
+            "TLS_CERT_FILE",
+            "a file path",
+        ),
+        (
+            "default:\n  METRICS_REQUIRE_TOKEN: maybe\n",
+            "METRICS_REQUIRE_TOKEN",
+            "true or false",
+        ),
+        (
+            "default:\n  API_TOKENS: ['has space-secret']\n",
+            "API_TOKENS",
+            "white space",
+        ),
+        (
+            "default:\n  API_TOKENS: ['sha256:abc-secret']\n",
+            "API_TOKENS",
+            "64 hexadecimal digits",
+        ),
+        (
+            "default:\n  API_TOKENS: {a: b}\n",
+            "API_TOKENS",
+            "a list of tokens",
+        ),
+    ] {
+        let (message, file) = error_of(yaml, &[]);
+        assert!(message.contains(key), "{message}");
+        assert!(message.contains(expected), "{message}");
+        assert!(message.contains(&file.display().to_string()), "{message}");
+        assert!(!message.contains("secret"), "a token was shown: {message}");
+    }
+}

@@ -44,6 +44,16 @@ pub(crate) async fn before_iam_call(
         .iam_calls
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
+    if faults.throttles.is_some_and(|burst| burst.hits(n)) {
+        state.counters.throttled(&account.account.id);
+        return Err(Reply::query_error(
+            StatusCode::BAD_REQUEST,
+            xml::IAM_NAMESPACE,
+            "Throttling",
+            "Rate exceeded",
+            request_id,
+        ));
+    }
     if faults
         .dropped_connections
         .is_some_and(|burst| burst.hits(n))

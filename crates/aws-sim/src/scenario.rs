@@ -254,6 +254,9 @@ pub struct AccountFaults {
     /// Added to every IAM call.
     pub latency_ms: u64,
     pub server_errors: Option<Burst>,
+    /// IAM calls answered `Throttling` whatever the rate (the first `first`, then every
+    /// `every`-th), counted as throttles.
+    pub throttles: Option<Burst>,
     pub dropped_connections: Option<Burst>,
     /// `GetServiceLastAccessedDetails` calls until a job is done (default 1: the first poll).
     pub job_polls: Option<u32>,

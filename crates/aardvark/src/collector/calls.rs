@@ -77,7 +77,9 @@ pub(crate) struct CallCounter(AwsMetrics);
 fn operation(cfg: &ConfigBag) -> OperationLabels {
     let metadata = cfg.load::<Metadata>();
     OperationLabels {
-        service: metadata.map_or("unknown", Metadata::service).to_owned(),
+        service: metadata
+            .map_or("unknown", Metadata::service)
+            .to_ascii_lowercase(),
         operation: metadata.map_or("unknown", Metadata::name).to_owned(),
     }
 }
