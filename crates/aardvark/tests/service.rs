@@ -414,26 +414,37 @@ async fn sigterm_finishes_requests_and_interrupts_the_run(backend: Backend) {
     );
     until_collecting(&db, 10).await;
     let address = server.base_url.trim_start_matches("http://").to_owned();
-    // A request whose body has not all arrived: in flight when the signal comes.
+    // A request whose body has not arrived: in flight when the signal comes. `Expect:
+    // 100-continue` makes the server say when its handler has started reading the body.
     let body = "{\"arn\": []}";
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
     write!(
         stream,
-        "POST /api/1/advisors?count=1 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        "POST /api/1/advisors?count=1 HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len(),
-        &body[..4]
     )
     .unwrap();
     stream.flush().unwrap();
+    let mut interim = Vec::new();
+    let mut byte = [0u8; 1];
+    while !interim.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        interim.push(byte[0]);
+    }
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     server.signal("-TERM");
     let deadline = Instant::now() + DEADLINE;
     while std::net::TcpStream::connect(&address).is_ok() {
         assert!(Instant::now() < deadline, "still accepting connections");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stream.write_all(&body.as_bytes()[4..]).unwrap();
+    stream.write_all(body.as_bytes()).unwrap();
     let mut answer = String::new();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let _ = stream.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"total\":"), "{answer}");

@@ -1,0 +1,32 @@
+# The release binary in a small image, run as a non-root user, with /healthcheck as the
+# container's health check. Not built by CI (it needs base images from a registry CI cannot
+# reach); see README.md, "Deploying".
+#
+#   docker build -t aardvark .
+#   docker run -d -p 5000:5000 -v aardvark-data:/var/lib/aardvark \
+#     -e AARDVARK_API_TOKENS=... -e AARDVARK_COLLECT_EVERY=6h aardvark
+
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --locked --release -p aardvark --no-default-features \
+ && strip target/release/aardvark
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --home-dir /var/lib/aardvark --create-home --uid 10001 aardvark
+COPY --from=build /src/target/release/aardvark /usr/local/bin/aardvark
+USER aardvark
+WORKDIR /var/lib/aardvark
+# SQLite in the volume unless AARDVARK_DATABASE_URI names PostgreSQL.
+ENV AARDVARK_DATA_DIR=/var/lib/aardvark \
+    AARDVARK_LOG_FORMAT=json
+VOLUME /var/lib/aardvark
+EXPOSE 5000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD curl -fsS http://127.0.0.1:5000/healthcheck || exit 1
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/aardvark"]
+CMD ["serve", "--bind", "0.0.0.0:5000"]
