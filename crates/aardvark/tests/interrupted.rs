@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use aardvark::db::runs::{RunOwner, RunStatus};
@@ -28,41 +28,13 @@ async fn slow_sim() -> SimHandle {
 
 /// `aardvark update` against `sim` into `db`, from a settings file in `dir`.
 fn update(dir: &Path, sim: &SimHandle, db: &TestDb) -> Command {
-    let accounts: Vec<String> = sim
-        .account_ids()
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect();
-    std::fs::write(
-        dir.join("settings.yaml"),
-        format!(
-            "default:\n  SQLALCHEMY_DATABASE_URI: {}\n  ACCOUNTS: [{}]\n  UPDATER_ACCOUNT_RATE_LIMIT: 20\n  UPDATER_ACCOUNT_BURST: 5\n  UPDATER_POLL_INTERVAL_MS: 20\n",
-            db.uri,
-            accounts.join(", ")
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aardvark"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("AARDVARK_") || key.starts_with("AWS_") {
-            command.env_remove(key);
-        }
-    }
-    command
-        .current_dir(dir)
-        .args(["--log-format", "json", "update"])
-        .env("AWS_ENDPOINT_URL", &sim.base_url)
-        .env("AWS_ACCESS_KEY_ID", "AKIDHUB")
-        .env("AWS_SECRET_ACCESS_KEY", "hub-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = common::aardvark_against(
+        dir,
+        sim,
+        db,
+        "  UPDATER_ACCOUNT_RATE_LIMIT: 20\n  UPDATER_ACCOUNT_BURST: 5\n",
+    );
+    command.args(["--log-format", "json", "update"]);
     command
 }
 

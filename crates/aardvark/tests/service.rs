@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -62,28 +62,8 @@ impl Server {
 /// `aardvark serve` in `dir` over `db`, collecting from `sim`, with `settings` lines added to
 /// its settings file and `args` after `serve`.
 fn serve(dir: &Path, sim: &SimHandle, db: &TestDb, settings: &str, args: &[&str]) -> Server {
-    let accounts: Vec<String> = sim
-        .account_ids()
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect();
-    std::fs::write(
-        dir.join("settings.yaml"),
-        format!(
-            "default:\n  SQLALCHEMY_DATABASE_URI: {}\n  ACCOUNTS: [{}]\n  UPDATER_POLL_INTERVAL_MS: 20\n{settings}",
-            db.uri,
-            accounts.join(", ")
-        ),
-    )
-    .unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_aardvark"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("AARDVARK_") || key.starts_with("AWS_") {
-            command.env_remove(key);
-        }
-    }
+    let mut command = common::aardvark_against(dir, sim, db, settings);
     command
-        .current_dir(dir)
         .args([
             "--log-format",
             "json",
@@ -93,19 +73,7 @@ fn serve(dir: &Path, sim: &SimHandle, db: &TestDb, settings: &str, args: &[&str]
             "127.0.0.1:0",
         ])
         .args(args)
-        .env("AARDVARK_API_TOKENS", format!("other-token,{TOKEN}"))
-        .env("AWS_ENDPOINT_URL", &sim.base_url)
-        .env("AWS_ACCESS_KEY_ID", "AKIDHUB")
-        .env("AWS_SECRET_ACCESS_KEY", "hub-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            dir.join("no-aws-credentials"),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("AARDVARK_API_TOKENS", format!("other-token,{TOKEN}"));
     let mut child = command.spawn().unwrap();
     let stderr = Arc::new(Mutex::new(String::new()));
     std::thread::spawn({

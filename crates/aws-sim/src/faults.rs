@@ -29,14 +29,7 @@ pub(crate) async fn before_iam_call(
     }
     if let (Some(bucket), Some(limit)) = (&account.bucket, faults.rate_limit) {
         if !bucket.lock().unwrap().take(limit) {
-            state.counters.throttled(&account.account.id);
-            return Err(Reply::query_error(
-                StatusCode::BAD_REQUEST,
-                xml::IAM_NAMESPACE,
-                "Throttling",
-                "Rate exceeded",
-                request_id,
-            ));
+            return Err(throttled(state, account, request_id));
         }
     }
     let n = account
@@ -45,14 +38,7 @@ pub(crate) async fn before_iam_call(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         + 1;
     if faults.throttles.is_some_and(|burst| burst.hits(n)) {
-        state.counters.throttled(&account.account.id);
-        return Err(Reply::query_error(
-            StatusCode::BAD_REQUEST,
-            xml::IAM_NAMESPACE,
-            "Throttling",
-            "Rate exceeded",
-            request_id,
-        ));
+        return Err(throttled(state, account, request_id));
     }
     if faults
         .dropped_connections
@@ -93,6 +79,18 @@ pub(crate) fn assume_role_denial(account: &AccountState) -> Option<&'static str>
         AssumeRoleFault::ScpDeny => Some(" with an explicit deny in a service control policy"),
         AssumeRoleFault::RoleMissing | AssumeRoleFault::TrustDenied => Some(""),
     }
+}
+
+/// IAM's answer to a throttled call, counted.
+fn throttled(state: &SimState, account: &AccountState, request_id: &str) -> Reply {
+    state.counters.throttled(&account.account.id);
+    Reply::query_error(
+        StatusCode::BAD_REQUEST,
+        xml::IAM_NAMESPACE,
+        "Throttling",
+        "Rate exceeded",
+        request_id,
+    )
 }
 
 /// How long a session `AssumeRole` issues into `account` lasts, for `asked` seconds.

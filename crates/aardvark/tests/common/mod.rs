@@ -393,3 +393,49 @@ pub fn assert_same(
         different.first().map(|arn| &expected[*arn]),
     );
 }
+
+/// The `aardvark` binary in `dir` with a settings file over `db` collecting `sim`'s accounts
+/// (`settings` lines added), AWS reached at the simulator with static credentials, and no
+/// `AARDVARK_*` or `AWS_*` variable of the caller's; stdout and stderr piped.
+pub fn aardvark_against(
+    dir: &std::path::Path,
+    sim: &aws_sim::SimHandle,
+    db: &TestDb,
+    settings: &str,
+) -> std::process::Command {
+    let accounts: Vec<String> = sim
+        .account_ids()
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect();
+    std::fs::write(
+        dir.join("settings.yaml"),
+        format!(
+            "default:\n  SQLALCHEMY_DATABASE_URI: {}\n  ACCOUNTS: [{}]\n  UPDATER_POLL_INTERVAL_MS: 20\n{settings}",
+            db.uri,
+            accounts.join(", ")
+        ),
+    )
+    .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_aardvark"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AARDVARK_") || key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", &sim.base_url)
+        .env("AWS_ACCESS_KEY_ID", "AKIDHUB")
+        .env("AWS_SECRET_ACCESS_KEY", "hub-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", dir.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            dir.join("no-aws-credentials"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}
