@@ -43,6 +43,7 @@ struct RouteLabels {
 }
 
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// This server's own metrics: its HTTP requests, and its collector's AWS calls if it has one.
 #[derive(Clone)]
@@ -141,7 +142,7 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
     let latest = reader.database().run(None).await?;
 
     let mut registry = Registry::default();
-    let last_success = Family::<AccountLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let last_success = Family::<AccountLabels, FloatGauge>::default();
     let status = Family::<AccountStatusLabels, Gauge>::default();
     let principals = Family::<AccountLabels, Gauge>::default();
     let principals_total = Gauge::<i64>::default();
@@ -161,8 +162,12 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
             })
             .set(1);
     }
+    let recorded: std::collections::HashSet<&str> = outcomes
+        .iter()
+        .map(|outcome| outcome.latest.account_id.as_str())
+        .collect();
     for (account, count) in &stored {
-        if !outcomes.iter().any(|o| &o.latest.account_id == account) {
+        if !recorded.contains(account.as_str()) {
             status
                 .get_or_create(&AccountStatusLabels {
                     account: account.clone(),

@@ -71,7 +71,6 @@ impl Service {
                 handle.graceful_shutdown(Some(shutdown_timeout));
             }
         });
-        let deadline_after_stop = shutdown_timeout;
         match tls {
             Some(config) => {
                 axum_server::from_tcp_rustls(
@@ -90,7 +89,7 @@ impl Service {
             }
         }
         if let Some(collecting) = collecting {
-            if tokio::time::timeout(deadline_after_stop, collecting)
+            if tokio::time::timeout(shutdown_timeout, collecting)
                 .await
                 .is_err()
             {

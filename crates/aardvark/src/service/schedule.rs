@@ -31,7 +31,11 @@ async fn due_in(db: &Database, every: Duration) -> Result<Duration, crate::db::D
     let Some(started) = crate::db::parse_timestamp(&started) else {
         return Ok(Duration::ZERO);
     };
-    let due = started + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+    // `every` is at most a year (`config::parse_interval`), so the sum cannot overflow.
+    let due = chrono::Duration::from_std(every)
+        .ok()
+        .and_then(|every| started.checked_add_signed(every))
+        .unwrap_or(started);
     Ok((due - chrono::Utc::now().naive_utc())
         .to_std()
         .unwrap_or(Duration::ZERO))
