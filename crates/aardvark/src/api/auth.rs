@@ -1,6 +1,6 @@
-//! Authentication, when `API_TOKENS` is set: every request but `/healthcheck` (and `/metrics`
-//! unless `METRICS_REQUIRE_TOKEN`) carries a token, as `Authorization: Bearer <token>` or as the
-//! password of HTTP Basic (so that Repokid's `http://aardvark:TOKEN@host/...` works). Anything
+//! Authentication, when `API_TOKENS` is set: every request but `/healthcheck`, the dashboard's
+//! files (they hold no data) and `/metrics` unless `METRICS_REQUIRE_TOKEN` carries a token, as
+//! `Authorization: Bearer <token>` or as the password of HTTP Basic (so that Repokid's `http://aardvark:TOKEN@host/...` works). Anything
 //! else is a 401 `{"message"}` with `WWW-Authenticate`: the scheme the client tried, or both
 //! when it sent none (a page that sends Bearer is then never met by the browser's own prompt).
 
@@ -28,7 +28,9 @@ pub struct Guard {
 impl Guard {
     /// Paths anyone may ask for.
     fn is_open(&self, path: &str) -> bool {
-        path == "/healthcheck" || (path == "/metrics" && !self.metrics_require_token)
+        path == "/healthcheck"
+            || (path == "/metrics" && !self.metrics_require_token)
+            || super::dashboard::PATHS.contains(&path)
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod advisors;
 mod auth;
+mod dashboard;
 mod history;
 mod metrics;
 mod openapi;
@@ -164,6 +165,7 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
             get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),
         )
         .merge(openapi::routes(options))
+        .merge(dashboard::routes())
         .fallback(not_found)
         .with_state(reader.clone())
         .merge(

@@ -30,6 +30,7 @@ use crate::db::Reader;
         super::wire::ServiceEntry,
         super::advisors::CombinedEntry,
         super::runs::AccountState,
+        super::unused::UnusedSort,
         crate::unused::PrincipalKind,
         super::ErrorBody
     ))

@@ -276,6 +276,7 @@ pub struct AccountsPage {
     params(
         ("status" = Option<AccountState>, Query, description = "Only accounts whose latest outcome is this"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the account's id or name"),
+        ("stale_days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "Only accounts without a complete collection in the last N days (or ever)"),
         ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
     ),
@@ -298,6 +299,16 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
         })?),
     };
     let phrase = params.string("phrase")?.map(|p| p.to_lowercase());
+    // Written as `last_success` is, so that the two compare as text.
+    let stale_before = match params.string("stale_days")? {
+        None => None,
+        Some(_) => {
+            let days = params.integer_in("stale_days", 1, 1, crate::unused::MAX_DAYS)?;
+            crate::api::wire::rfc3339_millis(
+                chrono::Utc::now().timestamp_millis() - days * 86_400_000,
+            )
+        }
+    };
     let stored = reader.principals_per_account().await?;
     let outcomes = reader.account_outcomes().await?;
     let mut entries: BTreeMap<String, AccountEntry> = outcomes
@@ -322,6 +333,14 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
     let matching: Vec<AccountEntry> = entries
         .into_values()
         .filter(|entry| status.is_none_or(|status| entry.status == status.as_str()))
+        .filter(|entry| {
+            stale_before.as_deref().is_none_or(|before| {
+                entry
+                    .last_success
+                    .as_deref()
+                    .is_none_or(|success| success < before)
+            })
+        })
         .filter(|entry| {
             phrase.as_deref().is_none_or(|phrase| {
                 entry.id.to_lowercase().contains(phrase)

@@ -137,6 +137,30 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
     Ok(json_response(StatusCode::OK, &body, 2048 * body.count + 64))
 }
 
+/// How `/api/1/unused/accounts` orders its accounts (a stable sort: ties stay in id order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum UnusedSort {
+    Account,
+    Unused,
+    WithUnusedServices,
+    Principals,
+}
+
+impl UnusedSort {
+    const CHOICES: &str = "one of account, unused, with_unused_services, principals";
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "account" => Self::Account,
+            "unused" => Self::Unused,
+            "with_unused_services" => Self::WithUnusedServices,
+            "principals" => Self::Principals,
+            _ => return None,
+        })
+    }
+}
+
 /// Per account: principals unused and principals with unused services in the window.
 #[utoipa::path(
     get,
@@ -146,11 +170,12 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
         ("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "The window: the last N days (default 90)"),
         ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account"),
         ("kind" = Option<PrincipalKind>, Query, description = "Count only principals of this kind"),
+        ("sort" = Option<UnusedSort>, Query, description = "Order of the accounts: by id (default), or most first by `unused` principals, principals `with_unused_services`, or `principals`"),
         ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
     ),
     responses(
-        (status = 200, description = "A page of accounts, by id", body = UnusedAccountsPage),
+        (status = 200, description = "A page of accounts, by id unless sorted otherwise", body = UnusedAccountsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
         (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
     )
@@ -160,12 +185,30 @@ pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<R
     let paging = params.list_paging()?;
     let days = days(&params)?;
     let selection = selection(&params, true)?;
+    let sort = match params.string("sort")? {
+        None => UnusedSort::Account,
+        Some(text) => UnusedSort::from_name(&text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid value for 'sort': {text:?}; it must be {}",
+                UnusedSort::CHOICES
+            ))
+        })?,
+    };
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
     let totals = reader.kept_uses().await?.totals(
         since,
         selection.account.as_deref(),
         selection.kind.map(|kind| kind.as_str()),
     );
+    let mut totals = totals;
+    match sort {
+        UnusedSort::Account => {}
+        UnusedSort::Unused => totals.sort_by_key(|t| std::cmp::Reverse(t.unused)),
+        UnusedSort::WithUnusedServices => {
+            totals.sort_by_key(|t| std::cmp::Reverse(t.with_unused_services))
+        }
+        UnusedSort::Principals => totals.sort_by_key(|t| std::cmp::Reverse(t.principals)),
+    }
     let total = totals.len() as i64;
     let accounts = paging.page_of(totals);
     let body = UnusedAccountsPage {

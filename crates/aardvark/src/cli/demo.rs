@@ -98,7 +98,7 @@ pub async fn run(
     println!(
         "  curl -s 'http://{address}/api/1/history?arn=arn:aws:iam::{some_account}:role/Aardvark'"
     );
-    println!("  open http://{address}/apidocs/ for the API documentation");
+    println!("  open http://{address}/ for the dashboard, http://{address}/apidocs/ for the API documentation");
     let options = Service::api_options(&settings, None);
     Service {
         db: db.clone(),
