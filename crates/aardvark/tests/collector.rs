@@ -45,17 +45,7 @@ async fn collect(
     settings: Settings,
     request: UpdateRequest,
 ) -> Result<RunReport, CollectorError> {
-    let overrides = AwsOverrides {
-        endpoint_url: Some(sim.base_url.clone()),
-        credentials: Some(Credentials::new(
-            "AKIDHUB",
-            "hub-secret",
-            None,
-            None,
-            "test",
-        )),
-    };
-    let collector = Collector::new(settings, db.clone(), overrides).await;
+    let collector = common::collector_for(sim, db, settings).await;
     tokio::time::timeout(RUN_DEADLINE, collector.run(&request, Progress::logs()))
         .await
         .expect("the run ended")

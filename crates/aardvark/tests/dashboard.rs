@@ -16,11 +16,9 @@ use std::time::{Duration, Instant};
 
 use aardvark::api::ApiOptions;
 use aardvark::auth::ApiTokens;
-use aardvark::collector::aws::AwsOverrides;
 use aardvark::collector::progress::Progress;
-use aardvark::collector::{Collector, UpdateRequest};
+use aardvark::collector::UpdateRequest;
 use aardvark::config::{AccountSource, Settings};
-use aws_sdk_sts::config::Credentials;
 use aws_sim::Scenario;
 use common::{fresh_db, spawn_app, spawn_app_with, Backend, TestApp, TestDb};
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -48,17 +46,7 @@ async fn collect_demo_world(db: &TestDb) -> aws_sim::SimHandle {
         updater_poll_max_interval: Duration::from_millis(20),
         ..Settings::default()
     };
-    let overrides = AwsOverrides {
-        endpoint_url: Some(sim.base_url.clone()),
-        credentials: Some(Credentials::new(
-            "AKIDHUB",
-            "hub-secret",
-            None,
-            None,
-            "test",
-        )),
-    };
-    let collector = Collector::new(settings, db.db.clone(), overrides).await;
+    let collector = common::collector_for(&sim, &db.db, settings).await;
     tokio::time::timeout(
         Duration::from_secs(120),
         collector.run(&UpdateRequest::default(), Progress::logs()),

@@ -10,11 +10,9 @@ use std::time::Duration;
 
 use aardvark::api::ApiOptions;
 use aardvark::auth::{digest_entry, ApiTokens};
-use aardvark::collector::aws::AwsOverrides;
 use aardvark::collector::progress::Progress;
-use aardvark::collector::{Collector, UpdateRequest};
+use aardvark::collector::UpdateRequest;
 use aardvark::config::{AccountSource, Settings};
-use aws_sdk_sts::config::Credentials;
 use aws_sim::{AccountFaults, AssumeRoleFault, Burst, Scenario};
 use common::{fresh_db, spawn_app, spawn_app_with, stored, Backend, TestApp};
 use prometheus_parse::{Sample, Scrape, Value as PromValue};
@@ -112,17 +110,7 @@ async fn metrics_after_a_collection(backend: Backend) {
         updater_poll_max_interval: Duration::from_millis(20),
         ..Settings::default()
     };
-    let overrides = AwsOverrides {
-        endpoint_url: Some(sim.base_url.clone()),
-        credentials: Some(Credentials::new(
-            "AKIDHUB",
-            "hub-secret",
-            None,
-            None,
-            "test",
-        )),
-    };
-    let collector = Collector::new(settings, db.db.clone(), overrides).await;
+    let collector = common::collector_for(&sim, &db.db, settings).await;
     let report = tokio::time::timeout(
         Duration::from_secs(120),
         collector.run(&UpdateRequest::default(), Progress::logs()),

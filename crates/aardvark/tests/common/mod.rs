@@ -439,3 +439,22 @@ pub fn aardvark_against(
         .stderr(std::process::Stdio::piped());
     command
 }
+
+/// A collector of `db` that reaches AWS at `sim`, with the hub's static credentials.
+pub async fn collector_for(
+    sim: &aws_sim::SimHandle,
+    db: &Database,
+    settings: aardvark::config::Settings,
+) -> aardvark::collector::Collector {
+    let overrides = aardvark::collector::aws::AwsOverrides {
+        endpoint_url: Some(sim.base_url.clone()),
+        credentials: Some(aws_sdk_sts::config::Credentials::new(
+            "AKIDHUB",
+            "hub-secret",
+            None,
+            None,
+            "test",
+        )),
+    };
+    aardvark::collector::Collector::new(settings, db.clone(), overrides).await
+}
