@@ -317,6 +317,19 @@ async fn the_dashboard_in_a_headless_browser() {
         .await
         .unwrap();
     wait_for(&client, "#account-principals, main .empty").await;
+    let unused_of_first = expected["accounts"][0]["unused"].as_u64().unwrap();
+    let rows = texts(&client, "#account-principals tbody tr").await;
+    assert_eq!(rows.len() as u64, unused_of_first.min(50), "{rows:?}");
+    let flagged = script(
+        &client,
+        "return document.querySelectorAll('#account-principals tbody tr .flag-unused').length",
+    )
+    .await;
+    assert_eq!(
+        flagged.as_u64(),
+        Some(rows.len() as u64),
+        "every row behind the number is unused"
+    );
 
     // A principal: its services, its actions, its timeline.
     open(
@@ -479,9 +492,10 @@ fn urlencode(text: &str) -> String {
 }
 
 /// The parameters the dashboard relies on: `stale_days` on `/api/1/accounts`, `sort` on
-/// `/api/1/unused/accounts`, and their bad values.
+/// `/api/1/unused/accounts`, `status` on `/api/1/unused` (the rows behind each count), and
+/// their bad values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_accounts_and_sorted_unused_totals() {
+async fn the_parameters_the_dashboard_relies_on() {
     let Some(db) = fresh_db(Backend::Sqlite).await else {
         return;
     };
@@ -568,4 +582,40 @@ async fn stale_accounts_and_sorted_unused_totals() {
     app.get("/api/1/unused/accounts?sort=size")
         .await
         .assert_error(400, "sort");
+
+    // Behind each count of an account, exactly the principals it counts.
+    for days in [30, 365] {
+        let totals = app
+            .get(&format!("/api/1/unused/accounts?days={days}&count=1000"))
+            .await
+            .json();
+        for account in totals["accounts"].as_array().unwrap() {
+            let id = account["account"].as_str().unwrap();
+            for status in ["unused", "with_unused_services", "too_new"] {
+                let page = app
+                    .get(&format!(
+                        "/api/1/unused?account={id}&days={days}&status={status}&count=1000"
+                    ))
+                    .await
+                    .json();
+                assert_eq!(
+                    page["total"], account[status],
+                    "{id} {status} over {days} days"
+                );
+                assert_eq!(
+                    page["principals"].as_array().unwrap().len() as u64,
+                    account[status].as_u64().unwrap()
+                );
+            }
+        }
+    }
+    let paged = app.get("/api/1/unused?account=100000000000&days=3650&status=with_unused_services&count=2&page=2").await.json();
+    assert_eq!(paged["page"], 2);
+    assert!(paged["principals"].as_array().unwrap().len() <= 2);
+    app.get("/api/1/unused?status=unused")
+        .await
+        .assert_error(400, "'status' needs 'account'");
+    app.get("/api/1/unused?account=100000000000&status=idle")
+        .await
+        .assert_error(400, "status");
 }

@@ -31,6 +31,7 @@ use crate::db::Reader;
         super::advisors::CombinedEntry,
         super::runs::AccountState,
         super::unused::UnusedSort,
+        super::unused::UnusedStatus,
         crate::unused::PrincipalKind,
         super::ErrorBody
     ))

@@ -105,12 +105,13 @@ fn days(params: &RequestParams) -> Result<i64, ApiError> {
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
         ("arn" = Option<String>, Query, description = "Only this principal (any case)"),
         ("kind" = Option<PrincipalKind>, Query, description = "Only principals of this kind"),
+        ("status" = Option<UnusedStatus>, Query, description = "Only the principals one of `/api/1/unused/accounts`'s counts counts: `unused`, `with_unused_services` or `too_new`. Needs `account`"),
         ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Principals per page (default 30, at most 1000)"),
     ),
     responses(
         (status = 200, description = "A page of principals", body = UnusedPage),
-        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
+        (status = 400, description = "A parameter is invalid, or `status` without `account`", body = super::ErrorBody),
         (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
     )
 )]
@@ -118,15 +119,45 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
     let params = RequestParams::of_query(&uri)?;
     let paging = params.list_paging()?;
     let days = days(&params)?;
-    let filter = selection(&params, true)?.filter();
+    let selection = selection(&params, true)?;
+    let status = match params.string("status")? {
+        None => None,
+        Some(text) => Some(UnusedStatus::from_name(&text).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid value for 'status': {text:?}; it must be {}",
+                UnusedStatus::CHOICES
+            ))
+        })?),
+    };
+    let filter = selection.filter();
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
-    let (total, principals) = reader
-        .unused_page(&filter, paging.page, paging.count)
-        .await?;
-    let principals: Vec<PrincipalUnused> = principals
-        .into_iter()
-        .map(|principal| unused::assess(principal, since))
-        .collect();
+    let (total, principals) = match status {
+        None => {
+            let (total, principals) = reader
+                .unused_page(&filter, paging.page, paging.count)
+                .await?;
+            let principals: Vec<PrincipalUnused> = principals
+                .into_iter()
+                .map(|principal| unused::assess(principal, since))
+                .collect();
+            (total, principals)
+        }
+        // Counted as the totals count, over the whole account, then paged.
+        Some(status) => {
+            if selection.account.is_none() {
+                return Err(ApiError::bad_request(
+                    "'status' needs 'account': the principals of one account are assessed to find them",
+                ));
+            }
+            let (_, principals) = reader.unused_page(&filter, 1, i64::MAX).await?;
+            let matching: Vec<PrincipalUnused> = principals
+                .into_iter()
+                .map(|principal| unused::assess(principal, since))
+                .filter(|principal| status.counts(principal))
+                .collect();
+            (matching.len() as i64, paging.page_of(matching))
+        }
+    };
     let body = UnusedPage {
         count: principals.len(),
         days,
@@ -135,6 +166,37 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
         total,
     };
     Ok(json_response(StatusCode::OK, &body, 2048 * body.count + 64))
+}
+
+/// Which of `/api/1/unused/accounts`'s counts a principal is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum UnusedStatus {
+    Unused,
+    WithUnusedServices,
+    TooNew,
+}
+
+impl UnusedStatus {
+    const CHOICES: &str = "one of unused, with_unused_services, too_new";
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "unused" => Self::Unused,
+            "with_unused_services" => Self::WithUnusedServices,
+            "too_new" => Self::TooNew,
+            _ => return None,
+        })
+    }
+
+    /// Whether the totals count `principal` under this status (too new ones only as such).
+    fn counts(self, principal: &PrincipalUnused) -> bool {
+        match self {
+            Self::TooNew => principal.too_new,
+            Self::Unused => !principal.too_new && principal.unused_principal,
+            Self::WithUnusedServices => !principal.too_new && !principal.unused.is_empty(),
+        }
+    }
 }
 
 /// How `/api/1/unused/accounts` orders its accounts (a stable sort: ties stay in id order).

@@ -210,13 +210,9 @@ const views = {
     const days = intParam(params, "days", 90, 1, 3650);
     const page = intParam(params, "page", 1, 1, 1e9);
     const only = params.get("only");
-    const body = await api(`/api/1/unused?account=${encodeURIComponent(id)}&days=${days}&page=${page}&count=${PAGE}`);
-    const keep = {
-      unused: (p) => p.unused_principal && !p.too_new,
-      with_unused_services: (p) => p.unused.length > 0 && !p.too_new,
-      too_new: (p) => p.too_new,
-    }[only] || (() => true);
-    const rows = body.principals.filter(keep).map((principal) => h("tr", { class: principal.unused_principal && !principal.too_new ? "unused" : "" },
+    const status = only ? `&status=${encodeURIComponent(only)}` : "";
+    const body = await api(`/api/1/unused?account=${encodeURIComponent(id)}&days=${days}&page=${page}&count=${PAGE}${status}`);
+    const rows = body.principals.map((principal) => h("tr", { class: principal.unused_principal && !principal.too_new ? "unused" : "" },
       h("td", { class: "arn" }, link(href("principal", principal.arn, { days }), principal.arn),
         principal.unused_principal && !principal.too_new ? h("span", { class: "flag flag-unused" }, "unused") : null,
         principal.too_new ? h("span", { class: "flag flag-new" }, "too new") : null),
@@ -226,7 +222,7 @@ const views = {
       h("td", { class: "num" }, principal.used.length)));
     return [
       h("h1", {}, `Account ${id}: the last ${days} days`),
-      h("p", {}, only ? [`Only ${only.replace(/_/g, " ")} principals on this page; `, link(href("account", id, { days, page }), "show all")] : ""),
+      h("p", {}, only ? [`${body.total} principals ${only === "too_new" ? "too new" : only === "unused" ? "unused" : "with unused services"}; `, link(href("account", id, { days }), "show all")] : ""),
       rows.length ? table(["Principal", "Kind", "Last used", "Unused services", "Used services"].map((text, i) => h("th", { class: i >= 3 ? "num" : "" }, text)), rows, { id: "account-principals" })
         : h("p", { class: "empty" }, "No principal on this page."),
       pager(page, body.total, PAGE, (p) => href("account", id, { days, only, page: p })),
