@@ -47,6 +47,7 @@ macro_rules! named {
             const NAMES: &'static [(&'static str, Self)] = &[$(($name, <$enum>::$variant)),+];
         }
         impl $enum {
+            #[allow(dead_code)] // not every named enum is printed
             pub fn as_str(self) -> &'static str {
                 <Self as $crate::named::Named>::as_str(self)
             }

@@ -128,23 +128,22 @@ struct StoredRun {
 }
 
 async fn stored_runs(db: &TestDb) -> Vec<StoredRun> {
-    let pool = sqlx::AnyPool::connect(&db.sqlx_url()).await.unwrap();
-    let rows: Vec<(i64, String, String, Option<String>, String)> = sqlx::query_as(
-        "SELECT CAST(id AS BIGINT), status, started_at, finished_at, request FROM aardvark_runs ORDER BY id",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    rows.into_iter()
-        .map(|(id, status, started, finished, request)| StoredRun {
-            id,
-            status,
-            started,
-            finished,
-            scheduled: request.contains("\"scheduled\":true"),
+    let mut runs: Vec<StoredRun> = db
+        .db
+        .recent_runs(1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|run| StoredRun {
+            id: run.id,
+            status: run.status.as_str().to_owned(),
+            started: run.started_at,
+            finished: run.finished_at,
+            scheduled: run.request.contains("\"scheduled\":true"),
         })
-        .collect()
+        .collect();
+    runs.reverse(); // oldest first
+    runs
 }
 
 /// Waits, with the deadline, until `done` holds of the stored runs; returns them.

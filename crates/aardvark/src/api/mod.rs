@@ -13,8 +13,6 @@ mod runs;
 mod unused;
 pub mod wire;
 
-use std::net::SocketAddr;
-
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -187,19 +185,6 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         telemetry,
         metrics::track,
     ))
-}
-
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    db: Database,
-    options: &ApiOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = app(db, options).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// The router over `db`, its principals read ahead of the first request.

@@ -103,7 +103,7 @@ fn require_tokens(document: &mut utoipa::openapi::OpenApi, metrics_require_token
         )
         .build();
     for (path, item) in document.paths.paths.iter_mut() {
-        let open = path == "/healthcheck" || (path == "/metrics" && !metrics_require_token);
+        let open = super::auth::is_open(path, metrics_require_token);
         for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
             if open {
                 continue;

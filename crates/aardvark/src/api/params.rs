@@ -198,6 +198,19 @@ impl RequestParams {
         Ok(self.first_value(name).map(str::to_owned))
     }
 
+    /// A parameter naming a variant of `T`; the error lists `T`'s names.
+    pub fn named<T: crate::named::Named>(&self, name: &str) -> Result<Option<T>, ApiError> {
+        let Some(text) = self.string(name)? else {
+            return Ok(None);
+        };
+        T::from_name(&text).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "invalid value for '{name}': {text:?}; it must be {}",
+                T::choices()
+            ))
+        })
+    }
+
     /// Every `arn` given: the JSON body's (a string or a list) first, then the query string's
     /// and the form's. `None` when there are none, which means no filter.
     pub fn arns(&self) -> Result<Option<Vec<String>>, ApiError> {

@@ -15,7 +15,6 @@ use super::wire::rfc3339;
 use super::{json_response, ApiError};
 use crate::db::runs::{AccountOutcome, AccountRecord, RunRecord};
 use crate::db::Reader;
-use crate::named::Named;
 
 /// An account's or a principal's failure, as AWS reported it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -289,15 +288,7 @@ pub struct AccountsPage {
 pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
     let params = RequestParams::of_query(&uri)?;
     let paging = params.list_paging()?;
-    let status = match params.string("status")? {
-        None => None,
-        Some(text) => Some(AccountState::from_name(&text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid value for 'status': {text:?}; it must be {}",
-                AccountState::choices()
-            ))
-        })?),
-    };
+    let status = params.named::<AccountState>("status")?;
     let phrase = params.string("phrase")?.map(|p| p.to_lowercase());
     // Written as `last_success` is, so that the two compare as text.
     let stale_before = match params.string("stale_days")? {

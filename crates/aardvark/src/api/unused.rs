@@ -12,7 +12,6 @@ use super::params::RequestParams;
 use super::{json_response, ApiError};
 use crate::db::usage::AccountUnused;
 use crate::db::Reader;
-use crate::named::Named;
 use crate::unused::{self, PrincipalKind, PrincipalUnused, Selection, DEFAULT_DAYS, MAX_DAYS};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -73,14 +72,10 @@ fn selection(params: &RequestParams, with_kind: bool) -> Result<Selection, ApiEr
             )));
         }
     }
-    let kind = match params.string("kind")?.filter(|_| with_kind) {
-        None => None,
-        Some(text) => Some(PrincipalKind::from_name(&text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid value for 'kind': {text:?}; it must be {}",
-                PrincipalKind::choices()
-            ))
-        })?),
+    let kind = if with_kind {
+        params.named::<PrincipalKind>("kind")?
+    } else {
+        None
     };
     Ok(Selection {
         account,
@@ -120,15 +115,7 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
     let paging = params.list_paging()?;
     let days = days(&params)?;
     let selection = selection(&params, true)?;
-    let status = match params.string("status")? {
-        None => None,
-        Some(text) => Some(UnusedStatus::from_name(&text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid value for 'status': {text:?}; it must be {}",
-                UnusedStatus::CHOICES
-            ))
-        })?),
-    };
+    let status = params.named::<UnusedStatus>("status")?;
     let filter = selection.filter();
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
     let (total, principals) = match status {
@@ -177,18 +164,13 @@ pub enum UnusedStatus {
     TooNew,
 }
 
+crate::named::named!(UnusedStatus {
+    Unused => "unused",
+    WithUnusedServices => "with_unused_services",
+    TooNew => "too_new",
+});
+
 impl UnusedStatus {
-    const CHOICES: &str = "one of unused, with_unused_services, too_new";
-
-    fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "unused" => Self::Unused,
-            "with_unused_services" => Self::WithUnusedServices,
-            "too_new" => Self::TooNew,
-            _ => return None,
-        })
-    }
-
     /// Whether the totals count `principal` under this status (too new ones only as such).
     fn counts(self, principal: &PrincipalUnused) -> bool {
         match self {
@@ -209,19 +191,12 @@ pub enum UnusedSort {
     Principals,
 }
 
-impl UnusedSort {
-    const CHOICES: &str = "one of account, unused, with_unused_services, principals";
-
-    fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "account" => Self::Account,
-            "unused" => Self::Unused,
-            "with_unused_services" => Self::WithUnusedServices,
-            "principals" => Self::Principals,
-            _ => return None,
-        })
-    }
-}
+crate::named::named!(UnusedSort {
+    Account => "account",
+    Unused => "unused",
+    WithUnusedServices => "with_unused_services",
+    Principals => "principals",
+});
 
 /// Per account: principals unused and principals with unused services in the window.
 #[utoipa::path(
@@ -247,15 +222,9 @@ pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<R
     let paging = params.list_paging()?;
     let days = days(&params)?;
     let selection = selection(&params, true)?;
-    let sort = match params.string("sort")? {
-        None => UnusedSort::Account,
-        Some(text) => UnusedSort::from_name(&text).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "invalid value for 'sort': {text:?}; it must be {}",
-                UnusedSort::CHOICES
-            ))
-        })?,
-    };
+    let sort = params
+        .named::<UnusedSort>("sort")?
+        .unwrap_or(UnusedSort::Account);
     let since = unused::window_start(chrono::Utc::now().timestamp_millis(), days);
     let totals = reader.kept_uses().await?.totals(
         since,

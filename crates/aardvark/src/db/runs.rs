@@ -154,9 +154,9 @@ const SCHEDULED_REQUEST: &str = "%\"scheduled\":true%";
 
 /// When a collection that started at `started` (stored form) and took `duration_ms` ended.
 fn ended(started: &str, duration_ms: i64) -> String {
-    chrono::NaiveDateTime::parse_from_str(started, "%Y-%m-%d %H:%M:%S%.f")
+    super::parse_timestamp(started)
         .map(|start| super::format_timestamp(start + chrono::Duration::milliseconds(duration_ms)))
-        .unwrap_or_else(|_| started.to_owned())
+        .unwrap_or_else(|| started.to_owned())
 }
 
 impl Database {

@@ -223,7 +223,14 @@ pub async fn spawn_app_with(db: &Database, options: aardvark::api::ApiOptions) -
     let (tx, rx) = tokio::sync::oneshot::channel();
     let db = db.clone();
     tokio::spawn(async move {
-        aardvark::api::serve(listener, db, &options, async {
+        aardvark::service::Service {
+            db,
+            listener: listener.into_std().unwrap(),
+            tls: None,
+            schedule: None,
+            shutdown_timeout: std::time::Duration::from_secs(5),
+        }
+        .run(&options, async {
             let _ = rx.await;
         })
         .await
