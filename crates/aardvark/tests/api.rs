@@ -553,6 +553,141 @@ async fn combine_aggregates_per_namespace(backend: Backend) {
     }
 }
 
+/// `combine=true` by hand from the principals' own lists (a page keyed by ARN, whose order
+/// is here the principals' id order): per namespace the newest use, the first on ties, with
+/// the entity counts summed (a lone entry keeps its own), entries without a namespace left out.
+fn combined_by_hand(page: &Value, recent_since: i64) -> Value {
+    let mut combined = serde_json::Map::new();
+    let principals = page.as_object().unwrap();
+    for (key, services) in principals {
+        if ["count", "page", "total"].contains(&key.as_str()) {
+            continue;
+        }
+        for service in services.as_array().unwrap() {
+            let Some(namespace) = service["serviceNamespace"].as_str() else {
+                continue;
+            };
+            let last = |entry: &Value| entry["lastAuthenticated"].as_i64().unwrap_or(0);
+            let total = |entry: &Value| entry["totalAuthenticatedEntities"].as_i64().unwrap_or(0);
+            match combined.get_mut(namespace) {
+                None => {
+                    combined.insert(namespace.to_owned(), service.clone());
+                }
+                Some(held) => {
+                    let sum = total(held) + total(service);
+                    if last(service) > last(held) {
+                        *held = service.clone();
+                    }
+                    held["totalAuthenticatedEntities"] = json!(sum);
+                }
+            }
+        }
+    }
+    for entry in combined.values_mut() {
+        let used = entry["lastAuthenticated"]
+            .as_i64()
+            .is_some_and(|ms| ms > recent_since);
+        entry["USED_LAST_90_DAYS"] = json!(used);
+    }
+    Value::Object(combined)
+}
+
+/// Combined answers come from each principal's kept digest; they are the same whatever is
+/// kept: digests, renderings without one (an older build's), or no rendering at all.
+async fn combine_is_exact_whatever_is_kept(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let recent = chrono::Utc::now().timestamp_millis() - 10 * DAY_MS;
+    let arn = |n: usize| format!("arn:aws:iam::333333333333:role/p{n}");
+    let mut odd = service("we\"ird\\ns", OLD_1, Some("arn:aws:iam::3:role/Ünï☃"), 2);
+    odd.service_name = "Sérvice ☃ \"quoted\"".to_owned();
+    let data = [
+        vec![
+            odd,
+            service("s3", OLD_2, Some("é"), 1),
+            service("ec2", 0, None, 0),
+        ],
+        vec![
+            service("s3", OLD_2, Some("tie"), 5),
+            service("iam", recent, Some("x"), 3),
+        ],
+        vec![
+            service("lambda", OLD_3, None, 1),
+            service("nullns", OLD_3, None, 1),
+        ],
+        vec![
+            service("s3", recent - DAY_MS, Some("ñewest"), 4),
+            service("ec2", 0, None, 7),
+        ],
+        vec![service("we\"ird\\ns", OLD_1, Some("later tie"), 1)],
+    ];
+    for (n, services) in data.into_iter().enumerate() {
+        db.store(&[principal(&arn(n + 1), services)]).await;
+    }
+    // States the write path never makes, as upstream's rows may hold them.
+    db.execute(
+        "UPDATE advisor_data SET \"serviceNamespace\" = NULL WHERE \"serviceNamespace\" = 'nullns'",
+    )
+    .await;
+    db.execute("UPDATE advisor_data SET \"totalAuthenticatedEntities\" = NULL WHERE \"serviceNamespace\" = 'lambda'").await;
+    assert_eq!(db.db.render_missing().await.unwrap(), 1);
+    let app = spawn_app(&db.db).await;
+    let recent_since = chrono::Utc::now().timestamp_millis() - 90 * DAY_MS;
+    let by_hand = || async {
+        combined_by_hand(
+            &app.get("/api/1/advisors?count=100").await.json(),
+            recent_since,
+        )
+    };
+    let combined = || async {
+        app.get("/api/1/advisors?combine=true&count=100")
+            .await
+            .json()
+    };
+    let expected = by_hand().await;
+    assert_eq!(expected["s3"]["lastAuthenticatedEntity"], json!("ñewest"));
+    assert_eq!(expected["s3"]["totalAuthenticatedEntities"], json!(10));
+    assert_eq!(
+        expected["lambda"]["totalAuthenticatedEntities"],
+        Value::Null
+    );
+    assert_eq!(
+        expected["we\"ird\\ns"]["serviceName"],
+        json!("Sérvice ☃ \"quoted\"")
+    );
+    assert_eq!(expected.as_object().unwrap().len(), 5);
+    let digests = || {
+        db.strings("SELECT CAST(item_id AS TEXT) FROM aardvark_rendered_digests ORDER BY item_id")
+    };
+    assert_eq!(digests().await, ["1", "2", "3", "4", "5"]);
+    assert_eq!(combined().await, expected);
+
+    // A rendering without its digest (an older build's), and a principal without either.
+    db.execute("DELETE FROM aardvark_rendered_digests WHERE item_id = 1")
+        .await;
+    db.execute("DELETE FROM aardvark_rendered_services WHERE item_id = 2")
+        .await;
+    assert_eq!(digests().await, ["3", "4", "5"]);
+    assert_eq!(combined().await, expected);
+    assert_eq!(db.db.render_missing().await.unwrap(), 2);
+    assert_eq!(digests().await, ["1", "2", "3", "4", "5"]);
+    assert_eq!(combined().await, expected);
+
+    // The digest is what is read (here one made to differ from its rendering)...
+    db.execute("UPDATE aardvark_rendered_digests SET digest = replace(digest, 'ñewest', 'the digest') WHERE item_id = 4").await;
+    let mut from_digest = expected.clone();
+    from_digest["s3"]["lastAuthenticatedEntity"] = json!("the digest");
+    assert_eq!(combined().await, from_digest);
+    // ...until anything it was made from changes: the rendering goes, and its digest with it.
+    db.execute("UPDATE advisor_data SET \"totalAuthenticatedEntities\" = 8 WHERE item_id = 4 AND \"serviceNamespace\" = 'ec2'").await;
+    assert_eq!(digests().await, ["1", "2", "3", "5"]);
+    let changed = by_hand().await;
+    assert_eq!(changed["ec2"]["totalAuthenticatedEntities"], json!(8));
+    assert_eq!(changed["s3"], expected["s3"]);
+    assert_eq!(combined().await, changed);
+}
+
 async fn methods_and_paths(backend: Backend) {
     let Some(f) = setup(backend).await else {
         return;
@@ -686,6 +821,7 @@ on_both_backends!(
     regex_is_anchored_at_the_start_and_case_sensitive,
     filters_combine_with_and,
     combine_aggregates_per_namespace,
+    combine_is_exact_whatever_is_kept,
     methods_and_paths,
     openapi_and_swagger_ui_are_served_from_the_binary,
 );

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use aardvark::api::wire::render_services;
 use aardvark::api::wire::RENDERING;
 use aardvark::db::read::{AdvisorFilter, StoredService};
+use aardvark::db::rendered::PageTexts;
 use aardvark::db::write::{WriteOptions, WriteWarning};
 use aardvark::db::{Database, Reader, Rendering};
 use common::{fresh_db, principal, service, Backend, TestDb};
@@ -339,7 +340,7 @@ async fn text_round_trips_exactly(backend: Backend) {
 async fn assert_renderings_current(t: &TestDb) {
     let everything = AdvisorFilter::default();
     let page = Reader::new(t.db.clone())
-        .rendered_advisors(&everything, 1, 1000)
+        .rendered_advisors(&everything, 1, 1000, PageTexts::Renderings)
         .await
         .unwrap();
     let served: Vec<(String, String)> = page
@@ -389,13 +390,14 @@ fn render_format_2(_last_updated: Option<&str>, services: &[StoredService<'_>]) 
 const FORMAT_2: Rendering = Rendering {
     format: 2,
     render: render_format_2,
+    digest: |_| Some(String::new()),
 };
 
 /// What a reader connected with `rendering` serves for each principal.
 async fn served_with(t: &TestDb, rendering: Rendering) -> Vec<(String, String)> {
     let db = Database::connect(&t.uri, rendering).await.unwrap();
     let page = Reader::new(db.clone())
-        .rendered_advisors(&AdvisorFilter::default(), 1, 1000)
+        .rendered_advisors(&AdvisorFilter::default(), 1, 1000, PageTexts::Renderings)
         .await
         .unwrap();
     let served = page
@@ -444,7 +446,19 @@ async fn renderings_of_another_format_are_never_served(backend: Backend) {
     let format_1 = in_format(RENDERING).await;
     let format_2 = in_format(FORMAT_2).await;
     assert_ne!(format_1, format_2);
-    let formats = || t.strings("SELECT CAST(format AS TEXT) FROM aardvark_rendered_services");
+    let formats = || async {
+        let renderings = t
+            .strings("SELECT CAST(format AS TEXT) FROM aardvark_rendered_services ORDER BY item_id")
+            .await;
+        let digests = t
+            .strings("SELECT CAST(format AS TEXT) FROM aardvark_rendered_digests ORDER BY item_id")
+            .await;
+        assert_eq!(
+            digests, renderings,
+            "each rendering has its digest, of its format"
+        );
+        renderings
+    };
     assert_eq!(formats().await, ["1", "1"]);
 
     // A build of format 2 over renderings of format 1: its own format, from the rows.

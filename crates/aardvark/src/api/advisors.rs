@@ -2,19 +2,22 @@
 //! per service namespace, in exactly upstream 0.3.5's JSON shape.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::params::{schema, Paging, RequestParams};
-use super::wire::ServiceEntry;
+use super::wire::{Digest, DigestEntry, ServiceEntry};
 use super::{json_response, json_text_response, ApiError};
 use crate::db::read::AdvisorFilter;
+use crate::db::rendered::{Kept, PageTexts};
 use crate::db::{DbError, Reader};
 
 /// What "recently used" means in combined answers.
@@ -60,6 +63,34 @@ pub struct CombinedEntry<'a> {
     used_last_90_days: bool,
     #[serde(flatten)]
     entry: ServiceEntry<'a>,
+}
+
+/// A combined entry, from a rendering read whole or from a digest (the same keys in the same
+/// order).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Combined<'a> {
+    Rendered(CombinedEntry<'a>),
+    Digested(DigestedEntry<'a>),
+}
+
+/// A combined entry made from a digest, its texts copied as the digest holds them (JSON).
+#[derive(Serialize)]
+struct DigestedEntry<'a> {
+    #[serde(rename = "USED_LAST_90_DAYS")]
+    used_last_90_days: bool,
+    #[serde(rename = "lastAuthenticated")]
+    last_authenticated: Option<i64>,
+    #[serde(rename = "lastAuthenticatedEntity")]
+    last_authenticated_entity: &'a RawValue,
+    #[serde(rename = "lastUpdated")]
+    last_updated: &'a RawValue,
+    #[serde(rename = "serviceName")]
+    service_name: &'a RawValue,
+    #[serde(rename = "serviceNamespace")]
+    service_namespace: &'a RawValue,
+    #[serde(rename = "totalAuthenticatedEntities")]
+    total_authenticated_entities: Option<i64>,
 }
 
 /// Access Advisor data per principal.
@@ -120,33 +151,14 @@ pub async fn advisors(
         .string("combine")?
         .is_some_and(|value| value.eq_ignore_ascii_case("true"));
 
-    let result = db.rendered_advisors(&filter, page, count).await?;
+    if combine {
+        return combined_answer(&db, &filter, page, count).await;
+    }
+    let result = db
+        .rendered_advisors(&filter, page, count, PageTexts::Renderings)
+        .await?;
     let principals = result.principals()?;
     check_page_exists(page, count, result.total, principals.len())?;
-    if combine {
-        if result.total > principals.len() as i64 {
-            return Err(ApiError::bad_request(format!(
-                "Error: Please specify a count of at least {}.",
-                result.total
-            )));
-        }
-        // Combined from the renderings, which hold every field of the answer (lastUpdated
-        // already in RFC 1123), borrowing from the page as the database sent it.
-        let services = principals
-            .iter()
-            .map(|principal| serde_json::from_str::<Vec<ServiceEntry>>(&principal.services))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| {
-                DbError::Sql(sqlx::Error::Decode(
-                    format!("a principal's kept rendering: {err}").into(),
-                ))
-            })?;
-        return Ok(json_response(
-            StatusCode::OK,
-            &combined(services.into_iter().flatten(), Utc::now()),
-            result.text_len(),
-        ));
-    }
     let numbers = [
         ("count", principals.len() as i64),
         ("page", page),
@@ -199,47 +211,141 @@ fn check_page_exists(page: i64, count: i64, total: i64, found: usize) -> Result<
     )))
 }
 
-/// Per namespace, the entry with the newest use among the principals' `services` (given in
-/// principal order; the first on ties), with the principals' entity counts summed.
-fn combined<'a>(
-    services: impl Iterator<Item = ServiceEntry<'a>>,
-    now: DateTime<Utc>,
-) -> BTreeMap<Cow<'a, str>, CombinedEntry<'a>> {
-    let recent_since = (now - chrono::Duration::days(RECENT_USE_DAYS)).timestamp_millis();
-    let mut usage: BTreeMap<Cow<'a, str>, CombinedEntry> = BTreeMap::new();
-    for candidate in services {
-        let Some(namespace) = candidate.service_namespace.clone() else {
-            continue;
-        };
-        match usage.get_mut(&namespace) {
-            None => {
-                usage.insert(
-                    namespace,
-                    CombinedEntry {
-                        used_last_90_days: false,
-                        entry: candidate,
-                    },
-                );
-            }
-            Some(best) => {
-                let total = best.entry.total_authenticated_entities.unwrap_or(0)
-                    + candidate.total_authenticated_entities.unwrap_or(0);
-                if candidate.last_authenticated.unwrap_or(0)
-                    > best.entry.last_authenticated.unwrap_or(0)
-                {
-                    best.entry = candidate;
+/// The combined answer for the principals `filter` matches, who must all be on page `page` of
+/// `count`: from their kept digests, or their renderings for principals without one.
+async fn combined_answer(
+    db: &Reader,
+    filter: &AdvisorFilter,
+    page: i64,
+    count: i64,
+) -> Result<Response, ApiError> {
+    let recent_since = (Utc::now() - chrono::Duration::days(RECENT_USE_DAYS)).timestamp_millis();
+    let result = db
+        .rendered_advisors(filter, page, count, PageTexts::Digests)
+        .await?;
+    let principals = result.entries()?;
+    check_page_exists(page, count, result.total, principals.len())?;
+    if result.total > principals.len() as i64 {
+        return Err(ApiError::bad_request(format!(
+            "Error: Please specify a count of at least {}.",
+            result.total
+        )));
+    }
+    let mut newest = Newest::default();
+    for (id, _, kept) in &principals {
+        match kept {
+            Kept::Digest(text) => {
+                let Digest(last_updated, entries) = serde_json::from_str(text)
+                    .map_err(|err| undecodable(format!("principal {id}'s kept digest: {err}")))?;
+                for entry in entries {
+                    let namespace = entry.service_namespace().map_err(|err| {
+                        undecodable(format!("principal {id}'s kept digest: {err}"))
+                    })?;
+                    newest.offer(
+                        namespace,
+                        Candidate {
+                            last_authenticated: entry.last_authenticated(),
+                            total: entry.total_authenticated_entities(),
+                            source: Source::Digest(last_updated, entry),
+                        },
+                    );
                 }
-                best.entry.total_authenticated_entities = Some(total);
+            }
+            Kept::Rendering(services) => {
+                let entries: Vec<ServiceEntry> = serde_json::from_str(services).map_err(|err| {
+                    undecodable(format!("principal {id}'s kept rendering: {err}"))
+                })?;
+                for entry in entries {
+                    let Some(namespace) = entry.service_namespace.clone() else {
+                        continue;
+                    };
+                    newest.offer(
+                        namespace,
+                        Candidate {
+                            last_authenticated: entry.last_authenticated,
+                            total: entry.total_authenticated_entities,
+                            source: Source::Entry(entry),
+                        },
+                    );
+                }
             }
         }
     }
-    for entry in usage.values_mut() {
-        entry.used_last_90_days = entry
-            .entry
-            .last_authenticated
-            .is_some_and(|ms| ms > recent_since);
+    let answer: BTreeMap<_, _> = newest
+        .0
+        .into_iter()
+        .map(|(namespace, held)| {
+            let used = held.last_authenticated.is_some_and(|ms| ms > recent_since);
+            let entry = match held.source {
+                Source::Entry(mut entry) => {
+                    entry.total_authenticated_entities = held.total;
+                    Combined::Rendered(CombinedEntry {
+                        used_last_90_days: used,
+                        entry,
+                    })
+                }
+                Source::Digest(last_updated, entry) => Combined::Digested(DigestedEntry {
+                    used_last_90_days: used,
+                    last_authenticated: entry.last_authenticated(),
+                    last_authenticated_entity: entry.4,
+                    last_updated,
+                    service_name: entry.3,
+                    service_namespace: entry.2,
+                    total_authenticated_entities: held.total,
+                }),
+            };
+            (namespace, entry)
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &answer,
+        320 * answer.len() + 2,
+    ))
+}
+
+fn undecodable(problem: String) -> ApiError {
+    DbError::Sql(sqlx::Error::Decode(problem.into())).into()
+}
+
+/// Where a candidate's entry comes from: a rendering read whole, or a digest.
+enum Source<'a> {
+    Entry(ServiceEntry<'a>),
+    Digest(&'a RawValue, DigestEntry<'a>),
+}
+
+/// One service of one principal, as combining sees it.
+struct Candidate<'a> {
+    last_authenticated: Option<i64>,
+    total: Option<i64>,
+    source: Source<'a>,
+}
+
+/// Per namespace, the candidate with the newest use (offered in principal order; the first on
+/// ties), holding the entity counts of all of them summed (a lone candidate keeps its own).
+#[derive(Default)]
+struct Newest<'a>(HashMap<Cow<'a, str>, Candidate<'a>, foldhash::fast::RandomState>);
+
+impl<'a> Newest<'a> {
+    fn offer(&mut self, namespace: Cow<'a, str>, candidate: Candidate<'a>) {
+        match self.0.entry(namespace) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(candidate);
+            }
+            Entry::Occupied(mut occupied) => {
+                let held = occupied.get_mut();
+                let total = held
+                    .total
+                    .unwrap_or(0)
+                    .saturating_add(candidate.total.unwrap_or(0));
+                if candidate.last_authenticated.unwrap_or(0) > held.last_authenticated.unwrap_or(0)
+                {
+                    *held = candidate;
+                }
+                held.total = Some(total);
+            }
+        }
     }
-    usage
 }
 
 /// The regex crate's message without its multi-line pattern excerpt.

@@ -5,16 +5,18 @@ use std::borrow::Cow;
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::db::read::{borrowed_text, StoredService};
 use crate::db::rendered::Rendering;
 
-/// What storage renders principals with: [`render_services`]. Its `format` must change
-/// whenever the text `render_services` writes changes, so that renderings kept by another
-/// build are rendered again rather than served.
+/// What storage renders principals with: [`render_services`], and [`digest_services`] for
+/// combining. Its `format` must change whenever the text either writes changes, so that
+/// renderings and digests kept by another build are made again rather than served.
 pub const RENDERING: Rendering = Rendering {
     format: 1,
     render: render_services,
+    digest: digest_services,
 };
 
 /// One service of one principal. Fields are declared in sorted order: that is the JSON order.
@@ -71,6 +73,86 @@ pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>
     serde_json::to_string(&entries).expect("service entries always serialize")
 }
 
+/// A rendering's digest: what a combined answer takes of each entry, without the keys. The
+/// JSON array `[lastUpdated, [[lastAuthenticated, totalAuthenticatedEntities, serviceNamespace,
+/// serviceName, lastAuthenticatedEntity], ...]]`, the entries in the rendering's order, those
+/// without a namespace left out (combining leaves them out).
+#[derive(Deserialize)]
+pub struct Digest<'a>(
+    /// Shared by every entry of a rendering.
+    #[serde(borrow)]
+    pub &'a RawValue,
+    #[serde(borrow)] pub Vec<DigestEntry<'a>>,
+);
+
+/// One entry of a [`Digest`]: its numbers, and its texts as JSON, copied into answers as they are.
+#[derive(Deserialize)]
+pub struct DigestEntry<'a>(
+    pub Option<i64>,
+    pub Option<i64>,
+    #[serde(borrow)] pub &'a RawValue,
+    #[serde(borrow)] pub &'a RawValue,
+    #[serde(borrow)] pub &'a RawValue,
+);
+
+impl<'a> DigestEntry<'a> {
+    pub fn last_authenticated(&self) -> Option<i64> {
+        self.0
+    }
+
+    pub fn total_authenticated_entities(&self) -> Option<i64> {
+        self.1
+    }
+
+    /// The namespace as text (a JSON string in the digest).
+    pub fn service_namespace(&self) -> Result<Cow<'a, str>, serde_json::Error> {
+        let raw: &'a RawValue = self.2;
+        let json = raw.get();
+        match json.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+            Some(plain) if !plain.contains('\\') => Ok(Cow::Borrowed(plain)),
+            _ => serde_json::from_str::<String>(json).map(Cow::Owned),
+        }
+    }
+}
+
+/// The digest of a rendering [`render_services`] wrote; `None` for any other text, or entries
+/// that do not share one `lastUpdated` (which `render_services` never writes).
+pub fn digest_services(rendering: &str) -> Option<String> {
+    #[derive(Serialize)]
+    struct Written<'a>(Option<&'a str>, Vec<WrittenEntry<'a>>);
+    #[derive(Serialize)]
+    struct WrittenEntry<'a>(
+        Option<i64>,
+        Option<i64>,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+    );
+    let entries: Vec<ServiceEntry> = serde_json::from_str(rendering).ok()?;
+    let last_updated = entries
+        .first()
+        .and_then(|entry| entry.last_updated.as_deref());
+    if entries
+        .iter()
+        .any(|entry| entry.last_updated.as_deref() != last_updated)
+    {
+        return None;
+    }
+    let written = entries
+        .iter()
+        .filter_map(|entry| {
+            Some(WrittenEntry(
+                entry.last_authenticated,
+                entry.total_authenticated_entities,
+                entry.service_namespace.as_deref()?,
+                entry.service_name.as_deref(),
+                entry.last_authenticated_entity.as_deref(),
+            ))
+        })
+        .collect();
+    serde_json::to_string(&Written(last_updated, written)).ok()
+}
+
 /// How the operator's endpoints write times.
 const RFC3339_SECONDS: &str = "%Y-%m-%dT%H:%M:%SZ";
 
@@ -118,6 +200,49 @@ pub fn rfc1123(stored: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digests_hold_what_combining_takes_of_each_entry() {
+        let service = |namespace: Option<&'static str>, name: Option<&'static str>| StoredService {
+            last_authenticated: Some(5),
+            service_name: name.map(Cow::Borrowed),
+            service_namespace: namespace.map(Cow::Borrowed),
+            last_authenticated_entity: Some(Cow::Borrowed("arn:aws:iam::1:role/ü ☃")),
+            total_authenticated_entities: None,
+        };
+        let rendering = render_services(
+            Some("2026-11-22 19:54:58"),
+            &[
+                service(Some("s3"), Some("Amazon S3")),
+                service(None, Some("no namespace")),
+                service(Some("we\"ird\\ns"), None),
+            ],
+        );
+        let digest = digest_services(&rendering).unwrap();
+        assert_eq!(
+            digest,
+            r#"["Sun, 22 Nov 2026 19:54:58 GMT",[[5,null,"s3","Amazon S3","arn:aws:iam::1:role/ü ☃"],[5,null,"we\"ird\\ns",null,"arn:aws:iam::1:role/ü ☃"]]]"#
+        );
+        let Digest(last_updated, entries) = serde_json::from_str(&digest).unwrap();
+        assert_eq!(last_updated.get(), "\"Sun, 22 Nov 2026 19:54:58 GMT\"");
+        let namespaces: Vec<_> = entries
+            .iter()
+            .map(|entry| entry.service_namespace().unwrap())
+            .collect();
+        assert_eq!(namespaces, ["s3", "we\"ird\\ns"]);
+        assert!(matches!(namespaces[0], Cow::Borrowed(_)));
+        assert_eq!(entries[0].last_authenticated(), Some(5));
+        assert_eq!(entries[0].total_authenticated_entities(), None);
+
+        assert_eq!(digest_services("[]").unwrap(), "[null,[]]");
+        assert_eq!(digest_services("{\"not\":\"entries\"}"), None);
+        let mixed = rendering.replacen("Sun, 22 Nov", "Mon, 23 Nov", 1);
+        assert_eq!(
+            digest_services(&mixed),
+            None,
+            "entries of differing lastUpdated"
+        );
+    }
 
     #[test]
     fn timestamps_format_like_flask() {

@@ -79,6 +79,7 @@ impl Dialect {
             Dialect::Postgres => &[
                 "aardvark_bump_principal_version()",
                 "aardvark_rendered_services_stale()",
+                "aardvark_rendered_digests_stale()",
             ],
         }
     }

@@ -35,6 +35,7 @@ const TABLES: &[&str] = &[
     "aardvark_run_accounts",
     "aardvark_runs",
     "aardvark_principal_version",
+    "aardvark_rendered_digests",
     "aardvark_rendered_services",
     "advisor_data",
     "aws_iam_object",

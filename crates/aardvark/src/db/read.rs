@@ -176,8 +176,8 @@ impl AdvisorPage {
 pub(crate) enum PageShape {
     /// Its services as stored: [`AdvisorPage`].
     Stored,
-    /// Its services as the API writes them: [`super::rendered::RenderedPage`].
-    Rendered,
+    /// Its services as the API writes them, or their digests: [`super::rendered::RenderedPage`].
+    Rendered(super::rendered::PageTexts),
 }
 
 /// Every principal's id and ARN in id order, as of one version of the principals table.
@@ -199,6 +199,9 @@ struct Directory {
     /// With `accounts`, a phrase of digits (an account id, what Repokid sends) is answered
     /// without reading every ARN.
     outside_digits: Vec<u8>,
+    /// The positions of principals with digits outside their account field, longest run first:
+    /// those a phrase of N digits may match there are a prefix, found without a scan.
+    by_outside_digits: Vec<u32>,
 }
 
 /// The read path's in-memory directory of principals. Filters (phrase, exact ARNs, regex) and
@@ -413,7 +416,7 @@ impl Database {
         let version = "(SELECT CAST(v.version AS BIGINT) FROM aardvark_principal_version v \
                        WHERE v.id = 1)";
         let sql = match shape {
-            PageShape::Rendered => self.rendered_page_sql(version, &matching),
+            PageShape::Rendered(texts) => self.rendered_page_sql(version, &matching, texts),
             PageShape::Stored => self.dialect().stored_page(version, &matching),
         };
         Ok(sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?)
@@ -435,7 +438,7 @@ impl Directory {
         let mut by_arn: Vec<u32> = (0..arns.len() as u32).collect();
         by_arn.sort_by(|&a, &b| arns[a as usize].cmp(&arns[b as usize]));
         let mut accounts: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
-        let outside_digits = lowered
+        let outside_digits: Vec<u8> = lowered
             .iter()
             .enumerate()
             .map(|(at, arn)| {
@@ -453,6 +456,10 @@ impl Directory {
                 outside.min(255) as u8
             })
             .collect();
+        let mut by_outside_digits: Vec<u32> = (0..lowered.len() as u32)
+            .filter(|&at| outside_digits[at as usize] > 0)
+            .collect();
+        by_outside_digits.sort_by_key(|&at| std::cmp::Reverse(outside_digits[at as usize]));
         let accounts = accounts
             .into_iter()
             .map(|(account, positions)| (account.to_owned(), positions))
@@ -466,6 +473,7 @@ impl Directory {
             by_arn,
             accounts,
             outside_digits,
+            by_outside_digits,
         }
     }
 
@@ -517,9 +525,14 @@ impl Directory {
             .flat_map(|(_, positions)| positions.iter().map(|&at| at as usize))
             .collect();
         let run = phrase.len().min(255);
+        let long_enough = self
+            .by_outside_digits
+            .partition_point(|&at| usize::from(self.outside_digits[at as usize]) >= run);
         found.extend(
-            (0..self.lowered.len())
-                .filter(|&at| usize::from(self.outside_digits[at]) >= run && contains(at)),
+            self.by_outside_digits[..long_enough]
+                .iter()
+                .map(|&at| at as usize)
+                .filter(|&at| contains(at)),
         );
         found.sort_unstable();
         found.dedup();

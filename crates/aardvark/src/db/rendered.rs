@@ -35,6 +35,26 @@ pub struct Rendering {
     /// A principal's services as one JSON text, from its `lastUpdated` as stored and its
     /// rows in `advisor_data.id` order.
     pub render: fn(last_updated: Option<&str>, services: &[StoredService<'_>]) -> String,
+    /// What combining principals reads of a rendering instead of the rendering, kept beside
+    /// it (`aardvark_rendered_digests`, migration 0012); `None` keeps none.
+    pub digest: fn(rendering: &str) -> Option<String>,
+}
+
+/// Which text a page brings of principals whose rendering is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageTexts {
+    Renderings,
+    /// Their digest where one is kept, else their rendering.
+    Digests,
+}
+
+/// What a page brings of one principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kept<'a> {
+    /// Its services as [`Rendering`] wrote them (now, when none was kept).
+    Rendering(Cow<'a, str>),
+    /// Its kept rendering's digest, as [`Rendering::digest`] wrote it.
+    Digest(&'a str),
 }
 
 /// A principal of a rendered page.
@@ -47,18 +67,20 @@ pub struct RenderedPrincipal<'a> {
     pub services: Cow<'a, str>,
 }
 
-/// One page of principals with their services rendered, as the database sent it.
+/// One page of principals with their services rendered, or digested, as the database sent it.
 #[derive(Debug, Clone)]
 pub struct RenderedPage {
     /// Principals matched by the filter, on every page.
     pub total: i64,
-    /// Per principal `ID ARN_BYTES ARN` then `R` (its services are stored rendered) or `L`
-    /// (they come as `[lastUpdated, services as aggregated for read.rs]`, to render here), in
-    /// no particular order; `None` for an empty page.
+    /// The principals' version the page was read at.
+    pub version: i64,
+    /// Per principal `ID ARN_BYTES ARN` then `D` (its digest is kept), `R` (its services are
+    /// kept rendered) or `L` (they come as `[lastUpdated, services as aggregated for read.rs]`,
+    /// to render here), in no particular order; `None` for an empty page.
     headers: Option<String>,
-    /// The principals' services, in the order of `headers`, separated by
-    /// [`RECORD_SEPARATOR`]. Apart from the headers so that the database copies them once.
-    services: Option<String>,
+    /// The principals' texts, in the order of `headers`, separated by [`RECORD_SEPARATOR`].
+    /// Apart from the headers so that the database copies them once.
+    texts: Option<String>,
     /// What renders the `L` principals.
     rendering: Rendering,
 }
@@ -67,33 +89,50 @@ impl RenderedPage {
     fn from_row(total: i64, row: &AnyRow, rendering: Rendering) -> Result<Self, DbError> {
         Ok(RenderedPage {
             total,
+            version: row.try_get(0)?,
             headers: row.try_get(1)?,
-            services: row.try_get(2)?,
+            texts: row.try_get(2)?,
             rendering,
         })
     }
 
-    /// The page's principals in `id` order.
+    /// The page's principals in `id` order, each with its services rendered.
     pub fn principals(&self) -> Result<Vec<RenderedPrincipal<'_>>, DbError> {
-        let mut principals = parse_page(
+        self.entries()?
+            .into_iter()
+            .map(|(id, arn, kept)| match kept {
+                Kept::Rendering(services) => Ok(RenderedPrincipal { id, arn, services }),
+                Kept::Digest(_) => Err(undecodable(format!(
+                    "principal {id} came as a digest in a page of renderings"
+                ))),
+            })
+            .collect()
+    }
+
+    /// The page's principals in `id` order, each with what the page brought of it.
+    pub fn entries(&self) -> Result<Vec<(i64, &str, Kept<'_>)>, DbError> {
+        let mut entries = parse_page(
             self.headers.as_deref().unwrap_or_default(),
-            self.services.as_deref().unwrap_or_default(),
+            self.texts.as_deref().unwrap_or_default(),
             self.rendering,
         )
         .map_err(|problem| {
-            DbError::Sql(sqlx::Error::Decode(
-                format!("the page's rendered principals as the database sent them: {problem}")
-                    .into(),
+            undecodable(format!(
+                "the page's rendered principals as the database sent them: {problem}"
             ))
         })?;
-        principals.sort_unstable_by_key(|principal| principal.id);
-        Ok(principals)
+        entries.sort_unstable_by_key(|(id, _, _)| *id);
+        Ok(entries)
     }
 
     /// Bytes of the page as the database sent it: what sizes a response.
     pub fn text_len(&self) -> usize {
-        self.headers.as_ref().map_or(0, String::len) + self.services.as_ref().map_or(0, String::len)
+        self.headers.as_ref().map_or(0, String::len) + self.texts.as_ref().map_or(0, String::len)
     }
+}
+
+fn undecodable(problem: String) -> DbError {
+    DbError::Sql(sqlx::Error::Decode(problem.into()))
 }
 
 /// `[lastUpdated, services]` of a principal without a stored rendering.
@@ -105,11 +144,11 @@ struct Unrendered<'a>(
 
 fn parse_page<'a>(
     mut headers: &'a str,
-    services: &'a str,
+    texts: &'a str,
     rendering: Rendering,
-) -> Result<Vec<RenderedPrincipal<'a>>, String> {
-    let mut principals = Vec::new();
-    let mut each_services = services.split(char::from(RECORD_SEPARATOR));
+) -> Result<Vec<(i64, &'a str, Kept<'a>)>, String> {
+    let mut entries = Vec::new();
+    let mut each_text = texts.split(char::from(RECORD_SEPARATOR));
     while !headers.is_empty() {
         let malformed = || {
             let at = headers.get(..40).unwrap_or(headers);
@@ -121,27 +160,31 @@ fn parse_page<'a>(
         let arn_len: usize = arn_len.parse().map_err(|_| malformed())?;
         let arn = after.get(..arn_len).ok_or_else(malformed)?;
         let (kind, after) = after[arn_len..].split_at_checked(1).ok_or_else(malformed)?;
-        let stored = each_services
+        let stored = each_text
             .next()
             .ok_or_else(|| format!("no services for principal {id}"))?;
-        let services = match kind {
-            "R" => Cow::Borrowed(stored),
+        let kept = match kind {
+            "D" => Kept::Digest(stored),
+            "R" => Kept::Rendering(Cow::Borrowed(stored)),
             "L" => {
                 let Unrendered(last_updated, services) = serde_json::from_str(stored)
                     .map_err(|err| format!("principal {id}'s services: {err}"))?;
-                Cow::Owned((rendering.render)(last_updated.as_deref(), &services))
+                Kept::Rendering(Cow::Owned((rendering.render)(
+                    last_updated.as_deref(),
+                    &services,
+                )))
             }
             _ => return Err(malformed()),
         };
-        principals.push(RenderedPrincipal { id, arn, services });
+        entries.push((id, arn, kept));
         headers = after;
     }
-    let left_over = match principals.is_empty() {
-        true => !services.is_empty(),
-        false => each_services.next().is_some(),
+    let left_over = match entries.is_empty() {
+        true => !texts.is_empty(),
+        false => each_text.next().is_some(),
     };
     if !left_over {
-        Ok(principals)
+        Ok(entries)
     } else {
         Err("more services than principals".to_owned())
     }
@@ -149,33 +192,61 @@ fn parse_page<'a>(
 
 impl Reader {
     /// Principals matching `filter`, `count` per page, page `page` (1-based), with their
-    /// services rendered: one statement per request, as [`Reader::advisors`].
+    /// services rendered (`texts` says whether kept digests come instead): one statement per
+    /// request, as [`Reader::advisors`].
     pub async fn rendered_advisors(
         &self,
         filter: &AdvisorFilter,
         page: i64,
         count: i64,
+        texts: PageTexts,
     ) -> Result<RenderedPage, DbError> {
         let (total, row) = self
-            .filtered_page(filter, page, count, PageShape::Rendered)
+            .filtered_page(filter, page, count, PageShape::Rendered(texts))
             .await?;
         RenderedPage::from_row(total, &row, self.database().rendering())
     }
 }
 
 impl Database {
-    /// SQL for one row: `version`, then the `headers` and `services` of [`RenderedPage`] for
-    /// the principals `o` matching `matching`.
-    pub(crate) fn rendered_page_sql(&self, version: &str, matching: &str) -> String {
+    /// SQL for one row: `version`, then the `headers` and `texts` of [`RenderedPage`] for the
+    /// principals `o` matching `matching`.
+    pub(crate) fn rendered_page_sql(
+        &self,
+        version: &str,
+        matching: &str,
+        texts: PageTexts,
+    ) -> String {
         let (unrendered, concat, separator) =
             self.dialect().unrendered_and_concat(RECORD_SEPARATOR);
+        let format = self.rendering().format;
+        // Principals with a digest never touch their rendering's row (which spans pages).
+        let (kind, text, digests) = match texts {
+            PageTexts::Renderings => (
+                "CASE WHEN r.services IS NULL THEN 'L' ELSE 'R' END",
+                "r.services",
+                String::new(),
+            ),
+            PageTexts::Digests => (
+                "CASE WHEN d.digest IS NOT NULL THEN 'D' WHEN r.services IS NOT NULL THEN 'R' \
+                 ELSE 'L' END",
+                "COALESCE(d.digest, r.services)",
+                format!(
+                    "LEFT JOIN aardvark_rendered_digests d ON d.item_id = o.id \
+                     AND d.format = {format} "
+                ),
+            ),
+        };
+        let rendering_wanted = match texts {
+            PageTexts::Renderings => "",
+            PageTexts::Digests => "d.item_id IS NULL AND ",
+        };
         format!(
             "SELECT {version}, {concat}(o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' \
-             || COALESCE(o.arn, '') || CASE WHEN r.services IS NULL THEN 'L' ELSE 'R' END, ''), \
-             {concat}(COALESCE(r.services, {unrendered}), {separator}) \
-             FROM aws_iam_object o LEFT JOIN aardvark_rendered_services r ON r.item_id = o.id \
-             AND r.format = {format} WHERE {matching}",
-            format = self.rendering().format
+             || COALESCE(o.arn, '') || {kind}, ''), \
+             {concat}(COALESCE({text}, {unrendered}), {separator}) \
+             FROM aws_iam_object o {digests}LEFT JOIN aardvark_rendered_services r \
+             ON {rendering_wanted}r.item_id = o.id AND r.format = {format} WHERE {matching}"
         )
     }
 
@@ -191,12 +262,11 @@ impl Database {
             return Ok(());
         }
         let (matching, list) = self.dialect().among_ids("o.id", "$1", ids);
-        let row = sqlx::query(&self.rendered_page_sql("0", &matching))
-            .bind(list)
-            .fetch_one(&mut *conn)
-            .await?;
+        let sql = self.rendered_page_sql("0", &matching, PageTexts::Renderings);
+        let row = sqlx::query(&sql).bind(list).fetch_one(&mut *conn).await?;
         let page = RenderedPage::from_row(0, &row, self.rendering())?;
         let principals = page.principals()?;
+        let format = i64::from(self.rendering().format);
         for chunk in principals.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
             let sql = format!(
                 "INSERT INTO aardvark_rendered_services (item_id, services, format) VALUES {} \
@@ -209,23 +279,51 @@ impl Database {
                 query = query
                     .bind(i32::try_from(principal.id).unwrap_or(i32::MAX))
                     .bind(principal.services.as_ref())
-                    .bind(i64::from(self.rendering().format));
+                    .bind(format);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        // After the renderings: replacing one removes its digest.
+        let digests: Vec<(i64, String)> = principals
+            .iter()
+            .filter_map(|principal| {
+                Some((
+                    principal.id,
+                    (self.rendering().digest)(&principal.services)?,
+                ))
+            })
+            .collect();
+        for chunk in digests.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
+            let sql = format!(
+                "INSERT INTO aardvark_rendered_digests (item_id, format, digest) VALUES {} \
+                 ON CONFLICT (item_id) DO UPDATE SET format = excluded.format, \
+                 digest = excluded.digest",
+                self.dialect().values_placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, digest) in chunk {
+                query = query
+                    .bind(i32::try_from(*id).unwrap_or(i32::MAX))
+                    .bind(format)
+                    .bind(digest.as_str());
             }
             query.execute(&mut *conn).await?;
         }
         Ok(())
     }
 
-    /// Renders every principal that has no stored rendering of this build's format (run after
-    /// each collection and by `create-db`). Returns how many it rendered.
+    /// Renders every principal that has no stored rendering of this build's format, or no
+    /// digest of it (renderings kept before migration 0012), run after each collection, by
+    /// `create-db` and as `serve` starts. Returns how many it rendered.
     pub async fn render_missing(&self) -> Result<usize, DbError> {
         let mut rendered = 0;
         let mut after = i64::MIN;
         loop {
             let ids: Vec<i64> = sqlx::query_scalar(&format!(
                 "SELECT CAST(o.id AS BIGINT) FROM aws_iam_object o WHERE o.id > $1 AND NOT EXISTS \
-                 (SELECT 1 FROM aardvark_rendered_services r WHERE r.item_id = o.id \
-                 AND r.format = {format}) \
+                 (SELECT 1 FROM aardvark_rendered_services r JOIN aardvark_rendered_digests d \
+                 ON d.item_id = r.item_id AND d.format = r.format \
+                 WHERE r.item_id = o.id AND r.format = {format}) \
                  ORDER BY o.id LIMIT {RENDER_BATCH}",
                 format = self.rendering().format
             ))
@@ -270,12 +368,22 @@ mod tests {
     #[test]
     fn pages_parse_whatever_the_arn_holds() {
         let odd_arn = "arn:aws:iam::1:role/a \u{1e}R b";
-        let page = |headers: &str, services: &str| RenderedPage {
+        let page = |headers: &str, texts: &str| RenderedPage {
             total: 2,
+            version: 1,
             headers: Some(headers.to_owned()),
-            services: Some(services.to_owned()),
+            texts: Some(texts.to_owned()),
             rendering: crate::api::wire::RENDERING,
         };
+        let digested = page("9 0 D", "[null,[]]");
+        assert_eq!(
+            digested.entries().unwrap(),
+            [(9, "", Kept::Digest("[null,[]]"))]
+        );
+        assert!(
+            digested.principals().is_err(),
+            "a digest is not a rendering"
+        );
         let good = page(
             &format!("7 {} {odd_arn}R3 0 L", odd_arn.len()),
             "[{\"x\":1}]\u{1e}[null,[[2,5,\"n\",\"s\",null,1],[1,0,null,null,null,0]]]",
