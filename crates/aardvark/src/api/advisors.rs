@@ -235,25 +235,23 @@ async fn combined_answer(
     for (id, _, kept) in &principals {
         match kept {
             Kept::Digest(text) => {
-                let Digest(last_updated, entries) = serde_json::from_str(text)
-                    .map_err(|err| undecodable(format!("principal {id}'s kept digest: {err}")))?;
-                for entry in entries {
-                    let namespace = entry.service_namespace().map_err(|err| {
-                        undecodable(format!("principal {id}'s kept digest: {err}"))
-                    })?;
+                let undecodable =
+                    |err| DbError::undecodable(format!("principal {id}'s kept digest: {err}"));
+                let digest: Digest = serde_json::from_str(text).map_err(undecodable)?;
+                for entry in digest.entries {
                     newest.offer(
-                        namespace,
+                        entry.namespace().map_err(undecodable)?,
                         Candidate {
-                            last_authenticated: entry.last_authenticated(),
-                            total: entry.total_authenticated_entities(),
-                            source: Source::Digest(last_updated, entry),
+                            last_authenticated: entry.last_authenticated,
+                            total: entry.total_authenticated_entities,
+                            source: Source::Digest(digest.last_updated, entry),
                         },
                     );
                 }
             }
             Kept::Rendering(services) => {
                 let entries: Vec<ServiceEntry> = serde_json::from_str(services).map_err(|err| {
-                    undecodable(format!("principal {id}'s kept rendering: {err}"))
+                    DbError::undecodable(format!("principal {id}'s kept rendering: {err}"))
                 })?;
                 for entry in entries {
                     let Some(namespace) = entry.service_namespace.clone() else {
@@ -286,11 +284,11 @@ async fn combined_answer(
                 }
                 Source::Digest(last_updated, entry) => Combined::Digested(DigestedEntry {
                     used_last_90_days: used,
-                    last_authenticated: entry.last_authenticated(),
-                    last_authenticated_entity: entry.4,
+                    last_authenticated: entry.last_authenticated,
+                    last_authenticated_entity: entry.last_authenticated_entity,
                     last_updated,
-                    service_name: entry.3,
-                    service_namespace: entry.2,
+                    service_name: entry.service_name,
+                    service_namespace: entry.service_namespace,
                     total_authenticated_entities: held.total,
                 }),
             };
@@ -302,10 +300,6 @@ async fn combined_answer(
         &answer,
         320 * answer.len() + 2,
     ))
-}
-
-fn undecodable(problem: String) -> ApiError {
-    DbError::Sql(sqlx::Error::Decode(problem.into())).into()
 }
 
 /// Where a candidate's entry comes from: a rendering read whole, or a digest.

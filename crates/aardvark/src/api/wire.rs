@@ -76,37 +76,34 @@ pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>
 /// A rendering's digest: what a combined answer takes of each entry, without the keys. The
 /// JSON array `[lastUpdated, [[lastAuthenticated, totalAuthenticatedEntities, serviceNamespace,
 /// serviceName, lastAuthenticatedEntity], ...]]`, the entries in the rendering's order, those
-/// without a namespace left out (combining leaves them out).
+/// without a namespace left out (combining leaves them out). Texts are kept as JSON, to be
+/// copied into answers as they are.
 #[derive(Deserialize)]
-pub struct Digest<'a>(
+pub struct Digest<'a> {
     /// Shared by every entry of a rendering.
     #[serde(borrow)]
-    pub &'a RawValue,
-    #[serde(borrow)] pub Vec<DigestEntry<'a>>,
-);
+    pub last_updated: &'a RawValue,
+    #[serde(borrow)]
+    pub entries: Vec<DigestEntry<'a>>,
+}
 
-/// One entry of a [`Digest`]: its numbers, and its texts as JSON, copied into answers as they are.
+/// One entry of a [`Digest`].
 #[derive(Deserialize)]
-pub struct DigestEntry<'a>(
-    pub Option<i64>,
-    pub Option<i64>,
-    #[serde(borrow)] pub &'a RawValue,
-    #[serde(borrow)] pub &'a RawValue,
-    #[serde(borrow)] pub &'a RawValue,
-);
+pub struct DigestEntry<'a> {
+    pub last_authenticated: Option<i64>,
+    pub total_authenticated_entities: Option<i64>,
+    #[serde(borrow)]
+    pub service_namespace: &'a RawValue,
+    #[serde(borrow)]
+    pub service_name: &'a RawValue,
+    #[serde(borrow)]
+    pub last_authenticated_entity: &'a RawValue,
+}
 
 impl<'a> DigestEntry<'a> {
-    pub fn last_authenticated(&self) -> Option<i64> {
-        self.0
-    }
-
-    pub fn total_authenticated_entities(&self) -> Option<i64> {
-        self.1
-    }
-
-    /// The namespace as text (a JSON string in the digest).
-    pub fn service_namespace(&self) -> Result<Cow<'a, str>, serde_json::Error> {
-        let raw: &'a RawValue = self.2;
+    /// The namespace as text.
+    pub fn namespace(&self) -> Result<Cow<'a, str>, serde_json::Error> {
+        let raw: &'a RawValue = self.service_namespace;
         let json = raw.get();
         match json.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
             Some(plain) if !plain.contains('\\') => Ok(Cow::Borrowed(plain)),
@@ -223,16 +220,19 @@ mod tests {
             digest,
             r#"["Sun, 22 Nov 2026 19:54:58 GMT",[[5,null,"s3","Amazon S3","arn:aws:iam::1:role/ü ☃"],[5,null,"we\"ird\\ns",null,"arn:aws:iam::1:role/ü ☃"]]]"#
         );
-        let Digest(last_updated, entries) = serde_json::from_str(&digest).unwrap();
-        assert_eq!(last_updated.get(), "\"Sun, 22 Nov 2026 19:54:58 GMT\"");
-        let namespaces: Vec<_> = entries
+        let read: Digest = serde_json::from_str(&digest).unwrap();
+        assert_eq!(read.last_updated.get(), "\"Sun, 22 Nov 2026 19:54:58 GMT\"");
+        let namespaces: Vec<_> = read
+            .entries
             .iter()
-            .map(|entry| entry.service_namespace().unwrap())
+            .map(|entry| entry.namespace().unwrap())
             .collect();
         assert_eq!(namespaces, ["s3", "we\"ird\\ns"]);
         assert!(matches!(namespaces[0], Cow::Borrowed(_)));
-        assert_eq!(entries[0].last_authenticated(), Some(5));
-        assert_eq!(entries[0].total_authenticated_entities(), None);
+        let first = &read.entries[0];
+        assert_eq!(first.last_authenticated, Some(5));
+        assert_eq!(first.total_authenticated_entities, None);
+        assert_eq!(first.service_name.get(), "\"Amazon S3\"");
 
         assert_eq!(digest_services("[]").unwrap(), "[null,[]]");
         assert_eq!(digest_services("{\"not\":\"entries\"}"), None);

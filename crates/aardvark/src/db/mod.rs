@@ -64,6 +64,11 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Stored text that does not read as what it should be.
+    pub fn undecodable(problem: String) -> Self {
+        DbError::Sql(sqlx::Error::Decode(problem.into()))
+    }
+
     /// Whether retrying the same statement may succeed (lock contention, lost connection).
     pub fn is_transient(&self) -> bool {
         match self {

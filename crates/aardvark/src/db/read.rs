@@ -157,8 +157,8 @@ impl AdvisorPage {
             return Ok(Vec::new());
         };
         let mut principals: Vec<StoredPrincipal> = serde_json::from_str(text).map_err(|err| {
-            DbError::Sql(sqlx::Error::Decode(
-                format!("the page's principals as the database aggregated them: {err}").into(),
+            DbError::undecodable(format!(
+                "the page's principals as the database aggregated them: {err}"
             ))
         })?;
         principals.sort_unstable_by_key(|principal| principal.id);

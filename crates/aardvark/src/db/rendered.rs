@@ -102,7 +102,7 @@ impl RenderedPage {
             .into_iter()
             .map(|(id, arn, kept)| match kept {
                 Kept::Rendering(services) => Ok(RenderedPrincipal { id, arn, services }),
-                Kept::Digest(_) => Err(undecodable(format!(
+                Kept::Digest(_) => Err(DbError::undecodable(format!(
                     "principal {id} came as a digest in a page of renderings"
                 ))),
             })
@@ -117,7 +117,7 @@ impl RenderedPage {
             self.rendering,
         )
         .map_err(|problem| {
-            undecodable(format!(
+            DbError::undecodable(format!(
                 "the page's rendered principals as the database sent them: {problem}"
             ))
         })?;
@@ -129,10 +129,6 @@ impl RenderedPage {
     pub fn text_len(&self) -> usize {
         self.headers.as_ref().map_or(0, String::len) + self.texts.as_ref().map_or(0, String::len)
     }
-}
-
-fn undecodable(problem: String) -> DbError {
-    DbError::Sql(sqlx::Error::Decode(problem.into()))
 }
 
 /// `[lastUpdated, services]` of a principal without a stored rendering.
