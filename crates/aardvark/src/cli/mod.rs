@@ -334,24 +334,27 @@ async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<Ex
         settings.tls_key_file.as_deref(),
     )?;
     let db = open_database(&settings).await?;
+    let upgrading = !db.is_migrated().await?;
     db.migrate()
         .await
         .context("cannot bring the database schema up to date (try `aardvark create-db`)")?;
-    // What an older build kept lacks what this one reads beside its renderings (until then
-    // those principals are read whole): made in the background rather than at the next
-    // collection. Nothing is lost if it fails.
-    let renderer = db.clone();
-    tokio::spawn(async move {
-        match renderer.render_missing().await {
-            Ok(0) => {}
-            Ok(principals) => {
-                tracing::info!(principals, "rendered the API's answers ahead of reads")
+    if upgrading {
+        // What an older build kept may lack what this one reads beside its renderings (until
+        // then those principals are read whole): made in the background rather than at the
+        // next collection. Nothing is lost if it fails.
+        let renderer = db.clone();
+        tokio::spawn(async move {
+            match renderer.render_missing().await {
+                Ok(0) => {}
+                Ok(principals) => {
+                    tracing::info!(principals, "rendered the API's answers ahead of reads")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot render the API's answers ahead of reads")
+                }
             }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot render the API's answers ahead of reads")
-            }
-        }
-    });
+        });
+    }
     for run_id in db
         .mark_interrupted_runs(&RunOwner::this_process(), SILENT_RUN_IS_DEAD_AFTER)
         .await?

@@ -310,16 +310,17 @@ impl Database {
 
     /// Renders every principal that has no stored rendering of this build's format, or no
     /// digest of it (renderings kept before migration 0012), run after each collection, by
-    /// `create-db` and as `serve` starts. Returns how many it rendered.
+    /// `create-db` and by `serve` when it migrated the schema. Returns how many it rendered.
     pub async fn render_missing(&self) -> Result<usize, DbError> {
         let mut rendered = 0;
         let mut after = i64::MIN;
         loop {
+            // A digest exists only beside a rendering of its format (migration 0012), so the
+            // digests alone say what is missing, without reading the renderings' long rows.
             let ids: Vec<i64> = sqlx::query_scalar(&format!(
                 "SELECT CAST(o.id AS BIGINT) FROM aws_iam_object o WHERE o.id > $1 AND NOT EXISTS \
-                 (SELECT 1 FROM aardvark_rendered_services r JOIN aardvark_rendered_digests d \
-                 ON d.item_id = r.item_id AND d.format = r.format \
-                 WHERE r.item_id = o.id AND r.format = {format}) \
+                 (SELECT 1 FROM aardvark_rendered_digests d \
+                 WHERE d.item_id = o.id AND d.format = {format}) \
                  ORDER BY o.id LIMIT {RENDER_BATCH}",
                 format = self.rendering().format
             ))
