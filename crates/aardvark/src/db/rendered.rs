@@ -262,46 +262,44 @@ impl Database {
         let row = sqlx::query(&sql).bind(list).fetch_one(&mut *conn).await?;
         let page = RenderedPage::from_row(0, &row, self.rendering())?;
         let principals = page.principals()?;
+        let renderings: Vec<(i64, &str)> = principals
+            .iter()
+            .map(|principal| (principal.id, principal.services.as_ref()))
+            .collect();
+        self.keep_texts(conn, "aardvark_rendered_services", "services", &renderings)
+            .await?;
+        // After the renderings: replacing one removes its digest.
+        let digests: Vec<(i64, String)> = renderings
+            .iter()
+            .filter_map(|&(id, rendering)| Some((id, (self.rendering().digest)(rendering)?)))
+            .collect();
+        let digests: Vec<(i64, &str)> = digests.iter().map(|(id, d)| (*id, d.as_str())).collect();
+        self.keep_texts(conn, "aardvark_rendered_digests", "digest", &digests)
+            .await
+    }
+
+    /// Upserts `(principal id, text)` into `table`'s `column`, of this build's format.
+    async fn keep_texts(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        table: &str,
+        column: &str,
+        texts: &[(i64, &str)],
+    ) -> Result<(), DbError> {
         let format = i64::from(self.rendering().format);
-        for chunk in principals.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
+        for chunk in texts.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
             let sql = format!(
-                "INSERT INTO aardvark_rendered_services (item_id, services, format) VALUES {} \
-                 ON CONFLICT (item_id) DO UPDATE SET services = excluded.services, \
+                "INSERT INTO {table} (item_id, {column}, format) VALUES {} \
+                 ON CONFLICT (item_id) DO UPDATE SET {column} = excluded.{column}, \
                  format = excluded.format",
                 self.dialect().values_placeholders(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
-            for principal in chunk {
+            for &(id, text) in chunk {
                 query = query
-                    .bind(i32::try_from(principal.id).unwrap_or(i32::MAX))
-                    .bind(principal.services.as_ref())
+                    .bind(i32::try_from(id).unwrap_or(i32::MAX))
+                    .bind(text)
                     .bind(format);
-            }
-            query.execute(&mut *conn).await?;
-        }
-        // After the renderings: replacing one removes its digest.
-        let digests: Vec<(i64, String)> = principals
-            .iter()
-            .filter_map(|principal| {
-                Some((
-                    principal.id,
-                    (self.rendering().digest)(&principal.services)?,
-                ))
-            })
-            .collect();
-        for chunk in digests.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
-            let sql = format!(
-                "INSERT INTO aardvark_rendered_digests (item_id, format, digest) VALUES {} \
-                 ON CONFLICT (item_id) DO UPDATE SET format = excluded.format, \
-                 digest = excluded.digest",
-                self.dialect().values_placeholders(chunk.len(), 3)
-            );
-            let mut query = sqlx::query(&sql);
-            for (id, digest) in chunk {
-                query = query
-                    .bind(i32::try_from(*id).unwrap_or(i32::MAX))
-                    .bind(format)
-                    .bind(digest.as_str());
             }
             query.execute(&mut *conn).await?;
         }
