@@ -72,8 +72,6 @@ pub struct RenderedPrincipal<'a> {
 pub struct RenderedPage {
     /// Principals matched by the filter, on every page.
     pub total: i64,
-    /// The principals' version the page was read at.
-    pub version: i64,
     /// Per principal `ID ARN_BYTES ARN` then `D` (its digest is kept), `R` (its services are
     /// kept rendered) or `L` (they come as `[lastUpdated, services as aggregated for read.rs]`,
     /// to render here), in no particular order; `None` for an empty page.
@@ -89,7 +87,6 @@ impl RenderedPage {
     fn from_row(total: i64, row: &AnyRow, rendering: Rendering) -> Result<Self, DbError> {
         Ok(RenderedPage {
             total,
-            version: row.try_get(0)?,
             headers: row.try_get(1)?,
             texts: row.try_get(2)?,
             rendering,
@@ -365,7 +362,6 @@ mod tests {
         let odd_arn = "arn:aws:iam::1:role/a \u{1e}R b";
         let page = |headers: &str, texts: &str| RenderedPage {
             total: 2,
-            version: 1,
             headers: Some(headers.to_owned()),
             texts: Some(texts.to_owned()),
             rendering: crate::api::wire::RENDERING,
