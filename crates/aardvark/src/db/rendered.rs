@@ -51,7 +51,8 @@ pub enum PageTexts {
 /// What a page brings of one principal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kept<'a> {
-    /// Its services as [`Rendering`] wrote them (now, when none was kept).
+    /// Its services as [`Rendering`] wrote them: borrowed from the page when kept, owned when
+    /// rendered now because none was.
     Rendering(Cow<'a, str>),
     /// Its kept rendering's digest, as [`Rendering::digest`] wrote it.
     Digest(&'a str),
@@ -214,11 +215,12 @@ impl Database {
             self.dialect().unrendered_and_concat(RECORD_SEPARATOR);
         let format = self.rendering().format;
         // Principals with a digest never touch their rendering's row (which spans pages).
-        let (kind, text, digests) = match texts {
+        let (kind, text, digests, rendering_wanted) = match texts {
             PageTexts::Renderings => (
                 "CASE WHEN r.services IS NULL THEN 'L' ELSE 'R' END",
                 "r.services",
                 String::new(),
+                "",
             ),
             PageTexts::Digests => (
                 "CASE WHEN d.digest IS NOT NULL THEN 'D' WHEN r.services IS NOT NULL THEN 'R' \
@@ -228,11 +230,8 @@ impl Database {
                     "LEFT JOIN aardvark_rendered_digests d ON d.item_id = o.id \
                      AND d.format = {format} "
                 ),
+                "d.item_id IS NULL AND ",
             ),
-        };
-        let rendering_wanted = match texts {
-            PageTexts::Renderings => "",
-            PageTexts::Digests => "d.item_id IS NULL AND ",
         };
         format!(
             "SELECT {version}, {concat}(o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' \
@@ -259,16 +258,27 @@ impl Database {
         let row = sqlx::query(&sql).bind(list).fetch_one(&mut *conn).await?;
         let page = RenderedPage::from_row(0, &row, self.rendering())?;
         let principals = page.principals()?;
-        let renderings: Vec<(i64, &str)> = principals
+        // Renderings already kept in this format (they come borrowed from the page) stand:
+        // only their digests are missing.
+        let rendered_now: Vec<(i64, &str)> = principals
             .iter()
+            .filter(|principal| matches!(principal.services, Cow::Owned(_)))
             .map(|principal| (principal.id, principal.services.as_ref()))
             .collect();
-        self.keep_texts(conn, "aardvark_rendered_services", "services", &renderings)
-            .await?;
+        self.keep_texts(
+            conn,
+            "aardvark_rendered_services",
+            "services",
+            &rendered_now,
+        )
+        .await?;
         // After the renderings: replacing one removes its digest.
-        let digests: Vec<(i64, String)> = renderings
+        let digests: Vec<(i64, String)> = principals
             .iter()
-            .filter_map(|&(id, rendering)| Some((id, (self.rendering().digest)(rendering)?)))
+            .filter_map(|principal| {
+                let digest = (self.rendering().digest)(&principal.services)?;
+                Some((principal.id, digest))
+            })
             .collect();
         let digests: Vec<(i64, &str)> = digests.iter().map(|(id, d)| (*id, d.as_str())).collect();
         self.keep_texts(conn, "aardvark_rendered_digests", "digest", &digests)
