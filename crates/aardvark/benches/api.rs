@@ -260,6 +260,103 @@ async fn drive(label: &str, base: &str, query: Query, baseline: Option<f64>) -> 
     rate
 }
 
+const UNDER_ATTACK: &str = "cheap requests under attack";
+/// The costliest pattern the server accepts that we found: no literal prefix to narrow the
+/// ARNs by, so every ARN is tried, and near the compiled-size limit.
+const COSTLIEST_PATTERN: &str = r"(?:[a-z0-9:/-]*[0-9]){3}[a-z]{1,8}-[0-9]{5}.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?.?$";
+
+/// One connection sending `path(n)` one request after another for RUN / 2: p50 and p99 in ms.
+async fn one_client(base: &str, path: impl Fn(u64) -> String) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut n = 0u64;
+    while started.elapsed() < RUN / 2 {
+        let url = format!("{base}{}", path(n.wrapping_mul(2_654_435_761)));
+        let sent = Instant::now();
+        let reply = client.get(&url).send().await.unwrap();
+        assert!(reply.status().is_success(), "{url}: {}", reply.status());
+        reply.bytes().await.unwrap();
+        latencies.push(sent.elapsed());
+        n += 1;
+    }
+    latencies.sort();
+    let at = |q: f64| {
+        latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)].as_secs_f64()
+            * 1000.0
+    };
+    (at(0.50), at(0.99))
+}
+
+/// `/healthcheck` and an exact ARN, each from one client, alone and then while CONCURRENCY
+/// clients send the costliest pattern the server accepts: their p99 under attack against
+/// their p99 alone, and what the attackers got.
+async fn under_attack(base: &str, accounts: u64, per_account: u64) {
+    let exact = move |n: u64| {
+        format!(
+            "/api/1/advisors?arn={}",
+            arn((n / per_account) % accounts, n % per_account)
+        )
+    };
+    let idle_health = one_client(base, |_| "/healthcheck".to_owned()).await;
+    let idle_exact = one_client(base, exact).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (stop, url) = (
+            stop.clone(),
+            format!(
+                "{base}/api/1/advisors?count=1&regex={}",
+                percent_encoding::utf8_percent_encode(
+                    COSTLIEST_PATTERN,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+        );
+        attackers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut answered, mut busy, mut latency) = (0u64, 0u64, Duration::ZERO);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = Instant::now();
+                let reply = client.get(&url).send().await.unwrap();
+                match reply.status().as_u16() {
+                    200 => answered += 1,
+                    503 => busy += 1,
+                    other => panic!("the pattern was answered {other}"),
+                }
+                reply.bytes().await.unwrap();
+                latency += sent.elapsed();
+            }
+            (answered, busy, latency)
+        }));
+    }
+    // The attackers' first requests are queued before the victims start.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let attacked_health = one_client(base, |_| "/healthcheck".to_owned()).await;
+    let attacked_exact = one_client(base, exact).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut answered, mut busy, mut latency) = (0, 0, Duration::ZERO);
+    for attacker in attackers {
+        let (a, b, l) = attacker.await.unwrap();
+        (answered, busy, latency) = (answered + a, busy + b, latency + l);
+    }
+    println!("  {UNDER_ATTACK} ({CONCURRENCY} clients sending the costliest accepted regex):");
+    for (label, (idle_p50, idle_p99), (p50, p99)) in [
+        ("GET /healthcheck", idle_health, attacked_health),
+        ("exact ARN (arn=)", idle_exact, attacked_exact),
+    ] {
+        println!(
+            "    {label:<20} alone p50 {idle_p50:>6.2} ms p99 {idle_p99:>6.2} ms; attacked p50 {p50:>6.2} ms p99 {p99:>6.2} ms: p99 {:.2}x",
+            p99 / idle_p99
+        );
+    }
+    let attacks = (answered + busy).max(1);
+    println!(
+        "    the regex: {answered} answered 200, {busy} turned away 503, mean {:.1} ms",
+        latency.as_secs_f64() * 1000.0 / attacks as f64
+    );
+}
+
 /// One run of `accounts` accounts in the run records (every tenth denied by an SCP, every
 /// seventh with two failed principals), unless the database has runs already.
 async fn ensure_a_run(uri: &str, accounts: u64) {
@@ -426,6 +523,9 @@ async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
         if label.contains(only.as_str()) {
             drive(label, &base, query, Some(baseline)).await;
         }
+    }
+    if UNDER_ATTACK.contains(only.as_str()) {
+        under_attack(&base, accounts, per_account).await;
     }
     println!(
         "  server peak RSS {} MB",

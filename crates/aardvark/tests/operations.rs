@@ -331,7 +331,7 @@ fn with_tokens(entries: &[&str], metrics_require_token: bool) -> ApiOptions {
     ApiOptions {
         tokens: ApiTokens::parse(entries.iter().copied()).unwrap(),
         metrics_require_token,
-        aws_metrics: None,
+        ..ApiOptions::default()
     }
 }
 

@@ -6,58 +6,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aardvark::db::runs::RunStatus;
 use aws_sim::{Scenario, SimHandle};
-use common::{fresh_db, stored, Backend, TestDb};
+use common::{fresh_db, stored, Backend, Server, TestDb};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const TOKEN: &str = "service-test-token-5f1c";
-
-/// A running `aardvark serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base_url: String,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn signal(&self, signal: &str) {
-        let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-
-    /// Waits for the process to end, with the deadline; its exit code.
-    async fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
 
 /// `aardvark serve` in `dir` over `db`, collecting from `sim`, with `settings` lines added to
 /// its settings file and `args` after `serve`.
@@ -74,47 +34,7 @@ fn serve(dir: &Path, sim: &SimHandle, db: &TestDb, settings: &str, args: &[&str]
         ])
         .args(args)
         .env("AARDVARK_API_TOKENS", format!("other-token,{TOKEN}"));
-    let mut child = command.spawn().unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    std::thread::spawn({
-        let stderr = stderr.clone();
-        let mut pipe = child.stderr.take().unwrap();
-        move || {
-            let mut buffer = [0u8; 8192];
-            while let Ok(read) = pipe.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                stderr
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
-            }
-        }
-    });
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("serving on ") {
-                let url = rest.split_whitespace().next().unwrap_or_default();
-                let _ = sender.send(url.trim_end_matches('/').to_owned());
-            }
-        }
-    });
-    let base_url = match receiver.recv_timeout(DEADLINE) {
-        Ok(url) => url,
-        Err(_) => {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!("the server did not start: {:?}", output.status);
-        }
-    };
-    Server {
-        child,
-        base_url,
-        stderr,
-    }
+    Server::spawn(command)
 }
 
 /// A run as stored: its id, status, and start and end (stored form, microseconds).
@@ -465,7 +385,8 @@ fn test_certificates() -> TestCertificates {
 }
 
 /// `serve --tls-cert --tls-key` over HTTPS with a certificate chain: a client that trusts only
-/// the CA gets answers; plain HTTP gets none.
+/// the CA gets answers, with HSTS; plain HTTP gets none; a connection that never starts its
+/// handshake is closed after the header-read timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_certificate_chain() {
     let Some(db) = fresh_db(Backend::Sqlite).await else {
@@ -480,7 +401,7 @@ async fn https_with_a_certificate_chain() {
         dir.path(),
         &sim,
         &db,
-        "",
+        "  HEADER_READ_TIMEOUT_SECONDS: 1\n",
         &["--tls-cert", "chain.pem", "--tls-key", "key.pem"],
     );
     assert!(
@@ -525,6 +446,15 @@ async fn https_with_a_certificate_chain() {
     let answer = https_get("/healthcheck".into(), None).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("ok"), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age=31536000\r\n"),
+        "{answer}"
+    );
+    let (closed_after, _) = common::silent_connection_closed(&address).await;
+    assert!(
+        closed_after >= Duration::from_millis(500) && closed_after < Duration::from_secs(10),
+        "a silent TLS connection was closed after {closed_after:?}"
+    );
     let basic = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("aardvark:{TOKEN}"),

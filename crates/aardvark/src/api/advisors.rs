@@ -4,15 +4,18 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
+use axum::Extension;
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use super::costly::{self, Costly};
 use super::params::{schema, Paging, RequestParams};
 use super::wire::{Digest, DigestEntry, ServiceEntry};
 use super::{json_response, json_text_response, ApiError};
@@ -105,7 +108,7 @@ struct DigestedEntry<'a> {
         ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 9223372036854775807_i64, description = "Principals per page (default 30)"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
-        ("regex" = Option<String>, Query, description = "Regular expression matched at the start of the ARN"),
+        ("regex" = Option<String>, Query, max_length = 1024, description = "Regular expression matched at the start of the ARN (at most 1024 bytes)"),
         ("arn" = Option<Vec<String>>, Query, description = "Exact ARN, case-insensitive; repeatable"),
         ("combine" = Option<String>, Query, description = "`true` to combine matched principals per service namespace"),
     ),
@@ -113,11 +116,12 @@ struct DigestedEntry<'a> {
     responses(
         (status = 200, description = "`count`, `page`, `total`, and each principal's ARN mapped to its services; with combine=true, each namespace mapped to a CombinedEntry"),
         (status = 400, description = "A parameter is invalid, the page is past the last one, or combine=true with a count below the matches", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        (status = 503, description = "The database cannot be reached, or too many costly queries (regex, combine, count over 1000) are waiting", body = super::ErrorBody),
     )
 )]
 pub async fn advisors(
     State(db): State<Reader>,
+    Extension(costly): Extension<Arc<Costly>>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -128,18 +132,7 @@ pub async fn advisors(
     let params = RequestParams::parse(uri.query(), content_type, &body)?;
     let Paging { page, count } = params.paging(None)?;
     let regex = match params.string("regex")? {
-        Some(pattern) => {
-            let invalid = |err: regex::Error| {
-                ApiError::bad_request(format!(
-                    "invalid value for 'regex': {pattern:?} is not a supported regular expression: {}",
-                    regex_error_text(&err)
-                ))
-            };
-            // Checked alone first, so that the anchoring group cannot change its meaning;
-            // anchored at the start only, like Python's re.match.
-            regex::Regex::new(&pattern).map_err(invalid)?;
-            Some(regex::Regex::new(&format!(r"\A(?:{pattern})")).map_err(invalid)?)
-        }
+        Some(pattern) => Some(costly.pattern(&pattern).await?),
         None => None,
     };
     let filter = AdvisorFilter {
@@ -150,6 +143,11 @@ pub async fn advisors(
     let combine = params
         .string("combine")?
         .is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    // Held until the answer is written.
+    let _turn = match filter.regex.is_some() || combine || count > costly::LARGE_COUNT {
+        true => Some(costly.turn().await?),
+        false => None,
+    };
 
     if combine {
         return combined_answer(&db, &filter, page, count).await;
@@ -340,14 +338,4 @@ impl<'a> Newest<'a> {
             }
         }
     }
-}
-
-/// The regex crate's message without its multi-line pattern excerpt.
-fn regex_error_text(err: &regex::Error) -> String {
-    let text = err.to_string();
-    text.lines()
-        .rev()
-        .find(|line| line.starts_with("error:"))
-        .map(|line| line.trim_start_matches("error:").trim().to_owned())
-        .unwrap_or(text)
 }

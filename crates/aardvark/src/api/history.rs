@@ -83,7 +83,7 @@ pub async fn history(State(reader): State<Reader>, uri: Uri) -> Result<Response,
     else {
         return Err(ApiError {
             status: StatusCode::NOT_FOUND,
-            message: format!("no principal with ARN {arn:?} is stored"),
+            message: format!("no principal with ARN {} is stored", super::quoted(&arn)),
         });
     };
     let body = HistoryPage {

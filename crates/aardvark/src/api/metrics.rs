@@ -1,17 +1,22 @@
 //! `GET /metrics` in Prometheus text format (0.0.4), written by `prometheus-client`:
-//! - this process's HTTP requests by route, method and status, with a latency histogram;
+//! - this process's HTTP requests by route, method and status, with a latency histogram (label
+//!   values come from the server, never from the client: a route's template or `unmatched`, a
+//!   standard method or `other`, so that no request can add a series);
 //! - from the database at each scrape, so true whichever process collected: each account's
 //!   status, last success and principals stored, the latest run's counts and duration;
 //! - where this process collects, its AWS calls ([`crate::collector::calls`]).
 //!
 //! Every server has registries of its own, never a global one, so that two servers in one
-//! process (the tests) count apart.
+//! process (the tests) count apart. The middleware that counts requests also writes the access
+//! log: one line per request at info (target `aardvark::access`), without query or headers, so
+//! never a token.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::body::HttpBody;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
@@ -30,11 +35,26 @@ use crate::db::Reader;
 /// The route label of requests no route matched (so that scanners cannot grow the series).
 const UNMATCHED: &str = "unmatched";
 
+/// The method label of methods outside HTTP's standard ones.
+const OTHER_METHOD: &str = "other";
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
-    method: String,
+    method: &'static str,
     status: u16,
+}
+
+/// A standard method's name, or [`OTHER_METHOD`].
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "TRACE", "CONNECT",
+    ];
+    STANDARD
+        .iter()
+        .find(|standard| **standard == method.as_str())
+        .copied()
+        .unwrap_or(OTHER_METHOD)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -53,6 +73,7 @@ struct TelemetryInner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    access_log: bool,
 }
 
 fn latency_histogram() -> Histogram {
@@ -61,7 +82,9 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Telemetry {
-    pub fn new(aws: Option<&AwsMetrics>) -> Self {
+    /// Metrics of a server, with its collector's AWS calls if it has one, and an access log
+    /// line per request if `access_log`.
+    pub fn new(aws: Option<&AwsMetrics>, access_log: bool) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = HistogramFamily::new_with_constructor(latency_histogram);
@@ -82,11 +105,15 @@ impl Telemetry {
             registry,
             requests,
             latency,
+            access_log,
         }))
     }
 }
 
-/// Middleware: counts and times every request, by the route that matched.
+/// The longest path written to the access log.
+const LOGGED_PATH_BYTES: usize = 256;
+
+/// Middleware: counts and times every request, by the route that matched, and logs it.
 pub async fn track(State(telemetry): State<Telemetry>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
@@ -94,21 +121,48 @@ pub async fn track(State(telemetry): State<Telemetry>, request: Request, next: N
         .get::<MatchedPath>()
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_owned();
-    let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
+    let method = method_label(request.method());
     let inner = &telemetry.0;
+    // The path only: a query may carry a secret, and headers carry tokens.
+    let logged = inner.access_log.then(|| {
+        // A URI's path is ASCII, so the cut falls between characters.
+        let path = request.uri().path();
+        let path = path.get(..LOGGED_PATH_BYTES).unwrap_or(path);
+        let client = request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip().to_string())
+            .unwrap_or_default();
+        (path.to_owned(), client)
+    });
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Some((path, client)) = logged {
+        tracing::info!(
+            target: "aardvark::access",
+            method,
+            route = %route,
+            path = %path,
+            status,
+            latency_ms = elapsed.as_micros() as f64 / 1000.0,
+            bytes = response.body().size_hint().exact().unwrap_or(0),
+            client = %client,
+            "request"
+        );
+    }
     inner
         .latency
         .get_or_create(&RouteLabels {
             route: route.clone(),
         })
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
     inner
         .requests
         .get_or_create(&RequestLabels {
             route,
             method,
-            status: response.status().as_u16(),
+            status,
         })
         .inc();
     response

@@ -1,10 +1,17 @@
 //! The HTTP API: upstream's `/api/1/advisors` and `/healthcheck`, the OpenAPI document and
 //! Swagger UI. Every error leaves here as JSON `{"message": ...}` with a 4xx status (503 when
-//! the database cannot be reached), never a 500 or database error text.
+//! the database cannot be reached or too many costly queries wait), never a 500 or database
+//! error text; input echoed in a message is cut to a short prefix ([`quoted`]).
+//!
+//! Around the routes, outermost first: request metrics and the access log ([`metrics`]), the
+//! answer's shape, headers and the `Host` check ([`edge`]), authentication ([`auth`]), the body
+//! limit; costly queries are bounded by [`costly`].
 
 mod advisors;
 mod auth;
+pub mod costly;
 mod dashboard;
+mod edge;
 mod history;
 mod metrics;
 mod openapi;
@@ -13,29 +20,49 @@ mod runs;
 mod unused;
 pub mod wire;
 
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use serde::Serialize;
 
 use crate::auth::ApiTokens;
 use crate::collector::calls::AwsMetrics;
 use crate::db::{Database, DbError, Reader};
+use crate::hosts::AllowedHosts;
 
 pub use metrics::Telemetry;
 pub use openapi::{openapi_document, openapi_document_for};
 
-/// What a server puts around the routes: who must show a token, and what `/metrics` counts.
+/// What a server puts around the routes: who must show a token, what `/metrics` counts, which
+/// hosts it answers for, what it logs and how many costly queries it runs at once.
 #[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
     /// Authentication is on when there are tokens.
     pub tokens: ApiTokens,
-    /// Whether `/metrics` needs a token too.
+    /// Whether `/metrics` needs a token too (when there are tokens).
     pub metrics_require_token: bool,
     /// The AWS calls of this process's collector, when it has one.
     pub aws_metrics: Option<AwsMetrics>,
+    /// The `Host` names answered (others get a 421).
+    pub allowed_hosts: AllowedHosts,
+    /// Whether answers go over HTTPS (then with HSTS).
+    pub https: bool,
+    /// One log line per request.
+    pub access_log: bool,
+    /// Costly queries run at once (0: half the cores).
+    pub costly_queries: usize,
 }
+
+/// The largest request body read (a JSON body of parameters is far smaller).
+pub const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
+/// Upstream's message for a path no route answers.
+const NOT_FOUND_MESSAGE: &str = "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.";
+/// Upstream's message for a method a route does not take.
+const METHOD_NOT_ALLOWED_MESSAGE: &str = "The method is not allowed for the requested URL.";
 
 /// Methods `/api/1/advisors` answers.
 const ADVISORS_METHODS: &str = "GET, POST, HEAD, OPTIONS";
@@ -111,17 +138,27 @@ pub(crate) fn json_text_response(status: StatusCode, text: Vec<u8>) -> Response 
         .into_response()
 }
 
+/// Input echoed in a message: quoted, and cut to its first 64 characters when longer, so that
+/// an answer never carries a large input back.
+pub(crate) fn quoted(text: &str) -> String {
+    const SHOWN: usize = 64;
+    match text.char_indices().nth(SHOWN) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        message: "The requested URL was not found on the server. If you entered the URL manually please check your spelling and try again.".into(),
+        message: NOT_FOUND_MESSAGE.into(),
     }
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {
     let mut response = ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
-        message: "The method is not allowed for the requested URL.".into(),
+        message: METHOD_NOT_ALLOWED_MESSAGE.into(),
     }
     .into_response();
     response
@@ -137,7 +174,7 @@ async fn healthcheck() -> &'static str {
 }
 
 /// The application's routes over a database's read path, with authentication (when tokens
-/// are set) and request metrics around them.
+/// are set), the edge's checks and headers, and request metrics around them.
 pub fn router(reader: Reader, options: &ApiOptions) -> Router {
     let advisors_route = get(advisors::advisors)
         .post(advisors::advisors)
@@ -148,7 +185,7 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
             )
         })
         .fallback(|| async { method_not_allowed(ADVISORS_METHODS) });
-    let telemetry = Telemetry::new(options.aws_metrics.as_ref());
+    let telemetry = Telemetry::new(options.aws_metrics.as_ref(), options.access_log);
     let mut app = Router::new()
         .route("/api/1/advisors", advisors_route)
         .route("/api/1/runs", get(runs::runs))
@@ -158,10 +195,7 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         .route("/api/1/unused", get(unused::unused))
         .route("/api/1/unused/accounts", get(unused::unused_accounts))
         .route("/api/1/actions", get(unused::actions))
-        .route(
-            "/healthcheck",
-            get(healthcheck).fallback(|| async { method_not_allowed("GET, HEAD, OPTIONS") }),
-        )
+        .route("/healthcheck", get(healthcheck))
         .merge(openapi::routes(options))
         .merge(dashboard::routes())
         .fallback(not_found)
@@ -170,7 +204,11 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
             Router::new()
                 .route("/metrics", get(metrics::metrics))
                 .with_state((reader, telemetry.clone())),
-        );
+        )
+        .layer(Extension(Arc::new(costly::Costly::new(
+            options.costly_queries,
+        ))))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
     if options.tokens.is_enabled() {
         let guard = std::sync::Arc::new(auth::Guard {
             tokens: options.tokens.clone(),
@@ -181,10 +219,15 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
             auth::require_token,
         ));
     }
-    app.layer(axum::middleware::from_fn_with_state(
-        telemetry,
-        metrics::track,
-    ))
+    let edge = Arc::new(edge::Edge {
+        hosts: options.allowed_hosts.clone(),
+        https: options.https,
+    });
+    app.layer(axum::middleware::from_fn_with_state(edge, edge::finish))
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry,
+            metrics::track,
+        ))
 }
 
 /// The router over `db`, its principals read ahead of the first request.

@@ -169,13 +169,13 @@ impl RequestParams {
                         .ok_or_else(|| invalid(number.to_string()))?,
                 },
                 Value::String(text) => {
-                    python_int(text).ok_or_else(|| invalid(format!("{text:?}")))?
+                    python_int(text).ok_or_else(|| invalid(super::quoted(text)))?
                 }
                 other => return Err(invalid(json_kind(other).to_owned())),
             });
         }
         if let Some(text) = self.first_value(name) {
-            values.push(python_int(text).ok_or_else(|| invalid(format!("{text:?}")))?);
+            values.push(python_int(text).ok_or_else(|| invalid(super::quoted(text)))?);
         }
         if values.is_empty() {
             values.push(default);
@@ -205,7 +205,8 @@ impl RequestParams {
         };
         T::from_name(&text).map(Some).ok_or_else(|| {
             ApiError::bad_request(format!(
-                "invalid value for '{name}': {text:?}; it must be {}",
+                "invalid value for '{name}': {}; it must be {}",
+                super::quoted(&text),
                 T::choices()
             ))
         })

@@ -196,7 +196,8 @@ pub async fn run(
         }
         text => {
             return Err(ApiError::bad_request(format!(
-                "invalid run id {text:?}: a run's number, or latest"
+                "invalid run id {}: a run's number, or latest",
+                super::quoted(text)
             )))
         }
     };

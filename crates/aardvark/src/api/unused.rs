@@ -68,7 +68,8 @@ fn selection(params: &RequestParams, with_kind: bool) -> Result<Selection, ApiEr
     if let Some(account) = &account {
         if !crate::arn::is_account_id(account) {
             return Err(ApiError::bad_request(format!(
-                "invalid value for 'account': {account:?}; it must be a 12-digit account id"
+                "invalid value for 'account': {}; it must be a 12-digit account id",
+                super::quoted(account)
             )));
         }
     }

@@ -13,6 +13,7 @@ use crate::collector::progress::Progress;
 use crate::collector::{Collector, UpdateRequest};
 use crate::config::{AccountSource, Settings};
 use crate::db::Database;
+use crate::service::connections::ConnectionLimits;
 use crate::service::Service;
 
 pub async fn run(
@@ -99,13 +100,14 @@ pub async fn run(
         "  curl -s 'http://{address}/api/1/history?arn=arn:aws:iam::{some_account}:role/Aardvark'"
     );
     println!("  open http://{address}/ for the dashboard, http://{address}/apidocs/ for the API documentation");
-    let options = Service::api_options(&settings, None);
+    let options = Service::api_options(&settings, None, address);
     Service {
         db: db.clone(),
         listener,
         tls: None,
         schedule: None,
         shutdown_timeout: settings.shutdown_timeout,
+        limits: ConnectionLimits::from_settings(&settings).within_file_limit(),
     }
     .run(&options, super::shutdown_signal())
     .await?;

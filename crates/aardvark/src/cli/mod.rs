@@ -19,6 +19,7 @@ use crate::collector::{Collector, UpdateRequest, SILENT_RUN_IS_DEAD_AFTER};
 use crate::config::{self, LogFormat, Settings};
 use crate::db::runs::RunOwner;
 use crate::db::{uri::redact_password, Database};
+use crate::service::connections::ConnectionLimits;
 use crate::service::{self, schedule::Schedule, Service};
 
 /// Where `serve` and `demo` listen unless told otherwise (upstream's address).
@@ -374,13 +375,14 @@ async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<Ex
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%address, database = %redact_password(&settings.database_uri), scheme, "serving the API");
     println!("serving on {scheme}://{address}/ (API docs at {scheme}://{address}/apidocs/)");
-    let options = Service::api_options(&settings, schedule.as_ref());
+    let options = Service::api_options(&settings, schedule.as_ref(), address);
     Service {
         db: db.clone(),
         listener,
         tls,
         schedule,
         shutdown_timeout: settings.shutdown_timeout,
+        limits: ConnectionLimits::from_settings(&settings).within_file_limit(),
     }
     .run(&options, shutdown_signal())
     .await?;

@@ -204,8 +204,21 @@ settings! {
     collect_every: Option<Duration> = None, "COLLECT_EVERY" => read::interval;
     /// Tokens the API asks for (authentication is off when there are none).
     api_tokens: ApiTokens = ApiTokens::default(), "API_TOKENS" => read::api_tokens;
-    /// Whether `/metrics` asks for a token too.
-    metrics_require_token: bool = false, "METRICS_REQUIRE_TOKEN" => read::boolean;
+    /// Whether `/metrics` asks for a token too when tokens are on (set `false` to open it).
+    metrics_require_token: bool = true, "METRICS_REQUIRE_TOKEN" => read::boolean;
+    /// `Host` names the server answers for (`*` for any); by default the bound address and
+    /// `localhost` when bound to loopback, any otherwise ([`crate::hosts`]).
+    allowed_hosts: Option<Vec<String>> = None, "ALLOWED_HOSTS" => read::host_names;
+    /// Connections served at once; more are refused at once, with a log line.
+    max_connections: usize = 1_000, "MAX_CONNECTIONS" => read::whole(1, 1_000_000);
+    /// How long a client may take to send a request's headers, counted from the connection's
+    /// start (or TLS handshake) or from the end of its previous answer: bounds slow headers,
+    /// silent and idle keep-alive connections.
+    header_read_timeout: Duration = Duration::from_secs(10), "HEADER_READ_TIMEOUT_SECONDS" => read::seconds(1, 3_600);
+    /// Costly queries (a regex, combine, a count over 1000) run at once; 0: half the cores.
+    costly_queries: usize = 0, "COSTLY_QUERIES" => read::whole(0, 1_000);
+    /// One log line per request (method, route, status, latency, bytes).
+    access_log: bool = true, "ACCESS_LOG" => read::boolean;
     /// `serve` over HTTPS: the certificate chain (PEM) ...
     tls_cert_file: Option<PathBuf> = None, "TLS_CERT_FILE" => read::path;
     /// ... and its private key (PEM).

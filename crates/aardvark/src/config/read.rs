@@ -126,6 +126,20 @@ pub(super) fn string_list(
     }
 }
 
+/// `Host` names: `*`, a name (`aardvark.example.com`), a wildcard (`*.example.com`) or an IP
+/// address, without a port.
+pub(super) fn host_names(input: &mut Input) -> Result<Option<Vec<String>>, ConfigError> {
+    let expected = "a list of host names (e.g. [aardvark.example.com, '*.example.com', 10.0.0.5] or '*'), without ports";
+    let names = string_list(expected)(input)?;
+    if names
+        .iter()
+        .any(|name| crate::hosts::HostPattern::parse(name).is_none())
+    {
+        return Err(input.invalid(expected));
+    }
+    Ok(Some(names))
+}
+
 /// A mapping of service to endpoint URL.
 pub(super) fn endpoints(input: &mut Input) -> Result<BTreeMap<String, String>, ConfigError> {
     let Value::Mapping(map) = input.value else {

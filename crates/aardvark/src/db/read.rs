@@ -323,7 +323,16 @@ impl Reader {
     ) -> Result<(i64, Vec<(i64, String)>), DbError> {
         let version = self.db.principals_version().await?;
         let directory = self.directory(Some(version)).await?;
-        let (total, ids) = directory.select(filter, page, count);
+        let (total, ids) = if filter.regex.is_some() {
+            // Matching every ARN against a pattern takes long enough to stall the other
+            // requests of an async worker: done on a blocking thread.
+            let (directory, filter) = (directory.clone(), filter.clone());
+            tokio::task::spawn_blocking(move || directory.select(&filter, page, count))
+                .await
+                .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
+        } else {
+            directory.select(filter, page, count)
+        };
         let principals = ids
             .into_iter()
             .filter_map(|id| {

@@ -48,7 +48,10 @@ impl DatabaseTarget {
                     Err(error("SQLite URIs have three slashes before a relative path (sqlite:///aardvark.db) and four before an absolute one"))
                 }
             }
-            "postgresql" | "postgres" | "pgsql" => Ok(Self::Postgres(format!("postgres://{rest}"))),
+            "postgresql" | "postgres" | "pgsql" => Ok(Self::Postgres(format!(
+                "postgres://{}",
+                lowercase_password_parameter(rest)
+            ))),
             _ => Err(error("only sqlite and postgresql databases are supported")),
         }
     }
@@ -58,8 +61,47 @@ impl DatabaseTarget {
     }
 }
 
-/// The URI with any password replaced, fit for logs and error messages.
+/// `password=` as the driver takes it (lower case), however the URI spelled it, so that it is
+/// used rather than logged as an unknown parameter.
+fn lowercase_password_parameter(rest: &str) -> String {
+    let Some((address, query)) = rest.split_once('?') else {
+        return rest.to_owned();
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((name, value)) if name.eq_ignore_ascii_case("password") => {
+                format!("password={value}")
+            }
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    format!("{address}?{}", parameters.join("&"))
+}
+
+/// The URI with any password replaced, fit for logs and error messages: the user part's
+/// (`user:***@host`) and any `password=` parameter's (`password=***`), in any case.
 pub fn redact_password(uri: &str) -> String {
+    let (address, query) = match uri.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (uri, None),
+    };
+    let mut redacted = redact_user_part(address);
+    if let Some(query) = query {
+        let parameters: Vec<String> = query
+            .split('&')
+            .map(|parameter| match parameter.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => format!("{name}=***"),
+                _ => parameter.to_owned(),
+            })
+            .collect();
+        redacted.push('?');
+        redacted.push_str(&parameters.join("&"));
+    }
+    redacted
+}
+
+fn redact_user_part(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return uri.to_owned();
     };
@@ -117,5 +159,30 @@ mod tests {
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(DatabaseTarget::parse("aardvark.db").is_err());
         assert!(DatabaseTarget::parse("sqlite://relative.db").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_any_form() {
+        for (uri, shown) in [
+            (
+                "postgresql://u:secret@db:5432/a",
+                "postgresql://u:***@db:5432/a",
+            ),
+            (
+                "postgresql://u@db/a?password=secret&sslmode=require",
+                "postgresql://u@db/a?password=***&sslmode=require",
+            ),
+            (
+                "postgres://u:secret@db/a?sslmode=require&Password=secret",
+                "postgres://u:***@db/a?sslmode=require&Password=***",
+            ),
+            ("sqlite:///aardvark.db", "sqlite:///aardvark.db"),
+            (
+                "postgresql://db/a?passwordless=1",
+                "postgresql://db/a?passwordless=1",
+            ),
+        ] {
+            assert_eq!(redact_password(uri), shown);
+        }
     }
 }

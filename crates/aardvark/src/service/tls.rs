@@ -101,6 +101,7 @@ pub fn load(
         .with_no_client_auth()
         .with_single_cert(chain, private_key)
         .map_err(unusable)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // HTTP/1.1 only (see `connections`).
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
 }

@@ -229,6 +229,7 @@ pub async fn spawn_app_with(db: &Database, options: aardvark::api::ApiOptions) -
             tls: None,
             schedule: None,
             shutdown_timeout: std::time::Duration::from_secs(5),
+            limits: Default::default(),
         }
         .run(&options, async {
             let _ = rx.await;
@@ -464,4 +465,162 @@ pub async fn collector_for(
         )),
     };
     aardvark::collector::Collector::new(settings, db.clone(), overrides).await
+}
+
+/// How long a test waits for a server process to start or stop.
+pub const PROCESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A running `aardvark serve` (or `demo`), killed when dropped; what it wrote to stderr is
+/// gathered as it comes.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://HOST:PORT` or `https://...`, as its "serving on" line said.
+    pub base_url: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `command` (whose stdout and stderr are piped) and waits for its "serving on" line.
+    pub fn spawn(mut command: std::process::Command) -> Server {
+        use std::io::{BufRead, Read};
+        let mut child = command.spawn().unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        std::thread::spawn({
+            let stderr = stderr.clone();
+            let mut pipe = child.stderr.take().unwrap();
+            move || {
+                let mut buffer = [0u8; 8192];
+                while let Ok(read) = pipe.read(&mut buffer) {
+                    if read == 0 {
+                        break;
+                    }
+                    stderr
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buffer[..read]));
+                }
+            }
+        });
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.strip_prefix("serving on ") {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    let _ = sender.send(url.trim_end_matches('/').to_owned());
+                }
+            }
+        });
+        let base_url = match receiver.recv_timeout(PROCESS_DEADLINE) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let output = child.wait_with_output().unwrap();
+                panic!(
+                    "the server did not start: {:?}; stderr: {}",
+                    output.status,
+                    stderr.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            child,
+            base_url,
+            stderr,
+        }
+    }
+
+    /// `host:port` of the server.
+    pub fn address(&self) -> String {
+        self.base_url
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to end, with the deadline; its exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + PROCESS_DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr holds `text`, with the deadline.
+    pub async fn until_logged(&self, text: &str) -> String {
+        let deadline = std::time::Instant::now() + PROCESS_DEADLINE;
+        loop {
+            let stderr = self.stderr();
+            if stderr.contains(text) {
+                return stderr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{text:?} was not logged: {stderr}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Opens a connection to `address`, sends nothing, and waits (at most a minute) for the server
+/// to close it: how long that took, and whatever it sent.
+pub async fn silent_connection_closed(address: &str) -> (std::time::Duration, Vec<u8>) {
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    closed_after(stream, std::time::Instant::now()).await
+}
+
+/// Reads `stream` until the server closes it (end of file or reset), at most a minute after
+/// `since`: how long after `since` it closed, and what it sent.
+pub async fn closed_after(
+    mut stream: tokio::net::TcpStream,
+    since: std::time::Instant,
+) -> (std::time::Duration, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept the connection open for a minute"
+    );
+    (since.elapsed(), received)
 }
