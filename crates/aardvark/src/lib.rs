@@ -12,4 +12,5 @@ pub mod db;
 pub mod hosts;
 mod named;
 pub mod service;
+mod slow_lane;
 pub mod unused;

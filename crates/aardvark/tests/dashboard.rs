@@ -6,7 +6,8 @@
 //! view are saved under `target/tmp/dashboard/`. Without chromedriver (`AARDVARK_CHROMEDRIVER`
 //! or `/usr/bin/chromedriver`) the browser test is skipped with a note; `.ci/run` installs it
 //! and sets the variable, so that in CI it cannot be skipped.
-//! Also the endpoints' parameters the dashboard relies on (`stale_days`, `sort`), over the wire.
+//! Also the endpoints' parameters the dashboard relies on (`stale_days`, `sort`), over the wire,
+//! and Swagger UI rendering under the content security policy the server sends with it.
 
 mod common;
 
@@ -484,6 +485,40 @@ async fn the_dashboard_in_a_headless_browser() {
     wait_for(&client, "#token-dialog[open]").await;
     let reason = texts(&client, "#token-reason").await;
     assert!(reason[0].contains("refused"), "{reason:?}");
+    client.close().await.unwrap();
+}
+
+/// Swagger UI runs under the content security policy the server sends with it: its scripts load
+/// from this server, render the document's operations, and a screenshot shows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_renders_under_its_content_security_policy() {
+    let Some(driver_path) = chromedriver() else {
+        return;
+    };
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let app = spawn_app(&db.db).await;
+    let policy = app.get("/apidocs/").await.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let driver = start_driver(driver_path).await;
+    let client = browser(&driver).await;
+    client
+        .goto(&format!("{}/apidocs/", app.base_url))
+        .await
+        .unwrap();
+    let title = wait_for(&client, ".swagger-ui .info .title").await;
+    assert!(title.text().await.unwrap().starts_with("Aardvark"));
+    wait_for(&client, ".opblock-summary-path").await;
+    let paths = texts(&client, ".opblock-summary-path").await;
+    assert!(
+        paths.iter().any(|path| path == "/api/1/advisors"),
+        "{paths:?}"
+    );
+    screenshot(&client, "swagger-ui").await;
     client.close().await.unwrap();
 }
 

@@ -565,12 +565,13 @@ async fn the_access_log_has_a_line_per_request_and_no_secret() {
     assert!(!log.contains("aardvark::access"), "{log}");
 }
 
-/// A PostgreSQL password never reaches a log or an error, whether in the user part of the URI
-/// or as a `password=` parameter.
+/// A database password never reaches a log or an error, whether in the user part of the URI
+/// or as a `password=` parameter, and whether the URI is unreachable or refused.
 #[test]
 fn database_passwords_are_never_printed() {
     let dir = tempfile::tempdir().unwrap();
     for uri in [
+        "mysql://aardvark:hunter2-refused@127.0.0.1:9/aardvark",
         "postgresql://aardvark:hunter2-user-part@127.0.0.1:9/aardvark",
         "postgresql://aardvark@127.0.0.1:9/aardvark?password=hunter2-query&sslmode=disable",
         "postgresql://127.0.0.1:9/aardvark?sslmode=disable&PASSWORD=hunter2-upper",

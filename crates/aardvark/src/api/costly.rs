@@ -1,8 +1,8 @@
 //! Bounds on what one request can make the server do, so that costly requests queue behind
 //! each other instead of slowing everyone:
 //! - `regex` patterns: at most [`PATTERN_MAX_BYTES`], compiled within a size limit far below
-//!   the regex crate's default, on a blocking thread (never an async worker), and kept compiled
-//!   for the next request that sends the same pattern;
+//!   the regex crate's default, in the slow lane ([`crate::slow_lane`], never an async worker),
+//!   and kept compiled for the next request that sends the same pattern;
 //! - costly queries (a regex, `combine`, a count over [`LARGE_COUNT`]) run at most
 //!   `COSTLY_QUERIES` at once; the others wait their turn, and past [`WAITING_PER_PERMIT`]
 //!   waiting per permit they are answered 503 at once.
@@ -85,9 +85,7 @@ impl Costly {
             Some(compiled) => compiled,
             None => {
                 let owned = pattern.to_owned();
-                let compiled = tokio::task::spawn_blocking(move || compile(&owned))
-                    .await
-                    .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()));
+                let compiled = crate::slow_lane::run(move || compile(&owned)).await;
                 self.cache().put(pattern.to_owned(), compiled.clone());
                 compiled
             }

@@ -24,10 +24,15 @@ pub(super) fn non_empty_string(input: &mut Input) -> Result<String, ConfigError>
     }
 }
 
+/// A database URI; a refused one is shown with its password masked.
 pub(super) fn database_uri(input: &mut Input) -> Result<String, ConfigError> {
     let uri = non_empty_string(input)?;
-    crate::db::uri::DatabaseTarget::parse(&uri)
-        .map_err(|err| input.invalid(&format!("a database URI ({})", err.reason)))?;
+    crate::db::uri::DatabaseTarget::parse(&uri).map_err(|err| ConfigError::Invalid {
+        key: input.key.to_owned(),
+        origin: input.origin.clone(),
+        expected: format!("a database URI ({})", err.reason),
+        found: format!("the string {:?}", err.uri),
+    })?;
     Ok(uri)
 }
 

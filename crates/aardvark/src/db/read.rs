@@ -323,16 +323,7 @@ impl Reader {
     ) -> Result<(i64, Vec<(i64, String)>), DbError> {
         let version = self.db.principals_version().await?;
         let directory = self.directory(Some(version)).await?;
-        let (total, ids) = if filter.regex.is_some() {
-            // Matching every ARN against a pattern takes long enough to stall the other
-            // requests of an async worker: done on a blocking thread.
-            let (directory, filter) = (directory.clone(), filter.clone());
-            tokio::task::spawn_blocking(move || directory.select(&filter, page, count))
-                .await
-                .unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic()))
-        } else {
-            directory.select(filter, page, count)
-        };
+        let (total, ids) = select(&directory, filter, page, count).await;
         let principals = ids
             .into_iter()
             .filter_map(|id| {
@@ -374,16 +365,31 @@ impl Reader {
         shape: PageShape,
     ) -> Result<(i64, AnyRow), DbError> {
         let directory = self.directory(None).await?;
-        let (total, page_ids) = directory.select(filter, page, count);
+        let (total, page_ids) = select(&directory, filter, page, count).await;
         let row = self.db.principals_among(&page_ids, shape).await?;
         let version: i64 = row.try_get(0)?;
         if version == directory.version {
             return Ok((total, row));
         }
         let directory = self.directory(Some(version)).await?;
-        let (total, page_ids) = directory.select(filter, page, count);
+        let (total, page_ids) = select(&directory, filter, page, count).await;
         Ok((total, self.db.principals_among(&page_ids, shape).await?))
     }
+}
+
+/// [`Directory::select`], in the slow lane when `filter` has a pattern: matching every ARN
+/// against one takes long enough to stall the other requests of an async worker.
+async fn select(
+    directory: &Arc<Directory>,
+    filter: &AdvisorFilter,
+    page: i64,
+    count: i64,
+) -> (i64, Vec<i64>) {
+    if filter.regex.is_none() {
+        return directory.select(filter, page, count);
+    }
+    let (directory, filter) = (directory.clone(), filter.clone());
+    crate::slow_lane::run(move || directory.select(&filter, page, count)).await
 }
 
 impl Database {
@@ -585,14 +591,24 @@ impl Directory {
             found.dedup();
             found
         });
-        let mut positions: Vec<usize> = match (with_arns, &phrase, starting_like) {
-            (among, Some(phrase), _) => self.containing(phrase, among),
-            (Some(found), None, _) | (None, None, Some(found)) => found,
-            (None, None, None) => (0..self.ids.len()).collect(),
+        let matches = |at: &usize| {
+            filter
+                .regex
+                .as_ref()
+                .is_none_or(|regex| regex.is_match(&self.arns[*at]))
         };
-        if let Some(regex) = &filter.regex {
-            positions.retain(|&at| regex.is_match(&self.arns[at]));
-        }
+        let positions: Vec<usize> = match (with_arns, &phrase, starting_like) {
+            (among, Some(phrase), _) => self
+                .containing(phrase, among)
+                .into_iter()
+                .filter(matches)
+                .collect(),
+            (Some(found), None, _) | (None, None, Some(found)) => {
+                found.into_iter().filter(matches).collect()
+            }
+            // Only the matches are listed, never every principal.
+            (None, None, None) => (0..self.ids.len()).filter(matches).collect(),
+        };
         let page_ids = positions
             .iter()
             .skip(offset)
