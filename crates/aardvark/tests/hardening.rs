@@ -415,6 +415,38 @@ async fn silent_slow_and_idle_connections_are_closed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     let (closed, _) = common::closed_after(idle, Instant::now()).await;
     bounded(closed, "an idle keep-alive connection");
+
+    // A body that drips in is answered 408 once the timeout has passed.
+    let stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let started = Instant::now();
+    let (reader, mut writer) = stream.into_split();
+    writer
+        .write_all(
+            format!(
+                "POST /api/1/advisors HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let drip = tokio::spawn(async move {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let (closed, received) = common::closed_after(reader, started).await;
+    drip.abort();
+    let answer = String::from_utf8_lossy(&received);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("{\"message\":\"the request body did not arrive"),
+        "{answer}"
+    );
+    bounded(closed, "a drip-fed body");
 }
 
 /// With `MAX_CONNECTIONS` open, a new connection is closed at once (never left hanging) and the

@@ -1,6 +1,9 @@
 //! What every request meets on its way in and every answer on its way out, whatever route
 //! (or none) it reached:
 //! - a `Host` the server does not answer for ([`crate::hosts`]) is a 421;
+//! - a body is read whole before the route sees it (and after authentication, [`read_body`]),
+//!   within the read timeout (408 past it, so that a drip-fed body holds no connection) and the
+//!   body limit (413);
 //! - every 4xx and 5xx is `{"message"}` JSON, including those that axum and its extractors
 //!   write as text or leave empty (405, 413, 404 under Swagger UI's routes);
 //! - a 405 names every method the route answers in `Allow`, `OPTIONS` included, and `OPTIONS`
@@ -11,6 +14,7 @@
 //!   on a 503.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -83,6 +87,65 @@ fn refused_host(hosts: &AllowedHosts, request: &Request) -> Option<Response> {
     )
 }
 
+/// Middleware (inside authentication, so that only a client with a token makes the server
+/// hold a body): `request` with its body read whole, within `timeout` and
+/// [`super::BODY_LIMIT_BYTES`].
+pub async fn read_body(
+    State(timeout): State<Option<Duration>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match read_whole(request, timeout).await {
+        Ok(request) => next.run(request).await,
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+async fn read_whole(request: Request, timeout: Option<Duration>) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    let reading = axum::body::to_bytes(body, super::BODY_LIMIT_BYTES);
+    let read = match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, reading)
+            .await
+            .map_err(|_| ApiError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: format!(
+                    "the request body did not arrive within {} s (HEADER_READ_TIMEOUT_SECONDS)",
+                    timeout.as_secs()
+                ),
+            })?,
+        None => reading.await,
+    };
+    match read {
+        Ok(bytes) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Err(err) if is_too_large(&err) => Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: too_large_message(),
+        }),
+        Err(err) => Err(ApiError::bad_request(format!(
+            "the request body could not be read: {err}"
+        ))),
+    }
+}
+
+fn is_too_large(err: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = cause {
+        if error.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+fn too_large_message() -> String {
+    format!(
+        "the request body is larger than the limit of {} bytes",
+        super::BODY_LIMIT_BYTES
+    )
+}
+
 fn is_error(status: StatusCode) -> bool {
     status.is_client_error() || status.is_server_error()
 }
@@ -135,10 +198,7 @@ async fn as_json_error(response: Response) -> Response {
     let message = match parts.status {
         StatusCode::NOT_FOUND => super::NOT_FOUND_MESSAGE.to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => super::METHOD_NOT_ALLOWED_MESSAGE.to_owned(),
-        StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "the request body is larger than the limit of {} bytes",
-            super::BODY_LIMIT_BYTES
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large_message(),
         _ if !text.is_empty() && text.len() <= 200 => text,
         status => status
             .canonical_reason()

@@ -4,8 +4,9 @@
 //! error text; input echoed in a message is cut to a short prefix ([`quoted`]).
 //!
 //! Around the routes, outermost first: request metrics and the access log ([`metrics`]), the
-//! answer's shape, headers and the `Host` check ([`edge`]), authentication ([`auth`]), the body
-//! limit; costly queries are bounded by [`costly`].
+//! `Host` check and the answer's shape and headers ([`edge`]), authentication ([`auth`]), the
+//! body read whole, bounded in size and time ([`edge::read_body`]); costly queries are bounded
+//! by [`costly`].
 
 mod advisors;
 mod auth;
@@ -22,7 +23,6 @@ pub mod wire;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -55,6 +55,8 @@ pub struct ApiOptions {
     pub access_log: bool,
     /// Costly queries run at once (0: half the cores).
     pub costly_queries: usize,
+    /// How long a request's body may take to arrive (none: as long as it takes).
+    pub body_timeout: Option<std::time::Duration>,
 }
 
 /// The largest request body read (a JSON body of parameters is far smaller).
@@ -208,7 +210,10 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         .layer(Extension(Arc::new(costly::Costly::new(
             options.costly_queries,
         ))))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
+        .layer(axum::middleware::from_fn_with_state(
+            options.body_timeout,
+            edge::read_body,
+        ));
     if options.tokens.is_enabled() {
         let guard = std::sync::Arc::new(auth::Guard {
             tokens: options.tokens.clone(),

@@ -212,8 +212,8 @@ settings! {
     /// Connections served at once; more are refused at once, with a log line.
     max_connections: usize = 1_000, "MAX_CONNECTIONS" => read::whole(1, 1_000_000);
     /// How long a client may take to send a request's headers, counted from the connection's
-    /// start (or TLS handshake) or from the end of its previous answer: bounds slow headers,
-    /// silent and idle keep-alive connections.
+    /// start (or TLS handshake) or from the end of its previous answer (bounds slow headers,
+    /// silent and idle keep-alive connections), and then its body.
     header_read_timeout: Duration = Duration::from_secs(10), "HEADER_READ_TIMEOUT_SECONDS" => read::seconds(1, 3_600);
     /// Costly queries (a regex, combine, a count over 1000) run at once; 0: half the cores.
     costly_queries: usize = 0, "COSTLY_QUERIES" => read::whole(0, 1_000);

@@ -57,6 +57,7 @@ impl Service {
             https: settings.tls_cert_file.is_some(),
             access_log: settings.access_log,
             costly_queries: settings.costly_queries,
+            body_timeout: Some(settings.header_read_timeout),
         }
     }
 

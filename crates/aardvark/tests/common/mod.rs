@@ -600,10 +600,10 @@ pub async fn silent_connection_closed(address: &str) -> (std::time::Duration, Ve
     closed_after(stream, std::time::Instant::now()).await
 }
 
-/// Reads `stream` until the server closes it (end of file or reset), at most a minute after
-/// `since`: how long after `since` it closed, and what it sent.
+/// Reads `stream` (a connection or its read half) until the server closes it (end of file or
+/// reset), at most a minute after `since`: how long after `since` it closed, and what it sent.
 pub async fn closed_after(
-    mut stream: tokio::net::TcpStream,
+    mut stream: impl tokio::io::AsyncRead + Unpin,
     since: std::time::Instant,
 ) -> (std::time::Duration, Vec<u8>) {
     use tokio::io::AsyncReadExt;
