@@ -499,6 +499,29 @@ async fn connections_past_the_limit_are_refused_at_once_and_logged() {
     }
 }
 
+/// `serve` on loopback answers for its address and `localhost`, and a rebound name gets 421.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_on_loopback_refuses_other_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), "", "text");
+    let port = server.address().rsplit_once(':').unwrap().1.to_owned();
+    let client = reqwest::Client::new();
+    for (host, status) in [
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("localhost:{port}"), 200),
+        (format!("rebound.example:{port}"), 421),
+    ] {
+        let reply = client
+            .get(format!("{}/api/1/runs", server.base_url))
+            .header("host", &host)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status().as_u16(), status, "{host}");
+    }
+}
+
 /// `serve` raises its soft open-file limit to the hard one.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -139,9 +139,12 @@ fn bounded<A>(
     server
         .http1_only()
         .first_request_timeout(timeout)
-        .accept_error_handler(|client, err| {
+        .accept_error_handler(|client, err| match client {
+            // The listener itself failed (out of file descriptors, say): axum-server backs
+            // off 50 ms and tries again (and MAX_CONNECTIONS is kept below the file limit).
+            None => tracing::warn!(error = %err, "cannot accept connections"),
             // Refusals at the limit are logged by `Limited`; handshakes that fail or time out
             // are the client's business.
-            tracing::debug!(client = ?client, error = %err, "connection not served");
+            Some(client) => tracing::debug!(%client, error = %err, "connection not served"),
         })
 }
