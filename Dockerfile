@@ -20,7 +20,8 @@ RUN apt-get update \
 COPY --from=build /src/target/release/aardvark /usr/local/bin/aardvark
 USER aardvark
 WORKDIR /var/lib/aardvark
-# SQLite in the volume unless AARDVARK_DATABASE_URI names PostgreSQL.
+# SQLite in the volume unless a database URI is set anywhere (a mounted settings file,
+# AARDVARK_DATABASE_URI or AARDVARK_SQLALCHEMY_DATABASE_URI): a derived default never wins.
 ENV AARDVARK_DATA_DIR=/var/lib/aardvark \
     AARDVARK_LOG_FORMAT=json
 VOLUME /var/lib/aardvark

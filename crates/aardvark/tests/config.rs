@@ -147,6 +147,63 @@ fn environment_variables_override_the_file() {
     assert_eq!(swag.opts["region"], "eu-central-1");
 }
 
+/// One order for every source, highest first: `AARDVARK_<KEY>`, upstream's Docker variables,
+/// the chosen section of the file, its `default` section, values derived from another setting
+/// (`AARDVARK_DATA_DIR`), built-in defaults. Each source is taken away from the top in turn.
+#[test]
+fn every_source_has_one_place_in_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_section = write(
+        dir.path(),
+        "sections.yaml",
+        "default:\n  SQLALCHEMY_DATABASE_URI: postgresql://default-section/a\nprod:\n  SQLALCHEMY_DATABASE_URI: postgresql://chosen-section/a\n",
+    );
+    let default_only = write(
+        dir.path(),
+        "default.yaml",
+        "default:\n  SQLALCHEMY_DATABASE_URI: postgresql://default-section/a\n",
+    );
+    let empty = write(dir.path(), "empty.yaml", "");
+    let ours = ("AARDVARK_SQLALCHEMY_DATABASE_URI", "postgresql://ours/a");
+    let docker = ("AARDVARK_DATABASE_URI", "postgresql://docker/a");
+    let derived = ("AARDVARK_DATA_DIR", "/data");
+    let chosen = ("AARDVARK_ENV", "prod");
+    let cases: [(&Path, Vec<(&str, &str)>, &str); 6] = [
+        (&with_section, vec![ours, docker, derived, chosen], "postgresql://ours/a"),
+        (&with_section, vec![docker, derived, chosen], "postgresql://docker/a"),
+        (&with_section, vec![derived, chosen], "postgresql://chosen-section/a"),
+        (&default_only, vec![derived, chosen], "postgresql://default-section/a"),
+        (&empty, vec![derived], "sqlite:////data/aardvark.db"),
+        (&empty, vec![], "sqlite:///aardvark.db"),
+    ];
+    for (file, vars, expected) in cases {
+        let loaded = load_searching(Some(file), &[], &env(&vars)).unwrap();
+        assert_eq!(loaded.settings.database_uri, expected, "{vars:?} over {}", file.display());
+    }
+}
+
+/// The container's case: the image sets `AARDVARK_DATA_DIR`, the mounted settings file names
+/// PostgreSQL, and PostgreSQL is what is used.
+#[test]
+fn a_derived_default_never_outranks_the_settings_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "settings.yaml",
+        "default:\n  SQLALCHEMY_DATABASE_URI: postgresql://aardvark@db.internal/aardvark\n",
+    );
+    let loaded = load_searching(
+        Some(&file),
+        &[],
+        &env(&[("AARDVARK_DATA_DIR", "/var/lib/aardvark")]),
+    )
+    .unwrap();
+    assert_eq!(
+        loaded.settings.database_uri,
+        "postgresql://aardvark@db.internal/aardvark"
+    );
+}
+
 #[test]
 fn upstream_docker_variables_work() {
     let loaded = load_searching(

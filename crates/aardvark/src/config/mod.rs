@@ -384,8 +384,14 @@ fn read_env_values(
             );
         }
     }
+    // A value derived from another setting: only where no database URI is set anywhere (the
+    // file, upstream's variable or ours), never over one.
     if let Some(dir) = env.get("AARDVARK_DATA_DIR") {
-        if !env.contains_key("AARDVARK_DATABASE_URI") {
+        let set_anywhere = raw.contains_key("SQLALCHEMY_DATABASE_URI")
+            || env
+                .keys()
+                .any(|var| var.eq_ignore_ascii_case("AARDVARK_SQLALCHEMY_DATABASE_URI"));
+        if !set_anywhere {
             let uri = format!("sqlite:///{}", Path::new(dir).join("aardvark.db").display());
             raw.insert(
                 "SQLALCHEMY_DATABASE_URI".into(),
