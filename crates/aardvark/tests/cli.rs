@@ -140,6 +140,52 @@ fn config_converts_an_upstream_config_py() {
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
+/// An older upstream file (a quoted thread count, the region and partition, LOG_CFG and
+/// PHANTOMJS) converts to a file the next command takes; one that would not load is refused
+/// before anything is written, so a corrected retry needs no --force.
+#[test]
+fn config_converts_older_upstream_habits_and_never_writes_a_file_it_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.py"),
+        "NUM_THREADS = \"5\"\nREGION = 'us-gov-west-1'\nARN_PARTITION = 'aws-us-gov'\nLOG_CFG = {'version': 1}\nPHANTOMJS = '/usr/bin/phantomjs'\n",
+    )
+    .unwrap();
+    let mut command = aardvark(dir.path());
+    command.args(["config", "--from-legacy", "config.py"]);
+    let output = run_with_input(command, "");
+    assert!(output.status.success(), "{}", text(&output));
+    let said = text(&output);
+    assert!(
+        said.contains("LOG_FORMAT: json") && said.contains("PHANTOMJS is obsolete"),
+        "{said}"
+    );
+    let loaded =
+        aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
+            .unwrap();
+    assert_eq!(loaded.settings.updater_num_threads, 5);
+    assert_eq!(loaded.settings.aws_region, "us-gov-west-1");
+    assert_eq!(
+        loaded.settings.aws_arn_partition,
+        aardvark::config::Partition::AwsUsGov
+    );
+
+    std::fs::write(dir.path().join("bad.py"), "NUM_THREADS = 0\n").unwrap();
+    let mut command = aardvark(dir.path());
+    command.args(["config", "--from-legacy", "bad.py", "--output", "bad.yaml"]);
+    let output = run_with_input(command, "");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("UPDATER_NUM_THREADS"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        !dir.path().join("bad.yaml").exists(),
+        "a refused file was written"
+    );
+}
+
 #[test]
 fn create_db_is_idempotent_and_drop_db_asks_first() {
     let dir = tempfile::tempdir().unwrap();

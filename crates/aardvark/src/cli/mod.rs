@@ -246,13 +246,15 @@ fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
-    std::fs::write(&args.output, &text)
-        .with_context(|| format!("cannot write {}", args.output.display()))?;
-    // What we wrote must load: the same checks as every other command.
-    let loaded = config::load(Some(&args.output), &Default::default())?;
+    // What we write must load, with the same checks as every other command: checked before
+    // anything is written, so that a refused file is never left behind.
+    let loaded = config::check_file_text(&args.output, &text)
+        .context("the converted settings would not load; nothing was written")?;
     for warning in loaded.warnings {
         tracing::warn!("{warning}");
     }
+    std::fs::write(&args.output, &text)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
     println!("wrote {}", args.output.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -61,7 +61,10 @@ pub fn convert(source: &str) -> Result<Converted, LegacyError> {
         };
         match name.as_str() {
             "ROLENAME" => insert(&mut converted, "AWS_ROLENAME", value),
-            "NUM_THREADS" => insert(&mut converted, "UPDATER_NUM_THREADS", value),
+            "REGION" => insert(&mut converted, "AWS_REGION", value),
+            "ARN_PARTITION" => insert(&mut converted, "AWS_ARN_PARTITION", value),
+            // Older upstream files quoted it ("5"); upstream read it with int().
+            "NUM_THREADS" => insert(&mut converted, "UPDATER_NUM_THREADS", as_integer(value)),
             "FAILING_ARNS" => insert(&mut converted, "UPDATER_FAILING_ARNS", value),
             "SWAG_FILTER" => {
                 swag.insert("filter".into(), value);
@@ -88,11 +91,21 @@ pub fn convert(source: &str) -> Result<Converted, LegacyError> {
                 }
                 swag.insert("opts".into(), Value::Mapping(plain));
             }
-            "SQLALCHEMY_TRACK_MODIFICATIONS" | "LOG_CFG" => {}
+            "SQLALCHEMY_TRACK_MODIFICATIONS" => {}
             known if super::SETTING_NAMES.contains(&known) => insert(&mut converted, known, value),
+            lost if super::LOST_KEYS.iter().any(|(key, _)| *key == lost) => {
+                converted.warnings.push(format!(
+                    "line {}: {}",
+                    first.line,
+                    super::unknown_key_warning(lost)
+                ))
+            }
             other => converted.warnings.push(format!(
-                "line {}: {other} has no equivalent in settings.yaml, skipped",
-                first.line
+                "line {}: {other} has no equivalent in settings.yaml, skipped{}",
+                first.line,
+                super::nearest_setting(other)
+                    .map(|known| format!(" (the nearest setting is {known})"))
+                    .unwrap_or_default()
             )),
         }
     }
@@ -100,6 +113,17 @@ pub fn convert(source: &str) -> Result<Converted, LegacyError> {
         converted.values.insert("SWAG".into(), Value::Mapping(swag));
     }
     Ok(converted)
+}
+
+/// A string of digits as the number it spells (`"5"` is 5); anything else as it is.
+fn as_integer(value: Value) -> Value {
+    match value
+        .as_str()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+    {
+        Some(number) => Value::from(number),
+        None => value,
+    }
 }
 
 fn insert(converted: &mut Converted, key: &str, value: Value) {
@@ -453,16 +477,48 @@ WEIRD = os.environ.get('X')
         assert_eq!(swag["service_enabled_requirement"], Value::from("aardvark"));
         assert_eq!(swag["opts"]["schema_version"], Value::from(2));
         assert!(!values.contains_key("LOG_CFG"));
-        assert_eq!(converted.warnings.len(), 2, "{:?}", converted.warnings);
+        assert_eq!(converted.warnings.len(), 3, "{:?}", converted.warnings);
         assert!(
             converted.warnings[0].starts_with("line 4:"),
             "{:?}",
             converted.warnings
         );
+        // The lost log file is said, with what to use instead.
         assert!(
-            converted.warnings[1].starts_with("line 19:"),
+            converted.warnings[1].starts_with("line 18: LOG_CFG")
+                && converted.warnings[1].contains("LOG_FORMAT: json"),
             "{:?}",
             converted.warnings
+        );
+        assert!(
+            converted.warnings[2].starts_with("line 19:"),
+            "{:?}",
+            converted.warnings
+        );
+    }
+
+    /// Older upstream files: a quoted thread count, the region and partition, PHANTOMJS, and
+    /// a name that is near a setting.
+    #[test]
+    fn older_upstream_habits_convert() {
+        let converted = convert(
+            "NUM_THREADS = \"5\"\nREGION = 'us-gov-west-1'\nARN_PARTITION = 'aws-us-gov'\nPHANTOMJS = '/usr/bin/phantomjs'\nUPDATER_NUM_THREAD = 3\n",
+        )
+        .unwrap();
+        let values = &converted.values;
+        assert_eq!(values["UPDATER_NUM_THREADS"], Value::from(5));
+        assert_eq!(values["AWS_REGION"], Value::from("us-gov-west-1"));
+        assert_eq!(values["AWS_ARN_PARTITION"], Value::from("aws-us-gov"));
+        assert_eq!(values.len(), 3, "{values:?}");
+        let warnings = &converted.warnings;
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("line 4: PHANTOMJS is obsolete"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].contains("the nearest setting is UPDATER_NUM_THREADS"),
+            "{warnings:?}"
         );
     }
 

@@ -19,16 +19,53 @@ mod read;
 /// Files tried in order when `--config` is not given.
 pub const SEARCH_PATH: [&str; 2] = ["settings.yaml", "/etc/aardvark/settings.yaml"];
 
-/// Keys upstream files carry that we accept without using them.
+/// Keys upstream files carry that we accept without using them (they change nothing).
 const IGNORED_KEYS: &[&str] = &[
     "SQLALCHEMY_TRACK_MODIFICATIONS",
     "SQLALCHEMY_ECHO",
-    "LOG_CFG",
     "DEBUG",
     "ENV_FOR_DYNACONF",
     "DYNACONF_NAMESPACE",
     "SECRET_KEY",
 ];
+
+/// Keys upstream files carry whose effect is lost, and what to do instead.
+pub(crate) const LOST_KEYS: &[(&str, &str)] = &[
+    (
+        "LOG_CFG",
+        "LOG_CFG (Python's logging configuration, and the log file it wrote) has no equivalent: aardvark logs to stderr, one line per event (LOG_FORMAT: json for structured lines); send them to a file or the journal with the service manager (systemd, docker logs, or `2>> aardvark.log`)",
+    ),
+    (
+        "PHANTOMJS",
+        "PHANTOMJS is obsolete: upstream kept it from an older feature and never used it; nothing replaces it",
+    ),
+];
+
+/// What to say of an unknown setting `name`: the known key it is nearest to, if any is near.
+pub(crate) fn nearest_setting(name: &str) -> Option<&'static str> {
+    let name = name.to_ascii_uppercase();
+    let suffix = format!("_{name}");
+    if let Some(known) = SETTING_NAMES.iter().find(|known| known.ends_with(&suffix)) {
+        return Some(known);
+    }
+    SETTING_NAMES
+        .iter()
+        .map(|known| (strsim::jaro_winkler(&name, known), *known))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| known)
+}
+
+/// The warning for a key that is not a setting: lost, or unknown with the nearest known one.
+pub(crate) fn unknown_key_warning(name: &str) -> String {
+    if let Some((_, why)) = LOST_KEYS.iter().find(|(lost, _)| *lost == name) {
+        return format!("{why}; {name} ignored");
+    }
+    match nearest_setting(name) {
+        Some(known) => format!("unknown setting {name} ignored; did you mean {known}?"),
+        None => format!("unknown setting {name} ignored (a typo?)"),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -275,18 +312,38 @@ pub fn load_searching(
         .get("AARDVARK_ENV")
         .map(|name| name.to_ascii_lowercase())
         .unwrap_or_else(|| "default".into());
+    let text = match &file {
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let file = file.as_deref().zip(text.as_deref());
+    load_file_text(file, &environment, env)
+}
+
+/// Checks the text of a settings file that is to be written at `path`, as every command will
+/// read it (without the environment): what `aardvark config` writes must load.
+pub fn check_file_text(path: &Path, text: &str) -> Result<Loaded, ConfigError> {
+    load_file_text(Some((path, text)), "default", &BTreeMap::new())
+}
+
+fn load_file_text(
+    file: Option<(&Path, &str)>,
+    environment: &str,
+    env: &BTreeMap<String, String>,
+) -> Result<Loaded, ConfigError> {
     let mut warnings = Vec::new();
     let mut raw = RawValues::new();
-    if let Some(path) = &file {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        read_file_values(path, &text, &environment, &mut raw, &mut warnings)?;
+    if let Some((path, text)) = file {
+        read_file_values(path, text, environment, &mut raw, &mut warnings)?;
     }
     read_env_values(env, &mut raw, &mut warnings);
     let mut settings = validate(raw, &mut warnings)?;
-    settings.file = file;
+    settings.file = file.map(|(path, _)| path.to_path_buf());
     Ok(Loaded { settings, warnings })
 }
 
@@ -353,9 +410,7 @@ fn read_file_values(
                 continue;
             }
             if !is_setting(&name) {
-                warnings.push(format!(
-                    "{origin}: unknown setting {name} ignored (a typo?)"
-                ));
+                warnings.push(format!("{origin}: {}", unknown_key_warning(&name)));
                 continue;
             }
             raw.insert(name, (value, origin));
