@@ -169,7 +169,7 @@ fn every_source_has_one_place_in_the_order() {
     let docker = ("AARDVARK_DATABASE_URI", "postgresql://docker/a");
     let derived = ("AARDVARK_DATA_DIR", "/data");
     let chosen = ("AARDVARK_ENV", "prod");
-    let cases: [(&Path, Vec<(&str, &str)>, &str); 6] = [
+    let cases = [
         (
             &with_section,
             vec![ours, docker, derived, chosen],
@@ -194,7 +194,7 @@ fn every_source_has_one_place_in_the_order() {
         (&empty, vec![], "sqlite:///aardvark.db"),
     ];
     for (file, vars, expected) in cases {
-        let loaded = load_searching(Some(file), &[], &env(&vars)).unwrap();
+        let loaded = load_searching(Some(file.as_path()), &[], &env(&vars)).unwrap();
         assert_eq!(
             loaded.settings.database_uri,
             expected,
