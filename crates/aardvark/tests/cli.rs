@@ -257,13 +257,23 @@ fn fatal_errors_exit_1_with_the_reason() {
 #[test]
 fn serve_answers_until_terminated() {
     let dir = tempfile::tempdir().unwrap();
+    // Upstream's form, its gunicorn worker count included (accepted, explained, no effect).
     let mut child = aardvark(dir.path())
-        .args(["start_api", "-b", "127.0.0.1:0"])
+        .args(["start_api", "-b", "127.0.0.1:0", "-w", "4"])
         .env("AARDVARK_DATABASE_URI", "sqlite:///served.db")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // stderr is read up to the warning and then closed: the server must go on serving when
+    // whoever reads its log goes away (its next log line then finds a closed pipe).
+    let stderr = child.stderr.take().unwrap();
+    let logged = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("-w/--workers"))
+    });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(30);
     let address = loop {
@@ -288,6 +298,45 @@ fn serve_answers_until_terminated() {
     );
     child.kill().unwrap();
     child.wait().unwrap();
+    let warning = logged.join().unwrap().expect("-w is explained in the log");
+    assert!(warning.contains("no effect"), "{warning}");
+}
+
+/// Upstream's image runs `aardvark config --no-prompt -a ROLE -b BUCKET -d URI`; its long
+/// `--aardvark-role` and `--db-uri` work too.
+#[test]
+fn config_takes_upstreams_flags() {
+    for flags in [
+        [
+            "-a",
+            "UpstreamRole",
+            "-b",
+            "swag-data",
+            "-d",
+            "sqlite:///x.db",
+        ],
+        [
+            "--aardvark-role",
+            "UpstreamRole",
+            "--swag-bucket",
+            "swag-data",
+            "--db-uri",
+            "sqlite:///x.db",
+        ],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = aardvark(dir.path());
+        command.args(["config", "--no-prompt"]).args(flags);
+        let output = run_with_input(command, "");
+        assert!(output.status.success(), "{}", text(&output));
+        let settings =
+            aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
+                .unwrap()
+                .settings;
+        assert_eq!(settings.aws_rolename, "UpstreamRole");
+        assert_eq!(settings.database_uri, "sqlite:///x.db");
+        assert_eq!(settings.swag.unwrap().bucket.as_deref(), Some("swag-data"));
+    }
 }
 
 /// `aardvark update` as operators run it: endpoint and credentials from the standard AWS

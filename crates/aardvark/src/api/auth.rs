@@ -1,5 +1,6 @@
 //! Authentication, when `API_TOKENS` is set: every request but `/healthcheck`, the dashboard's
-//! files (they hold no data) and `/metrics` unless `METRICS_REQUIRE_TOKEN` carries a token, as
+//! files and the API's documentation (they hold no data) and `/metrics` when
+//! `METRICS_REQUIRE_TOKEN` is false carries a token, as
 //! `Authorization: Bearer <token>` or as the password of HTTP Basic (so that Repokid's `http://aardvark:TOKEN@host/...` works). Anything
 //! else is a 401 `{"message"}` with `WWW-Authenticate`: the scheme the client tried, or both
 //! when it sent none (a page that sends Bearer is then never met by the browser's own prompt).
@@ -25,11 +26,16 @@ pub struct Guard {
     pub metrics_require_token: bool,
 }
 
-/// Whether anyone may ask for `path` when authentication is on.
+/// Whether anyone may ask for `path` when authentication is on: the health check, the
+/// dashboard's files and the API's documentation hold no data (and Swagger UI must load before
+/// its Authorize button can take a token).
 pub fn is_open(path: &str, metrics_require_token: bool) -> bool {
     path == "/healthcheck"
         || (path == "/metrics" && !metrics_require_token)
         || super::dashboard::PATHS.contains(&path)
+        || path == super::openapi::DOCUMENT_PATH
+        || path == super::openapi::UI_PATH
+        || path.starts_with(&format!("{}/", super::openapi::UI_PATH))
 }
 
 /// The credentials of a request, as far as it sent any.

@@ -119,6 +119,10 @@ pub struct ServeArgs {
     /// The certificate's private key (PEM; default: the TLS_KEY_FILE setting).
     #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
+    /// Accepted for upstream's `start_api -w N` (gunicorn workers), with no effect: one
+    /// aardvark process answers requests on every core.
+    #[arg(short = 'w', long, value_name = "N")]
+    workers: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,9 +210,13 @@ fn init_logging(cli: &Cli, configured: LogFormat) {
             tracing_subscriber::EnvFilter::new(format!("warn,aardvark={level},aws_sim={level}"))
         });
     let format = effective_format(cli, configured);
+    // A log line that cannot be written is dropped: the subscriber would otherwise report it
+    // with `eprintln!`, which panics when stderr is gone (a closed pipe), ending a server
+    // because whoever read its log went away.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder
@@ -328,6 +336,12 @@ async fn run_update(
 }
 
 async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(workers) = args.workers {
+        tracing::warn!(
+            workers,
+            "-w/--workers is upstream's gunicorn worker count and has no effect here: one aardvark process answers requests on every core"
+        );
+    }
     settings.collect_every = args.collect_every.or(settings.collect_every);
     settings.tls_cert_file = args.tls_cert.or(settings.tls_cert_file);
     settings.tls_key_file = args.tls_key.or(settings.tls_key_file);

@@ -20,20 +20,20 @@ pub struct ConfigArgs {
     /// Ask nothing: take flags, and defaults for the rest.
     #[arg(long)]
     pub no_prompt: bool,
-    /// Name of the role to assume in each account.
-    #[arg(long)]
+    /// Name of the role to assume in each account (upstream's -a/--aardvark-role).
+    #[arg(short = 'a', long, visible_alias = "aardvark-role")]
     pub role_name: Option<String>,
-    /// Database URI, SQLAlchemy style (sqlite:///aardvark.db, postgresql://...).
-    #[arg(long, alias = "db-uri")]
+    /// Database URI, SQLAlchemy style (sqlite:///aardvark.db, postgresql://...; upstream's -d).
+    #[arg(short = 'd', long, visible_alias = "db-uri")]
     pub database_uri: Option<String>,
-    /// How many principals to collect at once, across all accounts.
+    /// How many accounts to collect at once (UPDATER_NUM_THREADS, upstream's meaning).
     #[arg(long)]
     pub num_threads: Option<usize>,
     /// Where accounts come from: static (a list), swag or organizations.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(AccountSource::NAMES.iter().map(|(name, _)| *name)))]
     pub account_source: Option<String>,
-    /// SWAG bucket holding accounts.json (implies --account-source swag).
-    #[arg(long)]
+    /// SWAG bucket holding accounts.json (implies --account-source swag; upstream's -b).
+    #[arg(short = 'b', long)]
     pub swag_bucket: Option<String>,
     /// SWAG filter, a JMESPath expression.
     #[arg(long)]
@@ -103,7 +103,7 @@ pub fn build_settings(
     values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
     let threads = args.num_threads.map(|n| n.to_string());
     let threads = asker.ask(
-        "Principals to collect at once",
+        "Accounts to collect at once",
         threads.as_deref(),
         &defaults.updater_num_threads.to_string(),
         |answer| config::check_answer("UPDATER_NUM_THREADS", answer),
