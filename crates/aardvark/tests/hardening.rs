@@ -151,15 +151,25 @@ async fn every_error_is_json_with_a_correct_allow() {
         .await
         .assert_error(404, "not found");
 
-    let reply = app
-        .send(
-            app.client
-                .post(url("/api/1/advisors"))
-                .header("content-type", "application/json")
-                .body(vec![b' '; 3 * 1024 * 1024]),
+    // A body announced larger than the limit is refused before any of it is sent (over a raw
+    // connection: an HTTP client would be writing the body when the answer comes).
+    let mut stream = tokio::net::TcpStream::connect(app.base_url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /api/1/advisors HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n",
         )
-        .await;
-    reply.assert_error(413, "larger than the limit of 2097152 bytes");
+        .await
+        .unwrap();
+    let answer = read_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.ends_with(
+            "{\"message\":\"the request body is larger than the limit of 2097152 bytes\"}\n"
+        ),
+        "{answer}"
+    );
 
     // Echoed input is cut: a 60 KB value comes back as a short prefix.
     let huge = "9x".repeat(30_000);
@@ -366,6 +376,31 @@ async fn get_kept_alive(stream: &mut tokio::net::TcpStream, path: &str) -> Strin
         answer.extend_from_slice(&buffer[..read]);
     }
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// One answer read from `stream`: its head and its `content-length` bytes of body, as text.
+async fn read_answer(stream: &mut tokio::net::TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|length| length.trim().parse().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer))
+            .await
+            .expect("the server answered")
+            .unwrap_or(0);
+        assert!(read > 0, "closed before answering: {text}");
+        answer.extend_from_slice(&buffer[..read]);
+    }
 }
 
 /// The header-read timeout closes a connection that sends nothing, one whose header drips in

@@ -103,6 +103,18 @@ pub async fn read_body(
 
 async fn read_whole(request: Request, timeout: Option<Duration>) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
+    // A body announced too large is refused before any of it is read.
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > super::BODY_LIMIT_BYTES as u64) {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: too_large_message(),
+        });
+    }
     let reading = axum::body::to_bytes(body, super::BODY_LIMIT_BYTES);
     let read = match timeout {
         Some(timeout) => tokio::time::timeout(timeout, reading)
