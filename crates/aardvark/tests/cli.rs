@@ -92,17 +92,20 @@ fn config_asks_and_asks_again_after_a_bad_answer() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = aardvark(dir.path());
     command.args(["config", "--output", "answers.yaml"]);
-    // role, database (default), threads (bad, then good), source, accounts
+    // role (bad, then good), database (bad, then the default), threads (bad, then good),
+    // source, accounts: every answer checked by the setting's own reader.
     let output = run_with_input(
         command,
-        "Auditor\n\nlots\n3\nstatic\n111111111111,222222222222\n",
+        "Bad Role!\nAuditor\nmysql://a/b\n\nlots\n3\nstatic\n111111111111,222222222222\n",
     );
     assert!(output.status.success(), "{}", text(&output));
-    assert!(
-        text(&output).contains("expected a whole number from 1 to 10000; try again"),
-        "{}",
-        text(&output)
-    );
+    for refusal in [
+        "expected an IAM role name: 1 to 64 letters, digits and +=,.@_- (no spaces or paths); try again",
+        "expected a database URI (only sqlite and postgresql databases are supported); try again",
+        "expected a whole number from 1 to 10000; try again",
+    ] {
+        assert!(text(&output).contains(refusal), "{refusal:?}: {}", text(&output));
+    }
     let loaded =
         aardvark::config::load(Some(&dir.path().join("answers.yaml")), &Default::default())
             .unwrap();
@@ -208,7 +211,7 @@ fn create_db_is_idempotent_and_drop_db_asks_first() {
         "n\n",
     );
     assert!(
-        declined.status.success() && text(&declined).contains("nothing dropped"),
+        declined.status.code() == Some(1) && text(&declined).contains("nothing dropped"),
         "{}",
         text(&declined)
     );

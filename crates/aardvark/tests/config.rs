@@ -343,6 +343,11 @@ fn wrong_types_and_values_are_errors_naming_key_file_and_expectation() {
             "a non-empty string",
         ),
         (
+            "default:\n  AWS_ROLENAME: 'Bad Role!'\n",
+            "AWS_ROLENAME",
+            "an IAM role name: 1 to 64 letters, digits and +=,.@_-",
+        ),
+        (
             "default:\n  UPDATER_PRUNE: sometimes\n",
             "UPDATER_PRUNE",
             "true or false",

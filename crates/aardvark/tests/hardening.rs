@@ -364,18 +364,7 @@ async fn get_kept_alive(stream: &mut tokio::net::TcpStream, path: &str) -> Strin
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 4096];
-    // /healthcheck's whole answer: its head, then "ok".
-    while !answer.ends_with(b"\r\n\r\nok") {
-        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buffer))
-            .await
-            .expect("the server answered")
-            .unwrap();
-        assert!(read > 0, "closed before answering: {answer:?}");
-        answer.extend_from_slice(&buffer[..read]);
-    }
-    String::from_utf8_lossy(&answer).into_owned()
+    read_answer(stream).await
 }
 
 /// One answer read from `stream`: its head and its `content-length` bytes of body, as text.

@@ -301,8 +301,10 @@ async fn run_drop_db(settings: &Settings, yes: bool) -> anyhow::Result<ExitCode>
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            // Not done, so not a success: a script without --yes (and without a terminal to
+            // answer) must not take it for one.
             println!("nothing dropped");
-            return Ok(ExitCode::SUCCESS);
+            return Ok(ExitCode::from(1));
         }
     }
     let db = open_database(settings).await?;

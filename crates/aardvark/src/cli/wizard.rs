@@ -9,7 +9,6 @@ use anyhow::{bail, Context};
 use serde_yaml::{Mapping, Value};
 
 use crate::config::{self, legacy, AccountSource};
-use crate::db::DatabaseTarget;
 use crate::named::Named;
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -81,24 +80,14 @@ pub fn build_settings(
         "Role to assume in each account",
         args.role_name.as_deref(),
         &defaults.aws_rolename,
-        |answer| {
-            if answer.is_empty() || answer.contains(char::is_whitespace) {
-                Err("a role name without spaces".into())
-            } else {
-                Ok(Value::from(answer))
-            }
-        },
+        |answer| config::check_answer("AWS_ROLENAME", answer),
     )?;
     values.insert("AWS_ROLENAME".into(), role);
     let uri = asker.ask(
         "Database URI",
         args.database_uri.as_deref(),
         &defaults.database_uri,
-        |answer| {
-            DatabaseTarget::parse(answer)
-                .map(|_| Value::from(answer))
-                .map_err(|err| err.to_string())
-        },
+        |answer| config::check_answer("SQLALCHEMY_DATABASE_URI", answer),
     )?;
     values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
     let threads = args.num_threads.map(|n| n.to_string());

@@ -195,7 +195,7 @@ macro_rules! settings {
 
 settings! {
     /// Role assumed in each account.
-    aws_rolename: String = "Aardvark".into(), "AWS_ROLENAME" => read::non_empty_string;
+    aws_rolename: String = "Aardvark".into(), "AWS_ROLENAME" => read::role_name;
     aws_region: String = "us-east-1".into(), "AWS_REGION" => read::non_empty_string;
     aws_arn_partition: Partition = Partition::Aws, "AWS_ARN_PARTITION" => read::name(false);
     database_uri: String = "sqlite:///aardvark.db".into(), "SQLALCHEMY_DATABASE_URI" => read::database_uri;

@@ -24,6 +24,18 @@ pub(super) fn non_empty_string(input: &mut Input) -> Result<String, ConfigError>
     }
 }
 
+/// An IAM role name as IAM takes one: 1 to 64 of letters, digits and `+=,.@_-`.
+pub(super) fn role_name(input: &mut Input) -> Result<String, ConfigError> {
+    let name = non_empty_string(input)?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    if name.len() > 64 || !name.chars().all(allowed) {
+        return Err(input.invalid(
+            "an IAM role name: 1 to 64 letters, digits and +=,.@_- (no spaces or paths)",
+        ));
+    }
+    Ok(name)
+}
+
 /// A database URI; a refused one is shown with its password masked.
 pub(super) fn database_uri(input: &mut Input) -> Result<String, ConfigError> {
     let uri = non_empty_string(input)?;
