@@ -254,7 +254,29 @@ fn fatal_errors_exit_1_with_the_reason() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(text(&output).contains("unreachable"), "{}", text(&output));
+    // Said once, each cause once.
+    let said = text(&output);
+    assert_eq!(said.matches("unreachable").count(), 1, "{said}");
+    assert_eq!(said.matches("Connection refused").count(), 1, "{said}");
+
+    // A PostgreSQL server without the database: the fix is named.
+    let Ok(server) = std::env::var("AARDVARK_TEST_POSTGRES_URL") else {
+        println!("AARDVARK_TEST_POSTGRES_URL is not set: the missing-database case is skipped");
+        return;
+    };
+    let (address, _) = server.rsplit_once('/').unwrap();
+    let output = aardvark(dir.path())
+        .arg("create-db")
+        .env(
+            "AARDVARK_DATABASE_URI",
+            format!("{address}/aardvark_no_such_database"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let said = text(&output);
+    assert_eq!(said.matches("does not exist").count(), 1, "{said}");
+    assert!(said.contains("createdb"), "{said}");
 }
 
 #[test]
@@ -303,6 +325,24 @@ fn serve_answers_until_terminated() {
     child.wait().unwrap();
     let warning = logged.join().unwrap().expect("-w is explained in the log");
     assert!(warning.contains("no effect"), "{warning}");
+}
+
+/// A wrong flag is refused before the first question, naming the flag (a password masked).
+#[test]
+fn config_refuses_a_wrong_flag_before_asking_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = aardvark(dir.path());
+    command.args(["config", "--database-uri", "mysql://u:hunter2@h/db"]);
+    let output = run_with_input(command, "");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let said = text(&output);
+    assert!(
+        said.contains("--database-uri: expected a database URI (only sqlite and postgresql databases are supported)"),
+        "{said}"
+    );
+    assert!(!said.contains("Role to assume"), "asked first: {said}");
+    assert!(!said.contains("hunter2"), "{said}");
+    assert!(!dir.path().join("settings.yaml").exists());
 }
 
 /// Upstream's image runs `aardvark config --no-prompt -a ROLE -b BUCKET -d URI`; its long

@@ -131,17 +131,44 @@ pub enum ReportCommand {
     Unused(report::UnusedArgs),
 }
 
+/// The log format once logging is set up (a fatal error before then is printed plainly).
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
 /// Runs the command line and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            tracing::error!("{err:#}");
-            eprintln!("error: {err:#}");
+            // Once: a JSON log line where the logs are JSON, else one `error:` line.
+            let message = fatal_message(&err);
+            match LOG_FORMAT.get() {
+                Some(LogFormat::Json) => tracing::error!("{message}"),
+                _ => eprintln!("error: {message}"),
+            }
             ExitCode::from(1)
         }
     }
+}
+
+/// A fatal error and its causes as one line, each cause once (one whose text the message
+/// before it already holds is left out), with a hint where the fix is known.
+fn fatal_message(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    let mut message = parts.join(": ");
+    if message.contains("database") && message.contains("does not exist") {
+        message.push_str(
+            " (create the database first, e.g. `createdb <name>` on the PostgreSQL host, then run `aardvark create-db`)",
+        );
+    }
+    message
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -210,6 +237,7 @@ fn init_logging(cli: &Cli, configured: LogFormat) {
             tracing_subscriber::EnvFilter::new(format!("warn,aardvark={level},aws_sim={level}"))
         });
     let format = effective_format(cli, configured);
+    let _ = LOG_FORMAT.set(format);
     // A log line that cannot be written is dropped: the subscriber would otherwise report it
     // with `eprintln!`, which panics when stderr is gone (a closed pipe), ending a server
     // because whoever read its log went away.
@@ -267,15 +295,9 @@ fn run_config(args: &wizard::ConfigArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The database of `settings`; its errors name the database (its password masked).
 async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
-    Database::connect(&settings.database_uri, crate::api::wire::RENDERING)
-        .await
-        .with_context(|| {
-            format!(
-                "database {} is unreachable",
-                redact_password(&settings.database_uri)
-            )
-        })
+    Ok(Database::connect(&settings.database_uri, crate::api::wire::RENDERING).await?)
 }
 
 async fn run_create_db(settings: &Settings) -> anyhow::Result<ExitCode> {

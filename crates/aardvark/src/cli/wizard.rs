@@ -69,6 +69,25 @@ pub fn build_settings(
             .collect();
         return Ok((config::to_yaml(&converted.values), warnings));
     }
+    // Flags are checked before the first question: a wrong one is said at once, not after
+    // every answer has been given.
+    let threads = args.num_threads.map(|n| n.to_string());
+    for (flag, key, given) in [
+        ("--role-name", "AWS_ROLENAME", args.role_name.as_deref()),
+        (
+            "--database-uri",
+            "SQLALCHEMY_DATABASE_URI",
+            args.database_uri.as_deref(),
+        ),
+        ("--num-threads", "UPDATER_NUM_THREADS", threads.as_deref()),
+    ] {
+        if let Some(given) = given {
+            config::check_answer(key, given.trim()).map_err(|expected| {
+                let shown = crate::db::uri::redact_password(given);
+                anyhow::anyhow!("{flag}: expected {expected}, got {shown:?}")
+            })?;
+        }
+    }
     let mut asker = Asker {
         input,
         prompts,
@@ -90,7 +109,6 @@ pub fn build_settings(
         |answer| config::check_answer("SQLALCHEMY_DATABASE_URI", answer),
     )?;
     values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
-    let threads = args.num_threads.map(|n| n.to_string());
     let threads = asker.ask(
         "Accounts to collect at once",
         threads.as_deref(),

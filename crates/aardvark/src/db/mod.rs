@@ -53,7 +53,7 @@ const SQLITE_PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONT
 pub enum DbError {
     #[error(transparent)]
     Uri(#[from] uri::UriError),
-    #[error("cannot open database {target}: {source}")]
+    #[error("database {target} is unreachable: {source}")]
     Connect { target: String, source: sqlx::Error },
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
