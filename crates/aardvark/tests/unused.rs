@@ -305,6 +305,21 @@ async fn report_unused_prints_table_csv_and_json(backend: Backend) {
         );
         String::from_utf8(output.stdout).unwrap()
     };
+    // An account nothing is stored for is an error, not an empty table.
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_aardvark"))
+        .args(["-q", "report", "unused", "--account", "999999999999"])
+        .env("AARDVARK_DATABASE_URI", &t.uri)
+        .env("AARDVARK_ENV", "default")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr)
+            .contains("no principal of account 999999999999 is stored"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
     let csv = run(&["--format", "csv", "--account", "111111111111"]);
     let day = |ms: i64| rfc3339(ms)[..10].to_owned();
     assert_eq!(

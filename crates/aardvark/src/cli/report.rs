@@ -79,6 +79,17 @@ pub async fn run(db: &Database, args: &UnusedArgs) -> anyhow::Result<()> {
             break;
         }
     }
+    if let Some(account) = args.account.as_deref().filter(|_| principals.is_empty()) {
+        let stored = reader
+            .principals_per_account()
+            .await
+            .context("cannot read the stored principals")?;
+        if !stored.contains_key(account) {
+            anyhow::bail!(
+                "no principal of account {account} is stored: is it collected? (`aardvark update -a {account}`)"
+            );
+        }
+    }
     principals.sort_by(|a, b| {
         (
             &a.account,
