@@ -108,7 +108,7 @@ struct DigestedEntry<'a> {
         ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
         ("count" = Option<i64>, Query, minimum = 0, maximum = 9223372036854775807_i64, description = "Principals per page (default 30)"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
-        ("regex" = Option<String>, Query, max_length = 1024, description = "Regular expression matched at the start of the ARN (at most 1024 bytes)"),
+        ("regex" = Option<String>, Query, description = "Regular expression matched at the start of the ARN (at most 1024 bytes; a JSON body's `regex`, even null, takes its place)"),
         ("arn" = Option<Vec<String>>, Query, description = "Exact ARN, case-insensitive; repeatable"),
         ("combine" = Option<String>, Query, description = "`true` to combine matched principals per service namespace"),
     ),
