@@ -6,13 +6,13 @@
 #   docker run -d -p 5000:5000 -v aardvark-data:/var/lib/aardvark \
 #     -e AARDVARK_API_TOKENS=... -e AARDVARK_COLLECT_EVERY=6h aardvark
 
-FROM rust:1-slim-bookworm AS build
+FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --locked --release -p aardvark --no-default-features \
  && strip target/release/aardvark
 
-FROM debian:bookworm-slim
+FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
@@ -26,8 +26,10 @@ ENV AARDVARK_DATA_DIR=/var/lib/aardvark \
     AARDVARK_LOG_FORMAT=json
 VOLUME /var/lib/aardvark
 EXPOSE 5000
+# Another bind or HTTPS: set AARDVARK_HEALTHCHECK_URL (-k: a certificate for a name, not
+# 127.0.0.1, is still checked by clients, not by this probe).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
-  CMD curl -fsS http://127.0.0.1:5000/healthcheck || exit 1
+  CMD curl -fsSk "${AARDVARK_HEALTHCHECK_URL:-http://127.0.0.1:5000/healthcheck}" || exit 1
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/aardvark"]
 CMD ["serve", "--bind", "0.0.0.0:5000"]
