@@ -69,25 +69,7 @@ pub fn build_settings(
             .collect();
         return Ok((config::to_yaml(&converted.values), warnings));
     }
-    // Flags are checked before the first question: a wrong one is said at once, not after
-    // every answer has been given.
-    let threads = args.num_threads.map(|n| n.to_string());
-    for (flag, key, given) in [
-        ("--role-name", "AWS_ROLENAME", args.role_name.as_deref()),
-        (
-            "--database-uri",
-            "SQLALCHEMY_DATABASE_URI",
-            args.database_uri.as_deref(),
-        ),
-        ("--num-threads", "UPDATER_NUM_THREADS", threads.as_deref()),
-    ] {
-        if let Some(given) = given {
-            config::check_answer(key, given.trim()).map_err(|expected| {
-                let shown = crate::db::uri::redact_password(given);
-                anyhow::anyhow!("{flag}: expected {expected}, got {shown:?}")
-            })?;
-        }
-    }
+    check_flags(args)?;
     let mut asker = Asker {
         input,
         prompts,
@@ -109,6 +91,7 @@ pub fn build_settings(
         |answer| config::check_answer("SQLALCHEMY_DATABASE_URI", answer),
     )?;
     values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
+    let threads = args.num_threads.map(|n| n.to_string());
     let threads = asker.ask(
         "Accounts to collect at once",
         threads.as_deref(),
@@ -196,6 +179,29 @@ pub fn build_settings(
         AccountSource::Organizations => {}
     }
     Ok((config::to_yaml(&values), Vec::new()))
+}
+
+/// Checks the flags that answer questions before the first question: a wrong one is said at
+/// once, not after every answer has been given (a password in it masked).
+fn check_flags(args: &ConfigArgs) -> anyhow::Result<()> {
+    let threads = args.num_threads.map(|n| n.to_string());
+    for (flag, key, given) in [
+        ("--role-name", "AWS_ROLENAME", args.role_name.as_deref()),
+        (
+            "--database-uri",
+            "SQLALCHEMY_DATABASE_URI",
+            args.database_uri.as_deref(),
+        ),
+        ("--num-threads", "UPDATER_NUM_THREADS", threads.as_deref()),
+    ] {
+        if let Some(given) = given {
+            config::check_answer(key, given.trim()).map_err(|expected| {
+                let shown = crate::db::uri::redact_password(given);
+                anyhow::anyhow!("{flag}: expected {expected}, got {shown:?}")
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Asks one question at a time; with `interactive` off, takes the flag or the default.

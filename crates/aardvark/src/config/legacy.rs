@@ -80,39 +80,47 @@ pub fn convert(source: &str) -> Result<Converted, LegacyError> {
                     ));
                     continue;
                 };
-                let mut plain = Mapping::new();
-                for (key, item) in opts {
-                    let key = key.as_str().unwrap_or_default();
-                    let key = key.strip_prefix("swag.").unwrap_or(key).to_owned();
-                    if key == "bucket_name" {
-                        swag.insert("bucket".into(), item.clone());
-                    }
-                    plain.insert(Value::String(key), item);
-                }
-                swag.insert("opts".into(), Value::Mapping(plain));
+                swag_opts(opts, &mut swag);
             }
             "SQLALCHEMY_TRACK_MODIFICATIONS" => {}
             known if super::SETTING_NAMES.contains(&known) => insert(&mut converted, known, value),
-            lost if super::LOST_KEYS.iter().any(|(key, _)| *key == lost) => {
-                converted.warnings.push(format!(
-                    "line {}: {}",
-                    first.line,
-                    super::unknown_key_warning(lost)
-                ))
+            other => {
+                converted
+                    .warnings
+                    .push(format!("line {}: {}", first.line, no_equivalent(other)))
             }
-            other => converted.warnings.push(format!(
-                "line {}: {other} has no equivalent in settings.yaml, skipped{}",
-                first.line,
-                super::nearest_setting(other)
-                    .map(|known| format!(" (the nearest setting is {known})"))
-                    .unwrap_or_default()
-            )),
         }
     }
     if !swag.is_empty() {
         converted.values.insert("SWAG".into(), Value::Mapping(swag));
     }
     Ok(converted)
+}
+
+/// `SWAG_OPTS` as `SWAG: opts:` (without the `swag.` prefix), its bucket as `SWAG: bucket:`.
+fn swag_opts(opts: Mapping, swag: &mut Mapping) {
+    let mut plain = Mapping::new();
+    for (key, item) in opts {
+        let key = key.as_str().unwrap_or_default();
+        let key = key.strip_prefix("swag.").unwrap_or(key).to_owned();
+        if key == "bucket_name" {
+            swag.insert("bucket".into(), item.clone());
+        }
+        plain.insert(Value::String(key), item);
+    }
+    swag.insert("opts".into(), Value::Mapping(plain));
+}
+
+/// What to say of a name that is not converted: lost (and what replaces it), or unknown with
+/// the nearest setting.
+fn no_equivalent(name: &str) -> String {
+    if super::LOST_KEYS.iter().any(|(key, _)| *key == name) {
+        return super::unknown_key_warning(name);
+    }
+    let nearest = super::nearest_setting(name)
+        .map(|known| format!(" (the nearest setting is {known})"))
+        .unwrap_or_default();
+    format!("{name} has no equivalent in settings.yaml, skipped{nearest}")
 }
 
 /// A string of digits as the number it spells (`"5"` is 5); anything else as it is.
