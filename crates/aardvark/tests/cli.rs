@@ -99,6 +99,11 @@ fn config_asks_and_asks_again_after_a_bad_answer() {
         "Bad Role!\nAuditor\nmysql://a/b\n\nlots\n3\nstatic\n111111111111,222222222222\n",
     );
     assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("Accounts to collect at once"),
+        "{}",
+        text(&output)
+    );
     for refusal in [
         "expected an IAM role name: 1 to 64 letters, digits and +=,.@_- (no spaces or paths); try again",
         "expected a database URI (only sqlite and postgresql databases are supported); try again",
