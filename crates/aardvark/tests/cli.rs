@@ -96,7 +96,7 @@ fn config_asks_and_asks_again_after_a_bad_answer() {
     // source, accounts: every answer checked by the setting's own reader.
     let output = run_with_input(
         command,
-        "Bad Role!\nAuditor\nmysql://a/b\n\nlots\n3\nstatic\n111111111111,222222222222\n",
+        "Bad Role!\nAuditor\nmysql://a/b\n\nlots\n3\nstatic\n111111111111,abc\n111111111111,222222222222\n",
     );
     assert!(output.status.success(), "{}", text(&output));
     assert!(
@@ -108,6 +108,7 @@ fn config_asks_and_asks_again_after_a_bad_answer() {
         "expected an IAM role name: 1 to 64 letters, digits and +=,.@_- (no spaces or paths); try again",
         "expected a database URI (only sqlite and postgresql databases are supported); try again",
         "expected a whole number from 1 to 10000; try again",
+        "expected 12-digit account ids, comma-separated (\"abc\" is not one); try again",
     ] {
         assert!(text(&output).contains(refusal), "{refusal:?}: {}", text(&output));
     }

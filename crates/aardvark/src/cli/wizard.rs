@@ -167,7 +167,10 @@ pub fn build_settings(
                             if crate::arn::is_account_id(id) {
                                 Ok(Value::from(id))
                             } else {
-                                Err(format!("{id:?} is not a 12-digit account id"))
+                                Err(format!(
+                                    "12-digit account ids, comma-separated ({} is not one)",
+                                    crate::api::quoted(id)
+                                ))
                             }
                         })
                         .collect::<Result<_, _>>()?;
