@@ -33,9 +33,9 @@ pub fn is_open(path: &str, metrics_require_token: bool) -> bool {
     path == "/healthcheck"
         || (path == "/metrics" && !metrics_require_token)
         || super::dashboard::PATHS.contains(&path)
-        || path == super::openapi::DOCUMENT_PATH
-        || path == super::openapi::UI_PATH
-        || path.starts_with(&format!("{}/", super::openapi::UI_PATH))
+        || path == super::DOCUMENT_PATH
+        || path == super::UI_PATH
+        || path.starts_with(&format!("{}/", super::UI_PATH))
 }
 
 /// The credentials of a request, as far as it sent any.

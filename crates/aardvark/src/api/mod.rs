@@ -59,6 +59,11 @@ pub struct ApiOptions {
     pub body_timeout: Option<std::time::Duration>,
 }
 
+/// Where the OpenAPI document is served (upstream's Flasgger path): open, like Swagger UI's
+/// files under [`UI_PATH`] (read by `openapi` to serve them and by `auth` to open them).
+pub const DOCUMENT_PATH: &str = "/apispec_1.json";
+/// Where Swagger UI is served.
+pub const UI_PATH: &str = "/apidocs";
 /// The largest request body read (a JSON body of parameters is far smaller).
 pub const BODY_LIMIT_BYTES: usize = 2 * 1024 * 1024;
 /// Upstream's message for a path no route answers.

@@ -120,11 +120,8 @@ fn require_tokens(document: &mut utoipa::openapi::OpenApi, metrics_require_token
     }
 }
 
-/// Where the document is served (upstream's Flasgger path).
-pub const DOCUMENT_PATH: &str = "/apispec_1.json";
-/// Where Swagger UI is served.
-pub const UI_PATH: &str = "/apidocs";
-
 pub fn routes(options: &super::ApiOptions) -> Router<Reader> {
-    Router::from(SwaggerUi::new(UI_PATH).url(DOCUMENT_PATH, openapi_document_for(options)))
+    Router::from(
+        SwaggerUi::new(super::UI_PATH).url(super::DOCUMENT_PATH, openapi_document_for(options)),
+    )
 }
