@@ -71,6 +71,8 @@ pub async fn run(
         stats.throttles.values().sum::<u64>()
     );
 
+    // Raised before the first connection can come (and before "serving on" is printed).
+    let limits = ConnectionLimits::from_settings(&settings).within_file_limit();
     let listener = super::bind_listener(bind).await?;
     let address = listener.local_addr()?;
     let some_account = &report
@@ -107,7 +109,7 @@ pub async fn run(
         tls: None,
         schedule: None,
         shutdown_timeout: settings.shutdown_timeout,
-        limits: ConnectionLimits::from_settings(&settings).within_file_limit(),
+        limits,
     }
     .run(&options, super::shutdown_signal())
     .await?;

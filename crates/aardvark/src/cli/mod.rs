@@ -410,6 +410,8 @@ async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<Ex
         }),
         None => None,
     };
+    // Raised before the first connection can come (and before "serving on" is printed).
+    let limits = ConnectionLimits::from_settings(&settings).within_file_limit();
     let listener = bind_listener(&args.bind).await?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -422,7 +424,7 @@ async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<Ex
         tls,
         schedule,
         shutdown_timeout: settings.shutdown_timeout,
-        limits: ConnectionLimits::from_settings(&settings).within_file_limit(),
+        limits,
     }
     .run(&options, shutdown_signal())
     .await?;
