@@ -9,6 +9,7 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod db;
+pub mod error_text;
 pub mod hosts;
 mod named;
 pub mod service;

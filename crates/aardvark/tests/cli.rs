@@ -386,6 +386,25 @@ fn config_takes_upstreams_flags() {
         assert_eq!(settings.database_uri, "sqlite:///x.db");
         assert_eq!(settings.swag.unwrap().bucket.as_deref(), Some("swag-data"));
     }
+
+    // With SWAG, --accounts chooses among SWAG's accounts by name.
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = aardvark(dir.path());
+    command.args([
+        "config",
+        "--no-prompt",
+        "-b",
+        "swag-data",
+        "--accounts",
+        "prod, 111111111111",
+    ]);
+    let output = run_with_input(command, "");
+    assert!(output.status.success(), "{}", text(&output));
+    let settings =
+        aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
+            .unwrap()
+            .settings;
+    assert_eq!(settings.accounts, ["prod", "111111111111"]);
 }
 
 /// `aardvark update` as operators run it: endpoint and credentials from the standard AWS

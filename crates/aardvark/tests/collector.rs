@@ -721,6 +721,23 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
         .any(|a| a.status == AccountStatus::Failed));
     assert!(report.principals_vanished() > 0 && report.principals_failed() > 0);
     let app = common::spawn_app(&db.db).await;
+    // The principal `aardvark demo` suggests for /api/1/actions has actions to show.
+    let suggested = report
+        .accounts
+        .iter()
+        .filter(|a| a.status == AccountStatus::Ok)
+        .find_map(|a| sim.principal_with_tracked_actions(&a.id))
+        .unwrap();
+    let actions = app
+        .get(&format!("/api/1/actions?arn={suggested}"))
+        .await
+        .json();
+    assert!(
+        actions["principals"][0]["actions"]
+            .as_array()
+            .is_some_and(|actions| !actions.is_empty()),
+        "{actions}"
+    );
     let count = |status: AccountStatus| {
         report
             .accounts
@@ -750,11 +767,13 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
                     "ok": count(AccountStatus::Ok),
                     "partial": count(AccountStatus::Partial),
                     "failed": count(AccountStatus::Failed),
+                    "interrupted": 0,
                 },
                 "principals": {
                     "collected": report.principals_collected(),
                     "failed": report.principals_failed(),
                     "vanished": report.principals_vanished(),
+                    "interrupted": 0,
                 },
             }],
         })
@@ -795,6 +814,9 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
                 "collected": account.collected,
                 "failed": failed,
                 "vanished": account.vanished,
+                "interrupted": 0,
+                "pruned": [],
+                "not_found": [],
                 "duration_ms": served["duration_ms"],
             }),
         );
@@ -910,7 +932,7 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
         .assert_error(400, "from 0 to 1000");
     app.get("/api/1/accounts?status=bogus")
         .await
-        .assert_error(400, "ok, partial, failed, never");
+        .assert_error(400, "ok, partial, failed, interrupted, never");
 }
 
 /// Every tracked action the simulator holds for the collected principals, as the API
@@ -1047,9 +1069,15 @@ async fn only_the_requested_arns_and_the_missing_ones_reported() {
         1,
         "only the ARNs' account is visited"
     );
-    assert_eq!(report.arns_not_found, vec![missing.clone()]);
+    assert_eq!(report.arns_not_found().collect::<Vec<_>>(), vec![&missing]);
     assert_eq!(report.exit_code(), 2);
     assert!(report.summary().contains(&missing));
+    let recorded = db.db.run_accounts(report.run_id).await.unwrap();
+    assert_eq!(
+        recorded[0].not_found,
+        vec![missing.clone()],
+        "the run's record names the ARN not found"
+    );
     let data = stored(&db.db).await;
     assert_eq!(
         data.keys().cloned().collect::<Vec<_>>(),
@@ -1068,6 +1096,43 @@ async fn only_the_requested_arns_and_the_missing_ones_reported() {
     )
     .await;
     assert!(matches!(bad, Err(CollectorError::InvalidArn(_))), "{bad:?}");
+
+    // A mistyped account in -r is refused, not collected as a new account that fails forever.
+    let mistyped = format!("arn:aws:iam::{}:role/x", "999999999999");
+    let refused = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest {
+            arns: vec![mistyped],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(CollectorError::Accounts(message)) if message.contains("999999999999") && message.contains("-a 999999999999")),
+        "{refused:?}"
+    );
+    // `-a all -r ARN` visits the ARN's account only.
+    let report = collect(
+        &sim,
+        &db.db,
+        settings_for(&sim, &db),
+        UpdateRequest {
+            accounts: vec!["all".into()],
+            arns: vec![wanted.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let visited: Vec<&str> = report.accounts.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(visited, [account_id(1).as_str()]);
+    assert_eq!(
+        sim.stats().calls_of(&account_id(0), "AssumeRole"),
+        0,
+        "no role assumed in accounts without -r ARNs"
+    );
 }
 
 #[tokio::test]
@@ -1100,6 +1165,7 @@ async fn accounts_from_swag_by_name_alias_filter_and_service() {
     });
     let sim = aws_sim::start(scenario).await.unwrap();
     let mut settings = settings_for(&sim, &db);
+    settings.accounts = Vec::new();
     settings.account_source = AccountSource::Swag;
     settings.swag = Some(SwagSettings {
         bucket: Some("swag".into()),
@@ -1139,6 +1205,39 @@ async fn accounts_from_swag_by_name_alias_filter_and_service() {
     assert_eq!(
         by_name.account("777777777777").unwrap().name.as_deref(),
         Some("payments")
+    );
+
+    // ACCOUNTS (upstream's AARDVARK_ACCOUNTS) chooses among SWAG's accounts, as -a does.
+    let chosen = collect(
+        &sim,
+        &db.db,
+        Settings {
+            accounts: vec!["pay".into(), "100000000002".into()],
+            ..settings.clone()
+        },
+        UpdateRequest::default(),
+    )
+    .await
+    .unwrap();
+    let mut visited: Vec<&str> = chosen.accounts.iter().map(|a| a.id.as_str()).collect();
+    visited.sort();
+    assert_eq!(visited, ["100000000002", "777777777777"]);
+
+    // A name SWAG's filters leave out is reported as such, with the way to collect it.
+    let excluded = collect(
+        &sim,
+        &db.db,
+        settings.clone(),
+        UpdateRequest {
+            accounts: vec!["no-aardvark".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(&excluded, Err(CollectorError::Accounts(message))
+            if message.contains("888888888888") && message.contains("filters leave it out")),
+        "{excluded:?}"
     );
 
     settings.swag.as_mut().unwrap().filter = Some("[?environment=='test']".into());
@@ -1247,7 +1346,18 @@ async fn pruning_follows_only_complete_listings() {
     )
     .await
     .unwrap();
-    assert_eq!(report.account(&account_id(0)).unwrap().pruned, 1);
+    assert_eq!(
+        report.account(&account_id(0)).unwrap().pruned,
+        [ghost_ok.as_str()]
+    );
+    let recorded = db.db.run_accounts(report.run_id).await.unwrap();
+    let pruned: Vec<&String> = recorded.iter().flat_map(|a| &a.pruned).collect();
+    assert_eq!(
+        pruned,
+        [&ghost_ok],
+        "the run's record names what was pruned"
+    );
+    assert!(report.summary().contains(&ghost_ok), "{}", report.summary());
     let data = stored(&db.db).await;
     assert!(
         !data.contains_key(&ghost_ok),

@@ -204,6 +204,74 @@ fn every_source_has_one_place_in_the_order() {
     }
 }
 
+/// AWS's own region variables rank below every aardvark source, in the SDK's order, and a
+/// GovCloud or China region brings its partition unless one is set.
+#[test]
+fn aws_region_variables_and_the_partition_they_imply() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.yaml", "");
+    let with_region = write(
+        dir.path(),
+        "region.yaml",
+        "default:\n  AWS_REGION: eu-central-1\n",
+    );
+    let gov_but_aws = write(
+        dir.path(),
+        "partition.yaml",
+        "default:\n  AWS_ARN_PARTITION: aws\n",
+    );
+    let cases = [
+        (&empty, vec![], "us-east-1", Partition::Aws),
+        (
+            &empty,
+            vec![("AWS_DEFAULT_REGION", "us-gov-west-1")],
+            "us-gov-west-1",
+            Partition::AwsUsGov,
+        ),
+        (
+            &empty,
+            vec![
+                ("AWS_REGION", "cn-north-1"),
+                ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ],
+            "cn-north-1",
+            Partition::AwsCn,
+        ),
+        (
+            &with_region,
+            vec![("AWS_REGION", "us-west-2")],
+            "eu-central-1",
+            Partition::Aws,
+        ),
+        (
+            &with_region,
+            vec![
+                ("AWS_REGION", "us-west-2"),
+                ("AARDVARK_AWS_REGION", "us-gov-east-1"),
+            ],
+            "us-gov-east-1",
+            Partition::AwsUsGov,
+        ),
+        (
+            &gov_but_aws,
+            vec![("AWS_DEFAULT_REGION", "us-gov-west-1")],
+            "us-gov-west-1",
+            Partition::Aws,
+        ),
+    ];
+    for (file, vars, region, partition) in cases {
+        let settings = load_searching(Some(file.as_path()), &[], &env(&vars))
+            .unwrap()
+            .settings;
+        assert_eq!(
+            (settings.aws_region.as_str(), settings.aws_arn_partition),
+            (region, partition),
+            "{vars:?} over {}",
+            file.display()
+        );
+    }
+}
+
 /// The container's case: the image sets `AARDVARK_DATA_DIR`, the mounted settings file names
 /// PostgreSQL, and PostgreSQL is what is used.
 #[test]

@@ -208,7 +208,7 @@ async fn the_dashboard_in_a_headless_browser() {
 
     // Overview: the counts are the API's, and each links to its rows.
     open(&client, &app, "#/", "#status-cards").await;
-    for status in ["ok", "partial", "failed", "never"] {
+    for status in ["ok", "partial", "failed", "interrupted", "never"] {
         let expected =
             api(&format!("/api/1/accounts?status={status}&count=0")).await["total"].clone();
         let shown = texts(&client, &format!("[data-count={status}]")).await;

@@ -159,6 +159,24 @@ async fn sigterm_stops_an_update_cleanly(backend: Backend) {
     for (arn, services) in &stored_now {
         assert_eq!(Some(services), sim.expected().get(arn), "{arn}");
     }
+    // What the stop left undone is "not collected (interrupted)", never a failure.
+    assert_eq!(runs[0].totals.principals_failed, 0, "{stdout}");
+    assert!(runs[0].totals.principals_interrupted > 0, "{:?}", runs[0]);
+    assert!(!stdout.contains("failed principals"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{} not collected (interrupted)",
+            runs[0].totals.principals_interrupted
+        )),
+        "{stdout}"
+    );
+    let accounts = db.db.run_accounts(runs[0].id).await.unwrap();
+    assert!(
+        accounts
+            .iter()
+            .all(|a| a.failures.is_empty() && a.status.as_str() != "partial"),
+        "{accounts:?}"
+    );
 }
 
 /// A run is dead when its process on this host is gone, or when it has been silent too long;

@@ -17,8 +17,8 @@ use crate::state::{Caller, SimState};
 use crate::stats::Stats;
 use crate::{faults, iam, organizations, s3, sts, xml};
 
-/// The access key and service of a SigV4 `Authorization` header.
-fn credential_scope(headers: &HeaderMap) -> Option<(String, String)> {
+/// The access key, region and service of a SigV4 `Authorization` header.
+fn credential_scope(headers: &HeaderMap) -> Option<(String, String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let credential = value
         .split("Credential=")
@@ -27,8 +27,9 @@ fn credential_scope(headers: &HeaderMap) -> Option<(String, String)> {
         .next()?;
     let mut parts = credential.split('/');
     let key = parts.next()?.to_owned();
-    let service = parts.nth(2)?.to_owned();
-    Some((key, service))
+    let region = parts.nth(1)?.to_owned();
+    let service = parts.next()?.to_owned();
+    Some((key, region, service))
 }
 
 async fn handle(
@@ -41,6 +42,10 @@ async fn handle(
     let state = state.0;
     let _in_flight = state.counters.arrive();
     let request_id = state.new_id();
+    let scope = credential_scope(&headers);
+    if let Some((_, region, service)) = &scope {
+        state.counters.signed_in(service, region);
+    }
     if method == Method::GET {
         return s3::get_object(&state, &uri, &request_id).into_response();
     }
@@ -54,8 +59,7 @@ async fn handle(
         )
         .into_response();
     }
-    let scope = credential_scope(&headers);
-    let Some((access_key, service)) = scope else {
+    let Some((access_key, _, service)) = scope else {
         return Reply::query_error(
             StatusCode::FORBIDDEN,
             xml::IAM_NAMESPACE,
@@ -158,6 +162,22 @@ impl SimHandle {
     /// What a correct collector must have stored (see [`Scenario::expected`]).
     pub fn expected(&self) -> &BTreeMap<String, Vec<ExpectedService>> {
         self.state.expected()
+    }
+
+    /// A principal of `account` that used a service whose actions AWS tracks (its
+    /// `/api/1/actions` answer is not empty once collected at action level).
+    pub fn principal_with_tracked_actions(&self, account: &str) -> Option<&str> {
+        let prefix = format!("arn:{}:iam::{account}:", self.state.scenario.partition);
+        self.expected()
+            .iter()
+            .filter(|(arn, _)| arn.starts_with(&prefix))
+            .find(|(_, services)| {
+                services.iter().any(|service| {
+                    service.last_authenticated > 0
+                        && !crate::catalog::tracked_actions(&service.service_namespace).is_empty()
+                })
+            })
+            .map(|(arn, _)| arn.as_str())
     }
 
     pub fn scenario(&self) -> &Scenario {

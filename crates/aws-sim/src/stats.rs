@@ -23,6 +23,8 @@ pub struct Stats {
     /// Every request, in arrival order: how many were in flight when it arrived (itself included).
     pub in_flight_history: Vec<u32>,
     pub requests: u64,
+    /// (service, region) of every SigV4 signature seen: where clients believed they were.
+    pub signing_regions: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Stats {
@@ -63,6 +65,7 @@ pub(crate) struct Counters {
     peak_in_flight: AtomicU64,
     history: Mutex<Vec<u32>>,
     requests: AtomicU64,
+    signing_regions: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 fn add(counts: &Mutex<HashMap<String, u64>>, account: &str) {
@@ -107,6 +110,11 @@ impl Counters {
             .or_default() += 1;
     }
 
+    pub fn signed_in(&self, service: &str, region: &str) {
+        let pair = (service.to_owned(), region.to_owned());
+        self.signing_regions.lock().unwrap().insert(pair);
+    }
+
     pub fn throttled(&self, account: &str) {
         add(&self.throttles, account);
     }
@@ -147,6 +155,7 @@ impl Counters {
             peak_in_flight_total: self.peak_in_flight.load(Ordering::Relaxed),
             in_flight_history: self.history.lock().unwrap().clone(),
             requests: self.requests.load(Ordering::Relaxed),
+            signing_regions: self.signing_regions.lock().unwrap().clone(),
         }
     }
 }

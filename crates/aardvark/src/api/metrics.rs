@@ -265,6 +265,7 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
             ("ok", run.totals.accounts_ok),
             ("partial", run.totals.accounts_partial),
             ("failed", run.totals.accounts_failed),
+            ("interrupted", run.totals.accounts_interrupted),
         ] {
             accounts
                 .get_or_create(&StatusLabels {
@@ -277,6 +278,7 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
             ("collected", run.totals.principals_collected),
             ("failed", run.totals.principals_failed),
             ("vanished", run.totals.principals_vanished),
+            ("interrupted", run.totals.principals_interrupted),
         ] {
             principals
                 .get_or_create(&OutcomeLabels {

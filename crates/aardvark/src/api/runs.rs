@@ -27,6 +27,8 @@ pub struct FailureBody {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountCounts {
     failed: i64,
+    /// Listed, but the run was stopped before every principal was collected.
+    interrupted: i64,
     ok: i64,
     partial: i64,
 }
@@ -35,6 +37,8 @@ pub struct AccountCounts {
 pub struct PrincipalCounts {
     collected: i64,
     failed: i64,
+    /// Not collected because the run was stopped (not failures).
+    interrupted: i64,
     vanished: i64,
 }
 
@@ -57,6 +61,7 @@ impl From<&RunRecord> for RunEntry {
         Self {
             accounts: AccountCounts {
                 failed: counts.accounts_failed,
+                interrupted: counts.accounts_interrupted,
                 ok: counts.accounts_ok,
                 partial: counts.accounts_partial,
             },
@@ -65,6 +70,7 @@ impl From<&RunRecord> for RunEntry {
             principals: PrincipalCounts {
                 collected: counts.principals_collected,
                 failed: counts.principals_failed,
+                interrupted: counts.principals_interrupted,
                 vanished: counts.principals_vanished,
             },
             started: rfc3339(&run.started_at),
@@ -97,8 +103,14 @@ pub struct RunAccount {
     /// Why the whole account failed.
     failure: Option<FailureBody>,
     id: String,
+    /// Principals not collected because the run was stopped (not failures).
+    interrupted: i64,
     name: Option<String>,
-    /// `ok`, `partial` or `failed`.
+    /// `-r` ARNs of this account that its listing did not hold.
+    not_found: Vec<String>,
+    /// Principals `--prune` deleted because AWS no longer listed them.
+    pruned: Vec<String>,
+    /// `ok`, `partial`, `failed` or `interrupted`.
     status: &'static str,
     /// Principals deleted between listing and collection.
     vanished: Vec<String>,
@@ -123,7 +135,10 @@ impl From<AccountRecord> for RunAccount {
                 .map(|(arn, code, message)| FailedPrincipal { arn, code, message })
                 .collect(),
             id: record.account_id,
+            interrupted: record.principals_interrupted,
             name: record.account_name,
+            not_found: record.not_found,
+            pruned: record.pruned,
             status: record.status.as_str(),
             vanished: record.vanished,
         }
@@ -236,10 +251,18 @@ pub enum AccountState {
     Ok,
     Partial,
     Failed,
+    /// Its latest collection was stopped before every principal was collected.
+    Interrupted,
     /// Principals stored, no collection recorded (another program, or before run records).
     Never,
 }
-crate::named::named!(AccountState { Ok => "ok", Partial => "partial", Failed => "failed", Never => "never" });
+crate::named::named!(AccountState {
+    Ok => "ok",
+    Partial => "partial",
+    Failed => "failed",
+    Interrupted => "interrupted",
+    Never => "never",
+});
 
 /// An account as collections left it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -256,7 +279,7 @@ pub struct AccountEntry {
     name: Option<String>,
     /// Principals stored for it.
     principals: usize,
-    /// Its latest outcome: `ok`, `partial`, `failed`, or `never`.
+    /// Its latest outcome: `ok`, `partial`, `failed`, `interrupted`, or `never`.
     status: &'static str,
 }
 

@@ -30,17 +30,7 @@ pub async fn run(
         sim.base_url,
         sim.account_ids().len()
     );
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = database.as_os_str().to_owned();
-        path.push(suffix);
-        match std::fs::remove_file(&path) {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-                return Err(err)
-                    .with_context(|| format!("cannot replace {}", Path::new(&path).display()))
-            }
-            _ => {}
-        }
-    }
+    remove_sqlite_files(database)?;
     let absolute = std::env::current_dir()?.join(database);
     settings.database_uri = format!("sqlite:///{}", absolute.display());
     settings.account_source = AccountSource::Static;
@@ -62,8 +52,15 @@ pub async fn run(
         )),
     };
     let collector = Collector::new(settings.clone(), db.clone(), overrides).await;
+    let stop_on_signal = super::stop_on_signal(&collector);
     let report = collector.run(&UpdateRequest::default(), progress).await?;
+    drop(stop_on_signal);
     print!("{}", report.summary());
+    if report.interrupted {
+        db.close().await;
+        sim.shutdown().await;
+        return Ok(ExitCode::from(report.exit_code()));
+    }
     let stats = sim.stats();
     println!(
         "the simulator answered {} requests and throttled {}",
@@ -75,33 +72,7 @@ pub async fn run(
     let limits = ConnectionLimits::from_settings(&settings).within_file_limit();
     let listener = super::bind_listener(bind).await?;
     let address = listener.local_addr()?;
-    let some_account = &report
-        .accounts
-        .iter()
-        .find(|a| a.collected > 0)
-        .map(|a| a.id.clone())
-        .unwrap_or_default();
-    println!(
-        "\nThe data is in {} and served on http://{address}/ (Ctrl-C to stop). Try:",
-        absolute.display()
-    );
-    println!("  curl -s 'http://{address}/api/1/advisors?count=2'");
-    println!("  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&count=1000'");
-    println!("  curl -s -X POST -H 'Content-Type: application/json' -d '{{\"arn\": [\"arn:aws:iam::{some_account}:role/Aardvark\"]}}' http://{address}/api/1/advisors");
-    println!(
-        "  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&combine=true&count=1000'"
-    );
-    println!("  curl -s 'http://{address}/api/1/accounts?status=failed'   # which accounts failed, and why");
-    println!("  curl -s 'http://{address}/api/1/runs/latest'");
-    println!("  curl -s 'http://{address}/api/1/unused?account={some_account}&days=90'   # granted and not used");
-    println!("  curl -s 'http://{address}/api/1/unused/accounts?days=90'");
-    println!(
-        "  curl -s 'http://{address}/api/1/actions?arn=arn:aws:iam::{some_account}:role/Aardvark'"
-    );
-    println!(
-        "  curl -s 'http://{address}/api/1/history?arn=arn:aws:iam::{some_account}:role/Aardvark'"
-    );
-    println!("  open http://{address}/ for the dashboard, http://{address}/apidocs/ for the API documentation");
+    print_suggestions(&report, &sim, &absolute, address);
     let options = Service::api_options(&settings, None, address);
     Service {
         db: db.clone(),
@@ -116,4 +87,58 @@ pub async fn run(
     db.close().await;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the data is, and curl lines that answer something: an account with data, and in it
+/// a principal whose actions are tracked.
+fn print_suggestions(
+    report: &crate::collector::report::RunReport,
+    sim: &aws_sim::SimHandle,
+    database: &Path,
+    address: std::net::SocketAddr,
+) {
+    let (some_account, with_actions) = report
+        .accounts
+        .iter()
+        .filter(|a| a.collected > 0)
+        .find_map(|a| {
+            Some((
+                a.id.clone(),
+                sim.principal_with_tracked_actions(&a.id)?.to_owned(),
+            ))
+        })
+        .unwrap_or_default();
+    println!(
+        "\nThe data is in {} and served on http://{address}/ (Ctrl-C to stop). Try:",
+        database.display()
+    );
+    println!("  curl -s 'http://{address}/api/1/advisors?count=2'");
+    println!("  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&count=1000'");
+    println!("  curl -s -X POST -H 'Content-Type: application/json' -d '{{\"arn\": [\"{with_actions}\"]}}' http://{address}/api/1/advisors");
+    println!(
+        "  curl -s 'http://{address}/api/1/advisors?phrase={some_account}&combine=true&count=1000'"
+    );
+    println!("  curl -s 'http://{address}/api/1/accounts?status=failed'   # which accounts failed, and why");
+    println!("  curl -s 'http://{address}/api/1/runs/latest'");
+    println!("  curl -s 'http://{address}/api/1/unused?account={some_account}&days=90'   # granted and not used");
+    println!("  curl -s 'http://{address}/api/1/unused/accounts?days=90'");
+    println!("  curl -s 'http://{address}/api/1/actions?arn={with_actions}'");
+    println!("  curl -s 'http://{address}/api/1/history?arn={with_actions}'");
+    println!("  open http://{address}/ for the dashboard, http://{address}/apidocs/ for the API documentation");
+}
+
+/// Removes the SQLite database `database` with its WAL files, so the demo starts afresh.
+fn remove_sqlite_files(database: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = database.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err)
+                    .with_context(|| format!("cannot replace {}", Path::new(&path).display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }

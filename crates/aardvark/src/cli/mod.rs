@@ -1,6 +1,7 @@
 //! The `aardvark` command line: argument definitions and one `run` per subcommand over the
 //! library. Exit codes: 0 success, 1 fatal error, 2 partial failure (`update`).
 
+mod accounts;
 #[cfg(feature = "demo")]
 mod demo;
 mod report;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::collector::aws::AwsOverrides;
 use crate::collector::progress::Progress;
@@ -99,6 +101,9 @@ pub enum Command {
     /// Reports from the database, without a server.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Accounts in the database's records: forget those that should no longer show.
+    #[command(subcommand)]
+    Accounts(accounts::AccountsCommand),
     /// Serve the HTTP API (and collect on a schedule with --collect-every).
     #[command(alias = "start_api")]
     Serve(ServeArgs),
@@ -136,7 +141,7 @@ static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 
 /// Runs the command line and turns the outcome into an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(upstream_words_skipped(std::env::args_os()));
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -151,18 +156,22 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The command line without a first argument `aardvark`: upstream's image ran
+/// `docker run IMAGE aardvark update`, its entrypoint a shell; ours is the binary itself.
+fn upstream_words_skipped(
+    args: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.collect();
+    if args.get(1).is_some_and(|first| first == "aardvark") {
+        args.remove(1);
+    }
+    args
+}
+
 /// A fatal error and its causes as one line, each cause once (one whose text the message
 /// before it already holds is left out), with a hint where the fix is known.
 fn fatal_message(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if parts.last().is_some_and(|last| last.contains(&text)) {
-            continue;
-        }
-        parts.push(text);
-    }
-    let mut message = parts.join(": ");
+    let mut message = crate::error_text::one_line(err.as_ref());
     if message.contains("database") && message.contains("does not exist") {
         message.push_str(
             " (create the database first, e.g. `createdb <name>` on the PostgreSQL host, then run `aardvark create-db`)",
@@ -193,13 +202,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::DropDb { yes } => run_drop_db(&loaded.settings, yes).await,
             Command::Serve(args) => run_serve(loaded.settings, args).await,
             Command::Report(ReportCommand::Unused(args)) => {
-                let db = open_database(&loaded.settings).await?;
-                db.migrate()
-                    .await
-                    .context("cannot bring the database schema up to date")?;
+                let db = open_migrated(&loaded.settings).await?;
                 report::run(&db, &args).await?;
                 db.close().await;
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Accounts(command) => {
+                let db = open_migrated(&loaded.settings).await?;
+                let code = accounts::run(&db, &command).await;
+                db.close().await;
+                code
             }
             Command::Update {
                 accounts,
@@ -302,17 +314,51 @@ async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
 
 async fn run_create_db(settings: &Settings) -> anyhow::Result<ExitCode> {
     let db = open_database(settings).await?;
-    db.migrate().await?;
+    let migrated = db.migrate().await?;
     // A database from before migration 0006 (or upstream's) gets its answers rendered now.
-    db.render_missing()
+    let rendered = db
+        .render_missing()
         .await
         .context("cannot render the stored principals' answers")?;
     db.close().await;
-    println!(
-        "database schema is up to date in {}",
-        redact_password(&settings.database_uri)
+    print!(
+        "{}",
+        create_db_summary(
+            &migrated,
+            rendered,
+            &redact_password(&settings.database_uri)
+        )
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `create-db` did, in the operator's words.
+fn create_db_summary(migrated: &crate::db::Migrated, rendered: usize, shown: &str) -> String {
+    if migrated.applied.is_empty() {
+        return format!("database schema is up to date in {shown}: nothing to do\n");
+    }
+    let mut out = if migrated.from_upstream {
+        format!("migrated upstream Aardvark's database in {shown} in place (upstream's tables and data are kept):\n")
+    } else if migrated.created {
+        format!("created aardvark's schema in {shown}:\n")
+    } else {
+        format!("brought the database schema in {shown} up to date:\n")
+    };
+    for migration in &migrated.applied {
+        out.push_str(&format!("  applied {migration}\n"));
+    }
+    if migrated.merged_rows > 0 {
+        out.push_str(&format!(
+            "  merged {} duplicate (principal, service) rows of upstream's into one each\n",
+            migrated.merged_rows
+        ));
+    }
+    if rendered > 0 {
+        out.push_str(&format!(
+            "  prepared the API's answers of {rendered} stored principals\n"
+        ));
+    }
+    out
 }
 
 async fn run_drop_db(settings: &Settings, yes: bool) -> anyhow::Result<ExitCode> {
@@ -336,23 +382,34 @@ async fn run_drop_db(settings: &Settings, yes: bool) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// Stops `collector`'s run on SIGTERM or SIGINT, until the handle is dropped.
+fn stop_on_signal(collector: &Collector) -> AbortOnDropHandle<()> {
+    let stopper = collector.stopper();
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::warn!("asked to stop: no new principal starts; writes in flight finish");
+        stopper.stop();
+    }))
+}
+
+/// The database of `settings`, its schema brought up to date.
+async fn open_migrated(settings: &Settings) -> anyhow::Result<Database> {
+    let db = open_database(settings).await?;
+    db.migrate()
+        .await
+        .context("cannot bring the database schema up to date")?;
+    Ok(db)
+}
+
 /// Opens and migrates the database, then collects; exit 0, or 2 when anything failed.
 async fn run_update(
     settings: &Settings,
     request: &UpdateRequest,
     progress: Progress,
 ) -> anyhow::Result<ExitCode> {
-    let db = open_database(settings).await?;
-    db.migrate()
-        .await
-        .context("cannot bring the database schema up to date")?;
+    let db = open_migrated(settings).await?;
     let collector = Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await;
-    let stopper = collector.stopper();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::warn!("asked to stop: no new principal starts; writes in flight finish");
-        stopper.stop();
-    });
+    let _stop_on_signal = stop_on_signal(&collector);
     let report = collector.run(request, progress).await?;
     print!("{}", report.summary());
     db.close().await;

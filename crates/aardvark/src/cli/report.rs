@@ -39,7 +39,7 @@ pub struct UnusedArgs {
     pub format: Option<ReportFormat>,
 }
 
-fn account_id(text: &str) -> Result<String, String> {
+pub(super) fn account_id(text: &str) -> Result<String, String> {
     if crate::arn::is_account_id(text) {
         Ok(text.to_owned())
     } else {

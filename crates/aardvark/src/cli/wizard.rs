@@ -40,7 +40,8 @@ pub struct ConfigArgs {
     /// Only accounts where this SWAG service is enabled.
     #[arg(long)]
     pub swag_service_enabled_requirement: Option<String>,
-    /// Account ids to collect when the source is static (comma-separated).
+    /// Accounts to collect (ACCOUNTS, comma-separated): ids for the static source; with SWAG
+    /// or Organizations, ids, names or aliases chosen among the source's (default: all).
     #[arg(long)]
     pub accounts: Option<String>,
     /// The file to write.
@@ -180,6 +181,16 @@ pub fn build_settings(
             values.insert("ACCOUNTS".into(), accounts);
         }
         AccountSource::Organizations => {}
+    }
+    // With SWAG or Organizations, --accounts chooses among the source's accounts (not asked:
+    // the default, all of them, is what most want).
+    if source != AccountSource::Static {
+        if let Some(list) = args.accounts.as_deref() {
+            values.insert(
+                "ACCOUNTS".into(),
+                config::check_answer("ACCOUNTS", list).map_err(anyhow::Error::msg)?,
+            );
+        }
     }
     Ok((config::to_yaml(&values), Vec::new()))
 }

@@ -78,10 +78,12 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     let pruned = if run.prune && !run.database_lost.load(Ordering::SeqCst) {
         prune(run, account, &listed).await
     } else {
-        0
+        Vec::new()
     };
+    let not_found = not_found(run, account, &listed);
     let mut report = AccountReport::from_outcomes(account, target.name, listed, outcomes);
     report.pruned = pruned;
+    report.not_found = not_found;
     report.started_at = started_at;
     report.duration = started.elapsed();
     report
@@ -183,8 +185,22 @@ fn wanted(run: &RunShared, listed: &[String]) -> Vec<String> {
     }
 }
 
+/// The `-r` ARNs of `account` that its listing does not hold.
+fn not_found(run: &RunShared, account: &str, listed: &[String]) -> Vec<String> {
+    if run.requested_arns.is_empty() {
+        return Vec::new();
+    }
+    let listed: HashSet<String> = listed.iter().map(|arn| arn.to_lowercase()).collect();
+    run.requested_arns
+        .iter()
+        .filter(|arn| super::arn_account(arn) == Some(account))
+        .filter(|arn| !listed.contains(&arn.to_lowercase()))
+        .cloned()
+        .collect()
+}
+
 /// Collects and stores `arns`, `UPDATER_PRINCIPAL_CONCURRENCY` at a time. Returns each
-/// principal's outcome.
+/// principal's outcome; those the run was stopped before are `Interrupted`.
 async fn collect_principals(
     run: &RunShared,
     account: &str,
@@ -200,10 +216,12 @@ async fn collect_principals(
     };
     let clock = JobClock::default();
     let clock = &clock;
-    // Once the run is asked to stop, no new principal starts.
     futures::stream::iter(arns)
-        .take_while(|_| std::future::ready(!run.stop.is_set()))
         .map(|arn| async move {
+            // Once the run is asked to stop, no new principal starts.
+            if run.stop.is_set() {
+                return (arn, Err(PrincipalError::Interrupted));
+            }
             let listing = listings.get(&arn).cloned();
             let outcome =
                 collect_principal(run, session, clock, pacer, &arn, listing, polling).await;
@@ -248,6 +266,7 @@ async fn collect_principal(
 fn log_outcome(run: &RunShared, account: &str, arn: &str, outcome: &Result<(), PrincipalError>) {
     match outcome {
         Ok(()) => {}
+        Err(PrincipalError::Interrupted) => {}
         Err(PrincipalError::Vanished(failure)) => {
             tracing::info!(account, arn, reason = %failure, "principal vanished since it was listed; stored data untouched");
         }
@@ -260,20 +279,20 @@ fn log_outcome(run: &RunShared, account: &str, arn: &str, outcome: &Result<(), P
     }
 }
 
-/// Removes what a complete listing no longer holds; returns how many principals went.
+/// Removes what a complete listing no longer holds; returns the principals that went.
 /// A failed prune removes nothing and costs only the pruning.
-async fn prune(run: &RunShared, account: &str, listed: &[String]) -> usize {
+async fn prune(run: &RunShared, account: &str, listed: &[String]) -> Vec<String> {
     let complete: HashSet<String> = listed.iter().cloned().collect();
     match run.db.prune_account(account, &complete).await {
         Ok(removed) => {
             for arn in &removed {
                 tracing::info!(account, arn = %arn, "pruned: no longer listed by AWS");
             }
-            removed.len()
+            removed
         }
         Err(err) => {
             tracing::error!(account, error = %err, "pruning failed; nothing was removed");
-            0
+            Vec::new()
         }
     }
 }

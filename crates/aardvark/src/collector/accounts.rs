@@ -28,74 +28,116 @@ impl TargetAccount {
     }
 }
 
+/// Every account a source knows: those it offers, and those its filters leave out (SWAG's
+/// `filter` and `service_enabled_requirement`, Organizations' accounts that are not ACTIVE),
+/// so that a name among the latter is reported as excluded, not unknown.
+struct Catalog {
+    accounts: Vec<TargetAccount>,
+    excluded: Vec<TargetAccount>,
+}
+
+impl Catalog {
+    fn by_id<'a>(accounts: &'a [TargetAccount], id: &str) -> Option<&'a TargetAccount> {
+        accounts.iter().find(|account| account.id == id)
+    }
+
+    fn by_name<'a>(accounts: &'a [TargetAccount], value: &str) -> Option<&'a TargetAccount> {
+        accounts.iter().find(|account| {
+            account
+                .name
+                .as_deref()
+                .is_some_and(|name| name.eq_ignore_ascii_case(value))
+                || account
+                    .aliases
+                    .iter()
+                    .any(|alias| alias.eq_ignore_ascii_case(value))
+        })
+    }
+
+    /// The account `value` (an id, a name or an alias) stands for. An id the source does not
+    /// offer is still collected (upstream's `-a ID`); a name must be one it offers.
+    fn find(&self, value: &str, source: &str) -> Result<TargetAccount, CollectorError> {
+        if is_account_id(value) {
+            return Ok(Self::by_id(&self.accounts, value)
+                .cloned()
+                .unwrap_or_else(|| TargetAccount::id_only(value)));
+        }
+        if let Some(account) = Self::by_name(&self.accounts, value) {
+            return Ok(account.clone());
+        }
+        Err(CollectorError::Accounts(match Self::by_name(&self.excluded, value) {
+            Some(excluded) => format!(
+                "{value:?} (account {}) is in {source} but its filters leave it out (SWAG.filter, SWAG.service_enabled_requirement, or not ACTIVE); pass its id to collect it anyway",
+                excluded.id
+            ),
+            None => format!(
+                "{value:?} is neither a 12-digit account id nor a name or alias of an account in {source}"
+            ),
+        }))
+    }
+}
+
 /// The accounts a run collects. `requested` are `-a` values (already split on commas);
-/// `arn_accounts` the accounts of `-r` ARNs, used when nothing else is asked for.
+/// without them, `ACCOUNTS` chooses among the accounts of SWAG or Organizations (ids, names
+/// or aliases, as upstream's `AARDVARK_ACCOUNTS` did), or is the list itself for the static
+/// source. `arn_accounts`, the accounts of `-r` ARNs, narrow the choice to themselves, and
+/// each must be among the accounts chosen (a mistyped id would otherwise become an account
+/// that fails in every run).
 pub async fn resolve(
     settings: &Settings,
     aws: &AwsContext,
     requested: &[String],
     arn_accounts: &[String],
 ) -> Result<Vec<TargetAccount>, CollectorError> {
-    let only_ids = requested.iter().all(|value| is_account_id(value));
-    let mut chosen: Vec<TargetAccount> = Vec::new();
-    if requested.is_empty() && !arn_accounts.is_empty() {
-        chosen = arn_accounts
-            .iter()
-            .map(|id| TargetAccount::id_only(id))
-            .collect();
-    } else if !requested.is_empty() && only_ids {
-        chosen = requested
-            .iter()
-            .map(|id| TargetAccount::id_only(id))
-            .collect();
+    let source = source_name(settings.account_source);
+    let (asked, asked_by): (&[String], String) = if !requested.is_empty() {
+        (requested, "-a".into())
+    } else if settings.account_source != AccountSource::Static && !settings.accounts.is_empty() {
+        (
+            &settings.accounts,
+            format!("ACCOUNTS, looked up in {source}"),
+        )
     } else {
-        let catalog = catalog(settings, aws).await?;
-        if requested.is_empty() {
-            chosen = catalog;
+        (&[], source.to_owned())
+    };
+    let mut chosen: Vec<TargetAccount> =
+        if !asked.is_empty() && asked.iter().all(|v| is_account_id(v)) {
+            asked.iter().map(|id| TargetAccount::id_only(id)).collect()
         } else {
-            for value in requested {
-                if value.eq_ignore_ascii_case("all") {
-                    chosen.extend(catalog.iter().cloned());
-                } else if is_account_id(value) {
-                    chosen.push(
-                        catalog
-                            .iter()
-                            .find(|account| &account.id == value)
-                            .cloned()
-                            .unwrap_or_else(|| TargetAccount::id_only(value)),
-                    );
-                } else {
-                    let found = catalog.iter().find(|account| {
-                        account
-                            .name
-                            .as_deref()
-                            .is_some_and(|name| name.eq_ignore_ascii_case(value))
-                            || account
-                                .aliases
-                                .iter()
-                                .any(|alias| alias.eq_ignore_ascii_case(value))
-                    });
-                    match found {
-                        Some(account) => chosen.push(account.clone()),
-                        None => {
-                            return Err(CollectorError::Accounts(format!(
-                                "{value:?} is neither a 12-digit account id nor a name or alias of an account in {}",
-                                source_name(settings.account_source)
-                            )))
-                        }
+            let catalog = catalog(settings, aws).await?;
+            if asked.is_empty() {
+                catalog.accounts
+            } else {
+                let mut chosen = Vec::new();
+                for value in asked {
+                    if value.eq_ignore_ascii_case("all") {
+                        chosen.extend(catalog.accounts.iter().cloned());
+                    } else {
+                        chosen.push(catalog.find(value, source)?);
                     }
                 }
+                chosen
             }
-        }
-    }
+        };
     let mut seen = std::collections::HashSet::new();
     chosen.retain(|account| seen.insert(account.id.clone()));
+    if !arn_accounts.is_empty() {
+        if let Some(missing) = arn_accounts
+            .iter()
+            .find(|id| Catalog::by_id(&chosen, id).is_none())
+        {
+            return Err(CollectorError::Accounts(format!(
+                "account {missing} of a -r ARN is not among the accounts of {asked_by}: check the ARN, or pass -a {missing} to collect an account that is not configured"
+            )));
+        }
+        chosen.retain(|account| arn_accounts.contains(&account.id));
+    }
     if chosen.is_empty() {
         return Err(CollectorError::Accounts(format!(
-            "no accounts to collect from {}: pass -a, or configure ACCOUNTS, SWAG or ACCOUNT_SOURCE: organizations",
-            source_name(settings.account_source)
+            "no accounts to collect from {source}: pass -a, or configure ACCOUNTS, SWAG or ACCOUNT_SOURCE: organizations"
         )));
     }
+    tracing::info!(accounts = chosen.len(), "accounts from {asked_by}");
     Ok(chosen)
 }
 
@@ -108,16 +150,23 @@ fn source_name(source: AccountSource) -> &'static str {
 }
 
 /// Every account the configured source knows.
-async fn catalog(
-    settings: &Settings,
-    aws: &AwsContext,
-) -> Result<Vec<TargetAccount>, CollectorError> {
+async fn catalog(settings: &Settings, aws: &AwsContext) -> Result<Catalog, CollectorError> {
     match settings.account_source {
-        AccountSource::Static => Ok(settings
-            .accounts
-            .iter()
-            .map(|id| TargetAccount::id_only(id))
-            .collect()),
+        AccountSource::Static => {
+            if let Some(name) = settings.accounts.iter().find(|v| !is_account_id(v)) {
+                return Err(CollectorError::Accounts(format!(
+                    "ACCOUNTS holds {name:?}, which is not a 12-digit account id (names need ACCOUNT_SOURCE: swag or organizations)"
+                )));
+            }
+            Ok(Catalog {
+                accounts: settings
+                    .accounts
+                    .iter()
+                    .map(|id| TargetAccount::id_only(id))
+                    .collect(),
+                excluded: Vec::new(),
+            })
+        }
         AccountSource::Organizations => {
             let pages: Vec<_> = aws
                 .organizations()
@@ -132,64 +181,91 @@ async fn catalog(
                         Failure::from_sdk(&err)
                     ))
                 })?;
-            Ok(pages
+            let (accounts, excluded) = pages
                 .iter()
                 .flat_map(|page| page.accounts())
-                .filter(|account| account.status() == Some(&AccountStatus::Active))
                 .filter_map(|account| {
-                    Some(TargetAccount {
+                    let target = TargetAccount {
                         id: account.id()?.to_owned(),
                         name: account.name().map(str::to_owned),
                         aliases: Vec::new(),
-                    })
+                    };
+                    Some((target, account.status() == Some(&AccountStatus::Active)))
                 })
-                .collect())
+                .partition::<Vec<_>, _>(|(_, active)| *active);
+            let targets =
+                |pairs: Vec<(TargetAccount, bool)>| pairs.into_iter().map(|(t, _)| t).collect();
+            Ok(Catalog {
+                accounts: targets(accounts),
+                excluded: targets(excluded),
+            })
         }
-        AccountSource::Swag => {
-            let swag = settings.swag.clone().unwrap_or_default();
-            let Some(bucket) = swag.bucket.clone() else {
-                return Err(CollectorError::Accounts(
-                    "ACCOUNT_SOURCE is swag but SWAG.bucket is not set".into(),
-                ));
-            };
-            let key = swag_key(&swag);
-            let object = aws
-                .s3()
-                .get_object()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|err| {
-                    CollectorError::Accounts(format!(
-                        "cannot read s3://{bucket}/{key}: {}",
-                        Failure::from_sdk(&err)
-                    ))
-                })?;
-            let bytes = object
-                .body
-                .collect()
-                .await
-                .map_err(|err| {
-                    CollectorError::Accounts(format!("cannot read s3://{bucket}/{key}: {err}"))
-                })?
-                .into_bytes();
-            let document: Value = serde_json::from_slice(&bytes).map_err(|err| {
-                CollectorError::Accounts(format!("s3://{bucket}/{key} is not JSON: {err}"))
-            })?;
-            swag_accounts(&document, &swag)
-                .map_err(|err| CollectorError::Accounts(format!("s3://{bucket}/{key}: {err}")))
-        }
+        AccountSource::Swag => swag_catalog(aws, settings.swag.clone().unwrap_or_default()).await,
     }
+}
+
+/// SWAG's accounts: `accounts.json` read from S3, filtered as the settings say.
+async fn swag_catalog(aws: &AwsContext, swag: SwagSettings) -> Result<Catalog, CollectorError> {
+    let Some(bucket) = swag.bucket.clone() else {
+        return Err(CollectorError::Accounts(
+            "ACCOUNT_SOURCE is swag but SWAG.bucket is not set".into(),
+        ));
+    };
+    let key = swag_key(&swag);
+    let region = swag_option(&swag, "region");
+    let object = aws
+        .s3(region.as_deref())
+        .get_object()
+        .bucket(&bucket)
+        .key(&key)
+        .send()
+        .await
+        .map_err(|err| {
+            CollectorError::Accounts(format!(
+                "cannot read s3://{bucket}/{key}: {}",
+                Failure::from_sdk(&err)
+            ))
+        })?;
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|err| {
+            CollectorError::Accounts(format!(
+                "cannot read s3://{bucket}/{key}: {}",
+                crate::error_text::one_line(&err)
+            ))
+        })?
+        .into_bytes();
+    let document: Value = serde_json::from_slice(&bytes).map_err(|err| {
+        CollectorError::Accounts(format!("s3://{bucket}/{key} is not JSON: {err}"))
+    })?;
+    let in_file = |err| CollectorError::Accounts(format!("s3://{bucket}/{key}: {err}"));
+    let accounts = swag_accounts(&document, &swag).map_err(in_file)?;
+    let unfiltered = SwagSettings {
+        filter: None,
+        service_enabled_requirement: None,
+        ..swag
+    };
+    let excluded = swag_accounts(&document, &unfiltered)
+        .map_err(in_file)?
+        .into_iter()
+        .filter(|account| Catalog::by_id(&accounts, &account.id).is_none())
+        .collect();
+    Ok(Catalog { accounts, excluded })
+}
+
+/// SWAG option `name` (`SWAG.opts.NAME`, or upstream's `swag.NAME`).
+fn swag_option(swag: &SwagSettings, name: &str) -> Option<String> {
+    swag.opts
+        .get(name)
+        .or_else(|| swag.opts.get(&format!("swag.{name}")))
+        .cloned()
 }
 
 /// The object holding `accounts.json`: `SWAG.opts.data_file`, else SWAG's v2 default.
 fn swag_key(swag: &SwagSettings) -> String {
-    swag.opts
-        .get("data_file")
-        .or_else(|| swag.opts.get("swag.data_file"))
-        .cloned()
-        .unwrap_or_else(|| "v2/accounts.json".into())
+    swag_option(swag, "data_file").unwrap_or_else(|| "v2/accounts.json".into())
 }
 
 /// The accounts of a SWAG document (v2: a list; v1: `{"accounts": [...]}`), after the JMESPath

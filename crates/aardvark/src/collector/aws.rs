@@ -8,15 +8,17 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::config::retry::RetryPartition;
-use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::config::Credentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
 
 use super::calls::AwsMetrics;
 use crate::config::Settings;
+use crate::error_text::{cause_of, one_line};
 
 /// What to use instead of the environment's endpoint and credentials (the demo and tests).
 #[derive(Debug, Clone, Default)]
@@ -45,7 +47,7 @@ impl Failure {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let context = || DisplayErrorContext(err).to_string();
+        let context = || one_line(err);
         match err {
             SdkError::ServiceError(service) => {
                 let inner = service.err();
@@ -154,6 +156,33 @@ impl AwsContext {
         }
     }
 
+    /// The ARN the hub's credentials stand for (STS `GetCallerIdentity`). A run checks it
+    /// once before it starts: missing or refused credentials would otherwise fail every
+    /// account, one long error each.
+    pub async fn hub_identity(&self) -> Result<String, String> {
+        match self.sts().get_caller_identity().send().await {
+            Ok(identity) => Ok(identity.arn().unwrap_or("an unnamed identity").to_owned()),
+            Err(err) if cause_of::<CredentialsError>(&err).is_some() => {
+                let why = cause_of::<CredentialsError>(&err).map(|cause| one_line(cause));
+                Err(format!(
+                    "no AWS credentials found: {} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available)",
+                    why.unwrap_or_default()
+                ))
+            }
+            Err(err) => {
+                let failure = Failure::from_sdk(&err);
+                Err(match &err {
+                    SdkError::ServiceError(_) => {
+                        format!(
+                            "AWS refused the hub's credentials (STS GetCallerIdentity): {failure}"
+                        )
+                    }
+                    _ => format!("cannot reach AWS STS to check the hub's credentials: {failure}"),
+                })
+            }
+        }
+    }
+
     /// The counts of this context's AWS calls.
     pub fn metrics(&self) -> &AwsMetrics {
         &self.metrics
@@ -168,12 +197,17 @@ impl AwsContext {
         aws_sdk_sts::Client::from_conf(config.build())
     }
 
-    pub fn s3(&self) -> aws_sdk_s3::Client {
+    /// An S3 client, in `region` when given (SWAG's bucket may live elsewhere than the run's
+    /// region: upstream's `SWAG.opts.region`).
+    pub fn s3(&self, region: Option<&str>) -> aws_sdk_s3::Client {
         let mut config = aws_sdk_s3::config::Builder::from(&self.base)
             .force_path_style(self.path_style_s3)
             .interceptor(self.metrics.interceptor());
         if let Some(url) = self.endpoints.get("s3") {
             config = config.endpoint_url(url);
+        }
+        if let Some(region) = region {
+            config = config.region(Region::new(region.to_owned()));
         }
         aws_sdk_s3::Client::from_conf(config.build())
     }

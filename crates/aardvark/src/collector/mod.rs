@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::arn::Arn;
 use crate::config::Settings;
@@ -30,7 +31,7 @@ use crate::db::{Database, DbError};
 use accounts::TargetAccount;
 use aws::{AwsContext, Failure};
 use progress::Progress;
-use report::{AccountReport, AccountStatus, RunReport};
+use report::{AccountReport, RunReport};
 
 /// Attempts at writing one principal before it counts as failed.
 const WRITE_ATTEMPTS: u32 = 4;
@@ -45,6 +46,9 @@ pub const SILENT_RUN_IS_DEAD_AFTER: Duration = Duration::from_secs(60);
 pub enum CollectorError {
     #[error("cannot work out the accounts to collect: {0}")]
     Accounts(String),
+    /// The hub's credentials are missing or refused, or STS cannot be reached.
+    #[error("{0}")]
+    HubIdentity(String),
     #[error("{0:?} is not an IAM ARN (arn:PARTITION:iam::ACCOUNT:role/NAME, ...)")]
     InvalidArn(String),
     #[error(transparent)]
@@ -133,6 +137,8 @@ struct RunShared {
     db: Database,
     aws: AwsContext,
     sts: aws_sdk_sts::Client,
+    /// `-r` ARNs as given.
+    requested_arns: Vec<String>,
     /// Lower-cased `-r` ARNs.
     only_arns: Option<HashSet<String>>,
     failing_arns: HashSet<String>,
@@ -190,6 +196,12 @@ impl Collector {
     ) -> Result<RunReport, CollectorError> {
         let started = Instant::now();
         let arn_accounts = accounts_of_arns(&request.arns)?;
+        let hub = self
+            .aws
+            .hub_identity()
+            .await
+            .map_err(CollectorError::HubIdentity)?;
+        tracing::info!(identity = %hub, "the hub's AWS credentials are valid");
         let targets =
             accounts::resolve(&self.settings, &self.aws, &request.accounts, &arn_accounts).await?;
         let owner = RunOwner::this_process();
@@ -209,20 +221,16 @@ impl Collector {
             .await?;
         tracing::info!(run_id, accounts = targets.len(), "collection started");
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), run_id));
-        let _stop_beating = AbortOnDrop(heartbeat);
+        let _stop_beating = AbortOnDropHandle::new(heartbeat);
         progress.start(targets.len());
         let shared = Arc::new(self.shared(request, run_id, progress));
+        let _stop_logging = AbortOnDropHandle::new(tokio::spawn(log_progress(shared.clone())));
         let reports = collect_accounts(&shared, run_id, targets).await;
         shared.progress.finish();
 
         let interrupted = shared.stop.is_set();
         let report = RunReport {
             run_id,
-            arns_not_found: if interrupted {
-                Vec::new()
-            } else {
-                arns_not_found(&request.arns, &reports)
-            },
             accounts: reports,
             interrupted,
             duration: started.elapsed(),
@@ -252,6 +260,7 @@ impl Collector {
             db: self.db.clone(),
             aws: self.aws.clone(),
             sts: self.aws.sts(),
+            requested_arns: request.arns.clone(),
             only_arns: (!request.arns.is_empty())
                 .then(|| request.arns.iter().map(|a| a.to_lowercase()).collect()),
             failing_arns: self.settings.updater_failing_arns.iter().cloned().collect(),
@@ -310,11 +319,13 @@ async fn heartbeat(db: Database, run_id: i64) {
     }
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Logs the run's totals every few seconds (where there is no progress bar) until aborted.
+async fn log_progress(shared: Arc<RunShared>) {
+    let mut ticks = tokio::time::interval(progress::LOG_EVERY);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        shared.progress.log_totals();
     }
 }
 
@@ -382,29 +393,6 @@ async fn collect_accounts(
         reports.push(report);
     }
     reports
-}
-
-/// The `-r` ARNs that no account listed, leaving out those of failed accounts (whose listing
-/// never happened).
-fn arns_not_found(requested: &[String], reports: &[AccountReport]) -> Vec<String> {
-    let listed: HashSet<String> = reports
-        .iter()
-        .flat_map(|a| &a.listed)
-        .map(|arn| arn.to_lowercase())
-        .collect();
-    let failed_accounts: HashSet<&str> = reports
-        .iter()
-        .filter(|a| a.status == AccountStatus::Failed)
-        .map(|a| a.id.as_str())
-        .collect();
-    requested
-        .iter()
-        .filter(|arn| {
-            !listed.contains(&arn.to_lowercase())
-                && !arn_account(arn).is_some_and(|account| failed_accounts.contains(account))
-        })
-        .cloned()
-        .collect()
 }
 
 /// Writes one principal, retrying transient database errors; a database that stays

@@ -27,6 +27,8 @@ pub enum PrincipalError {
     /// Deleted between listing and collection (`NoSuchEntity`): skipped, stored rows untouched.
     Vanished(Failure),
     Failed(Failure),
+    /// The run was asked to stop before the principal was collected: not a failure.
+    Interrupted,
 }
 
 /// How one session's attempt at a job ended, when it did not give the services.
@@ -142,13 +144,7 @@ async fn job(
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait() => {
-                return Err(PrincipalError::Failed(Failure::new(
-                    "Interrupted",
-                    format!("job {job_id} given up: the run was asked to stop"),
-                ))
-                .into());
-            }
+            _ = stop.wait() => return Err(PrincipalError::Interrupted.into()),
         }
         pacer.wait().await;
         polls += 1;

@@ -26,7 +26,12 @@ pub struct AccountReport {
     pub collected: usize,
     pub failed: Vec<PrincipalFailure>,
     pub vanished: Vec<String>,
-    pub pruned: usize,
+    /// Principals left uncollected because the run was asked to stop.
+    pub interrupted: usize,
+    /// `-r` ARNs of this account that its listing did not hold.
+    pub not_found: Vec<String>,
+    /// Principals `--prune` deleted because the listing no longer held them.
+    pub pruned: Vec<String>,
     pub started_at: String,
     pub duration: Duration,
 }
@@ -48,16 +53,19 @@ impl AccountReport {
             collected: 0,
             failed: Vec::new(),
             vanished: Vec::new(),
-            pruned: 0,
+            interrupted: 0,
+            not_found: Vec::new(),
+            pruned: Vec::new(),
             started_at,
             duration,
         }
     }
 
     /// The report of an account whose listing succeeded, from each collected principal's
-    /// outcome: `Partial` when any principal failed, else `Ok` (vanished principals are not
-    /// failures); failed and vanished principals sorted by ARN. Pruning, start and duration
-    /// are the caller's to fill in.
+    /// outcome: `Partial` when any principal failed, else `Interrupted` when the run stopped
+    /// before some were collected, else `Ok` (vanished principals are not failures); failed
+    /// and vanished principals sorted by ARN. Pruning, ARNs not found, start and duration are
+    /// the caller's to fill in.
     pub(crate) fn from_outcomes(
         id: &str,
         name: Option<String>,
@@ -73,7 +81,9 @@ impl AccountReport {
             collected: 0,
             failed: Vec::new(),
             vanished: Vec::new(),
-            pruned: 0,
+            interrupted: 0,
+            not_found: Vec::new(),
+            pruned: Vec::new(),
             started_at: String::new(),
             duration: Duration::ZERO,
         };
@@ -84,12 +94,15 @@ impl AccountReport {
                 Err(PrincipalError::Failed(failure)) => {
                     report.failed.push(PrincipalFailure { arn, failure })
                 }
+                Err(PrincipalError::Interrupted) => report.interrupted += 1,
             }
         }
         report.failed.sort_by(|a, b| a.arn.cmp(&b.arn));
         report.vanished.sort();
         if !report.failed.is_empty() {
             report.status = AccountStatus::Partial;
+        } else if report.interrupted > 0 {
+            report.status = AccountStatus::Interrupted;
         }
         report
     }
@@ -105,10 +118,13 @@ impl AccountReport {
             principals_collected: self.collected as i64,
             principals_failed: self.failed.len() as i64,
             principals_vanished: self.vanished.len() as i64,
-            principals_pruned: self.pruned as i64,
+            principals_pruned: self.pruned.len() as i64,
+            principals_interrupted: self.interrupted as i64,
             started_at: self.started_at.clone(),
             duration_ms: self.duration.as_millis() as i64,
             vanished: self.vanished.clone(),
+            pruned: self.pruned.clone(),
+            not_found: self.not_found.clone(),
             failures: self
                 .failed
                 .iter()
@@ -129,8 +145,6 @@ pub struct RunReport {
     pub run_id: i64,
     /// In the order accounts finished.
     pub accounts: Vec<AccountReport>,
-    /// `-r` ARNs that no collected account listed.
-    pub arns_not_found: Vec<String>,
     /// The run was asked to stop before it was done.
     pub interrupted: bool,
     pub duration: Duration,
@@ -153,6 +167,15 @@ impl RunReport {
         self.accounts.iter().map(|a| a.vanished.len()).sum()
     }
 
+    pub fn principals_interrupted(&self) -> usize {
+        self.accounts.iter().map(|a| a.interrupted).sum()
+    }
+
+    /// `-r` ARNs that their account's listing did not hold.
+    pub fn arns_not_found(&self) -> impl Iterator<Item = &String> {
+        self.accounts.iter().flat_map(|a| &a.not_found)
+    }
+
     pub fn account(&self, id: &str) -> Option<&AccountReport> {
         self.accounts.iter().find(|a| a.id == id)
     }
@@ -164,7 +187,7 @@ impl RunReport {
             return 1;
         }
         let clean = self.accounts.iter().all(|a| a.status == AccountStatus::Ok)
-            && self.arns_not_found.is_empty();
+            && self.arns_not_found().next().is_none();
         if clean {
             0
         } else {
@@ -190,9 +213,11 @@ impl RunReport {
             accounts_ok: self.count(AccountStatus::Ok) as i64,
             accounts_partial: self.count(AccountStatus::Partial) as i64,
             accounts_failed: self.count(AccountStatus::Failed) as i64,
+            accounts_interrupted: self.count(AccountStatus::Interrupted) as i64,
             principals_collected: self.principals_collected() as i64,
             principals_failed: self.principals_failed() as i64,
             principals_vanished: self.principals_vanished() as i64,
+            principals_interrupted: self.principals_interrupted() as i64,
         }
     }
 
@@ -205,8 +230,14 @@ impl RunReport {
                 "interrupted: no new principal was started; what is below is what was done\n",
             );
         }
+        let interrupted = self.principals_interrupted();
+        let not_collected = if interrupted > 0 {
+            format!(", {interrupted} not collected (interrupted)")
+        } else {
+            String::new()
+        };
         out += &format!(
-            "run {} finished in {:.1} s: {} accounts ({} ok, {} partial, {} failed); {} principals collected, {} failed, {} vanished\n",
+            "run {} finished in {:.1} s: {} accounts ({} ok, {} partial, {} failed); {} principals collected, {} failed, {} vanished{not_collected}\n",
             self.run_id,
             self.duration.as_secs_f64(),
             self.accounts.len(),
@@ -248,9 +279,19 @@ impl RunReport {
                 out.push_str(&format!("  {}: {}\n", principal.arn, principal.failure));
             }
         }
-        if !self.arns_not_found.is_empty() {
+        let mut not_found: Vec<&String> = self.arns_not_found().collect();
+        not_found.sort();
+        if !not_found.is_empty() {
             out.push_str("ARNs not found in their accounts' listings:\n");
-            for arn in &self.arns_not_found {
+            for arn in not_found {
+                out.push_str(&format!("  {arn}\n"));
+            }
+        }
+        let mut pruned: Vec<&String> = self.accounts.iter().flat_map(|a| &a.pruned).collect();
+        pruned.sort();
+        if !pruned.is_empty() {
+            out.push_str("pruned (no longer listed by AWS, deleted):\n");
+            for arn in pruned {
                 out.push_str(&format!("  {arn}\n"));
             }
         }
@@ -298,6 +339,21 @@ mod tests {
         assert_eq!(report.listed, listed);
         assert_eq!(report.failure, None);
 
+        let stopped = AccountReport::from_outcomes(
+            "1",
+            None,
+            Vec::new(),
+            vec![
+                ("r/a".to_owned(), Ok(())),
+                ("r/b".to_owned(), Err(PrincipalError::Interrupted)),
+            ],
+        );
+        assert_eq!(
+            (stopped.status, stopped.collected, stopped.interrupted),
+            (AccountStatus::Interrupted, 1, 1)
+        );
+        assert!(stopped.failed.is_empty());
+
         let vanished_only = AccountReport::from_outcomes(
             "1",
             None,
@@ -324,12 +380,14 @@ mod tests {
             String::new(),
             Duration::ZERO,
         );
-        let run = |accounts: Vec<AccountReport>, arns_not_found: Vec<String>| RunReport {
-            run_id: 1,
-            accounts,
-            arns_not_found,
-            interrupted: false,
-            duration: Duration::ZERO,
+        let run = |mut accounts: Vec<AccountReport>, not_found: Vec<String>| {
+            accounts[0].not_found = not_found;
+            RunReport {
+                run_id: 1,
+                accounts,
+                interrupted: false,
+                duration: Duration::ZERO,
+            }
         };
         assert_eq!(run(vec![ok.clone()], vec![]).status(), RunStatus::Ok);
         assert_eq!(

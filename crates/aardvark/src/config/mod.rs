@@ -117,6 +117,20 @@ pub enum Partition {
 }
 named!(Partition { Aws => "aws", AwsUsGov => "aws-us-gov", AwsCn => "aws-cn" });
 
+impl Partition {
+    /// The partition a region belongs to (`us-gov-west-1`: `aws-us-gov`, `cn-north-1`:
+    /// `aws-cn`, any other: `aws`).
+    pub fn of_region(region: &str) -> Self {
+        if region.starts_with("us-gov-") {
+            Self::AwsUsGov
+        } else if region.starts_with("cn-") {
+            Self::AwsCn
+        } else {
+            Self::Aws
+        }
+    }
+}
+
 /// `SWAG:` settings: where the account inventory lives and which accounts to take from it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SwagSettings {
@@ -419,6 +433,26 @@ fn read_file_values(
     Ok(())
 }
 
+/// AWS's own region variables, in the SDK's order, below every aardvark source: a file or
+/// variable of aardvark's that names a region is the operator's choice for aardvark.
+fn read_standard_region(env: &BTreeMap<String, String>, raw: &mut RawValues) {
+    if raw.contains_key("AWS_REGION") || env.contains_key("AARDVARK_AWS_REGION") {
+        return;
+    }
+    let standard = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .into_iter()
+        .find_map(|var| Some((var, env.get(var).filter(|v| !v.trim().is_empty())?)));
+    if let Some((var, region)) = standard {
+        raw.insert(
+            "AWS_REGION".into(),
+            (
+                Value::String(region.trim().to_owned()),
+                Origin::Env(var.into()),
+            ),
+        );
+    }
+}
+
 fn read_env_values(
     env: &BTreeMap<String, String>,
     raw: &mut RawValues,
@@ -439,6 +473,7 @@ fn read_env_values(
             );
         }
     }
+    read_standard_region(env, raw);
     // A value derived from another setting: only where no database URI is set anywhere (the
     // file, upstream's variable or ours), never over one.
     if let Some(dir) = env.get("AARDVARK_DATA_DIR") {
@@ -564,6 +599,10 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
     {
         settings.updater_account_burst =
             (settings.updater_account_rate_limit / 2.0).ceil().max(1.0) as u32;
+    }
+    // The partition of a GovCloud or China region, unless one is set.
+    if !raw.contains_key("AWS_ARN_PARTITION") {
+        settings.aws_arn_partition = Partition::of_region(&settings.aws_region);
     }
     // Upstream used SWAG whenever it was configured.
     if !raw.contains_key("ACCOUNT_SOURCE")

@@ -99,7 +99,7 @@ const views = {
   async overview(_, params) {
     const staleDays = intParam(params, "stale_days", 2, 1, 3650);
     const [counts, stale, runs] = await Promise.all([
-      Promise.all(["ok", "partial", "failed", "never"].map((status) =>
+      Promise.all(["ok", "partial", "failed", "interrupted", "never"].map((status) =>
         api(`/api/1/accounts?status=${status}&count=0`).then((page) => [status, page.total]))),
       api(`/api/1/accounts?stale_days=${staleDays}&count=0`),
       api("/api/1/runs?count=10"),
@@ -287,11 +287,14 @@ const views = {
       h("h1", {}, `Run ${run.id}`),
       runsTable([summary]),
       h("h2", {}, "Accounts"),
-      table(["Account", "Status", "Collected", "Failed principals", "Vanished", "Duration", "Failure"],
+      table(["Account", "Status", "Collected", "Failed principals", "Vanished", "Not collected (interrupted)", "Pruned", "-r ARNs not found", "Duration", "Failure"],
         run.accounts.map((account) => h("tr", {},
           h("td", {}, account.id), h("td", {}, statusBadge(account.status)),
           h("td", { class: "num" }, account.collected), h("td", { class: "num" }, account.failed.length),
-          h("td", { class: "num" }, account.vanished.length), h("td", { class: "num" }, duration(account.duration_ms)),
+          h("td", { class: "num" }, account.vanished.length), h("td", { class: "num" }, account.interrupted),
+          h("td", { class: "num", title: account.pruned.join("\n") }, account.pruned.length),
+          h("td", { class: "num", title: account.not_found.join("\n") }, account.not_found.length),
+          h("td", { class: "num" }, duration(account.duration_ms)),
           h("td", {}, account.failure ? [h("span", { class: "code" }, account.failure.code), " ", h("span", { class: "message" }, account.failure.message)] : ""))),
         { id: "run-accounts" }),
     ];

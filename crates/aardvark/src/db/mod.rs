@@ -30,6 +30,7 @@ const TABLES: &[&str] = &[
     "aardvark_service_regions",
     "aardvark_principals",
     "aardvark_history",
+    "aardvark_run_principals",
     "aardvark_run_vanished",
     "aardvark_run_failures",
     "aardvark_run_accounts",
@@ -84,6 +85,19 @@ impl DbError {
             _ => false,
         }
     }
+}
+
+/// What [`Database::migrate`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migrated {
+    /// The migrations applied, as `0003 run records`; empty when the schema was up to date.
+    pub applied: Vec<String>,
+    /// The schema was created: the database held neither ours nor upstream's.
+    pub created: bool,
+    /// The database was upstream Aardvark's (its tables, none of our migrations).
+    pub from_upstream: bool,
+    /// Duplicate (principal, service) rows of upstream's merged into one.
+    pub merged_rows: i64,
 }
 
 /// A connection pool, the dialect it speaks, and how the API's answers are rendered for
@@ -194,8 +208,25 @@ impl Database {
     }
 
     /// Creates the schema, or brings an existing one (ours or upstream's) up to date.
-    /// Idempotent, and safe to run from several processes at once.
-    pub async fn migrate(&self) -> Result<(), DbError> {
+    /// Idempotent, and safe to run from several processes at once. Returns what it did.
+    pub async fn migrate(&self) -> Result<Migrated, DbError> {
+        let applied_before = self.applied_migrations().await?;
+        let pending: Vec<String> = self
+            .dialect
+            .migrator()
+            .iter()
+            .filter(|migration| !applied_before.contains(&migration.version))
+            .map(|migration| format!("{:04} {}", migration.version, migration.description))
+            .collect();
+        // Upstream's tables without our record of migrations: upstream's own database.
+        let upstream_rows = if applied_before.is_empty() {
+            self.advisor_rows().await
+        } else {
+            None
+        };
+        if upstream_rows.is_some() {
+            tracing::warn!("migrating upstream Aardvark's database in place: its indexes change and duplicate rows are merged (keep a backup taken before this)");
+        }
         self.dialect.migrator().run(&self.pool).await?;
         let filled = self.fill_principal_details().await?;
         if filled > 0 {
@@ -204,20 +235,41 @@ impl Database {
                 "recorded the kind and last uses of principals stored before"
             );
         }
-        Ok(())
+        let merged_rows = match (upstream_rows, self.advisor_rows().await) {
+            (Some(before), Some(after)) => before - after,
+            _ => 0,
+        };
+        Ok(Migrated {
+            applied: pending,
+            created: applied_before.is_empty() && upstream_rows.is_none(),
+            from_upstream: upstream_rows.is_some(),
+            merged_rows,
+        })
+    }
+
+    /// The versions of the migrations applied so far (none on a new or upstream database).
+    async fn applied_migrations(&self) -> Result<Vec<i64>, DbError> {
+        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(applied) => Ok(applied),
+            Err(sqlx::Error::Database(_)) => Ok(Vec::new()), // no migrations table yet
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// How many rows `advisor_data` holds; `None` when there is no such table.
+    async fn advisor_rows(&self) -> Option<i64> {
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM advisor_data")
+            .fetch_one(&self.pool)
+            .await
+            .ok()
     }
 
     /// Whether every migration this build knows has been applied.
     pub async fn is_migrated(&self) -> Result<bool, DbError> {
-        let applied: Vec<i64> =
-            match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_all(&self.pool)
-                .await
-            {
-                Ok(applied) => applied,
-                Err(sqlx::Error::Database(_)) => return Ok(false), // no migrations table yet
-                Err(err) => return Err(err.into()),
-            };
+        let applied = self.applied_migrations().await?;
         Ok(self
             .dialect
             .migrator()

@@ -67,8 +67,15 @@ pub enum AccountStatus {
     Partial,
     /// Nothing collected: AssumeRole, a listing or the account itself failed.
     Failed,
+    /// Listed, no principal failed, but the run was stopped before every one was collected.
+    Interrupted,
 }
-named!(AccountStatus { Ok => "ok", Partial => "partial", Failed => "failed" });
+named!(AccountStatus {
+    Ok => "ok",
+    Partial => "partial",
+    Failed => "failed",
+    Interrupted => "interrupted",
+});
 
 /// One account's outcome in a run.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -84,6 +91,8 @@ pub struct AccountRecord {
     pub principals_failed: i64,
     pub principals_vanished: i64,
     pub principals_pruned: i64,
+    /// Principals left uncollected because the run was stopped.
+    pub principals_interrupted: i64,
     pub started_at: String,
     pub duration_ms: i64,
     /// (ARN, error code, error message) of each principal that failed.
@@ -92,7 +101,17 @@ pub struct AccountRecord {
     /// Principals deleted between listing and collection.
     #[sqlx(skip)]
     pub vanished: Vec<String>,
+    /// Principals `--prune` deleted.
+    #[sqlx(skip)]
+    pub pruned: Vec<String>,
+    /// `-r` ARNs the account's listing did not hold.
+    #[sqlx(skip)]
+    pub not_found: Vec<String>,
 }
+
+/// What `aardvark_run_principals.outcome` says of a principal.
+const PRUNED: &str = "pruned";
+const NOT_FOUND: &str = "not_found";
 
 /// An account's latest recorded outcome, and when it last had a complete collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +129,11 @@ pub struct RunTotals {
     pub accounts_ok: i64,
     pub accounts_partial: i64,
     pub accounts_failed: i64,
+    pub accounts_interrupted: i64,
     pub principals_collected: i64,
     pub principals_failed: i64,
     pub principals_vanished: i64,
+    pub principals_interrupted: i64,
 }
 
 /// A run as stored, with its counts summed from its accounts' records, so that a run in
@@ -135,7 +156,8 @@ const ACCOUNT_COLUMNS: &str = "account_id, account_name, status, error_code, err
      CAST(principals_collected AS BIGINT) AS principals_collected, \
      CAST(principals_failed AS BIGINT) AS principals_failed, \
      CAST(principals_vanished AS BIGINT) AS principals_vanished, \
-     CAST(principals_pruned AS BIGINT) AS principals_pruned, started_at, \
+     CAST(principals_pruned AS BIGINT) AS principals_pruned, \
+     CAST(principals_interrupted AS BIGINT) AS principals_interrupted, started_at, \
      CAST(duration_ms AS BIGINT) AS duration_ms";
 
 /// A [`RunRecord`] per run `r`, its counts summed over its accounts' records.
@@ -144,9 +166,11 @@ const RUN_RECORD: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'ok') AS BIGINT) AS accounts_ok, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'partial') AS BIGINT) AS accounts_partial, \
      CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'failed') AS BIGINT) AS accounts_failed, \
+     CAST((SELECT COUNT(*) FROM aardvark_run_accounts a WHERE a.run_id = r.id AND a.status = 'interrupted') AS BIGINT) AS accounts_interrupted, \
      CAST((SELECT COALESCE(SUM(a.principals_collected), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_collected, \
      CAST((SELECT COALESCE(SUM(a.principals_failed), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_failed, \
-     CAST((SELECT COALESCE(SUM(a.principals_vanished), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_vanished \
+     CAST((SELECT COALESCE(SUM(a.principals_vanished), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_vanished, \
+     CAST((SELECT COALESCE(SUM(a.principals_interrupted), 0) FROM aardvark_run_accounts a WHERE a.run_id = r.id) AS BIGINT) AS principals_interrupted \
      FROM aardvark_runs r";
 
 /// What the request of a scheduled run contains (`UpdateRequest::scheduled`).
@@ -183,8 +207,9 @@ impl Database {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO aardvark_run_accounts (run_id, account_id, account_name, status, error_code, error_message, \
-             principals_listed, principals_collected, principals_failed, principals_vanished, principals_pruned, started_at, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             principals_listed, principals_collected, principals_failed, principals_vanished, principals_pruned, \
+             principals_interrupted, started_at, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(run_id)
         .bind(&record.account_id)
@@ -197,6 +222,7 @@ impl Database {
         .bind(record.principals_failed)
         .bind(record.principals_vanished)
         .bind(record.principals_pruned)
+        .bind(record.principals_interrupted)
         .bind(&record.started_at)
         .bind(record.duration_ms)
         .execute(&mut *tx)
@@ -208,6 +234,20 @@ impl Database {
             .bind(run_id)
             .bind(&record.account_id)
             .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let named = (record.pruned.iter().map(|arn| (arn, PRUNED)))
+            .chain(record.not_found.iter().map(|arn| (arn, NOT_FOUND)));
+        for (arn, outcome) in named {
+            sqlx::query(
+                "INSERT INTO aardvark_run_principals (run_id, account_id, arn, outcome) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(run_id)
+            .bind(&record.account_id)
+            .bind(arn)
+            .bind(outcome)
             .execute(&mut *tx)
             .await?;
         }
@@ -375,6 +415,21 @@ impl Database {
                 record.vanished.push(arn);
             }
         }
+        let named: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT account_id, arn, outcome FROM aardvark_run_principals WHERE run_id = $1 ORDER BY id",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        for (account_id, arn, outcome) in named {
+            if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
+                match outcome.as_str() {
+                    PRUNED => record.pruned.push(arn),
+                    NOT_FOUND => record.not_found.push(arn),
+                    _ => {}
+                }
+            }
+        }
         Ok(records)
     }
 
@@ -416,6 +471,48 @@ impl Database {
         )
         .fetch_one(self.pool())
         .await?)
+    }
+
+    /// How many run records account `account_id` has, and how many principals are stored
+    /// for it: what `aardvark accounts forget` would remove.
+    pub async fn account_footprint(&self, account_id: &str) -> Result<(i64, i64), DbError> {
+        let records: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_run_accounts WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_one(self.pool())
+        .await?;
+        let principals: i64 = sqlx::query_scalar(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM aws_iam_object WHERE arn LIKE $1",
+        )
+        .bind(format!("arn:%:iam::{account_id}:%"))
+        .fetch_one(self.pool())
+        .await?;
+        Ok((records, principals))
+    }
+
+    /// Removes every run record of account `account_id` (its outcomes, failed, vanished,
+    /// pruned and not-found principals), in one transaction; the runs themselves stay.
+    /// Returns how many outcomes went.
+    pub async fn forget_account_records(&self, account_id: &str) -> Result<u64, DbError> {
+        let mut tx = self.pool().begin().await?;
+        for table in [
+            "aardvark_run_failures",
+            "aardvark_run_vanished",
+            "aardvark_run_principals",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let outcomes = sqlx::query("DELETE FROM aardvark_run_accounts WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// Every account that has a recorded outcome: its latest one, and its latest success.
