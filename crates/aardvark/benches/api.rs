@@ -26,7 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aardvark::api::wire::RENDERING;
-use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
+use aardvark::db::vocabulary::{PrincipalUsage, ServiceUsage};
+use aardvark::db::write::WriteOptions;
 use aardvark::db::Database;
 
 const SERVICES: usize = 20;
@@ -370,7 +371,7 @@ async fn ensure_a_run(uri: &str, accounts: u64) {
     let run = db.start_run("{}", &RunOwner::this_process()).await.unwrap();
     for i in 0..accounts {
         let id = format!("{:012}", 100_000_000_000 + i);
-        let started_at = aardvark::db::now_timestamp();
+        let started_at = aardvark::time::stored_now();
         let report = if i % 10 == 3 {
             AccountReport::failed_account(
                 &id,

@@ -14,4 +14,5 @@ pub mod hosts;
 mod named;
 pub mod service;
 mod slow_lane;
+pub mod time;
 pub mod unused;

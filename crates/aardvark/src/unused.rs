@@ -7,8 +7,8 @@
 use regex::Regex;
 use serde::Serialize;
 
-use crate::db::read::AdvisorFilter;
 use crate::db::usage::UnusedPrincipal;
+use crate::db::vocabulary::AdvisorFilter;
 
 /// The window's length by default, and its bounds, in days.
 pub const DEFAULT_DAYS: i64 = 90;
@@ -124,7 +124,7 @@ pub fn assess(principal: UnusedPrincipal, since_ms: i64) -> PrincipalUnused {
     PrincipalUnused {
         account: crate::arn::Arn::parse(&principal.arn)
             .map_or_else(String::new, |arn| arn.account.to_owned()),
-        created: created_ms.and_then(crate::api::wire::rfc3339_millis),
+        created: created_ms.and_then(crate::time::rfc3339_seconds_from_millis),
         kind: principal.details.kind,
         last_used,
         too_new: created_ms.is_some_and(|ms| ms > since_ms),
@@ -138,8 +138,8 @@ pub fn assess(principal: UnusedPrincipal, since_ms: i64) -> PrincipalUnused {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::read::StoredService;
     use crate::db::usage::PrincipalDetails;
+    use crate::db::vocabulary::StoredService;
     use std::borrow::Cow;
 
     fn principal(created_ms: Option<i64>, uses: &[(&str, i64)]) -> UnusedPrincipal {

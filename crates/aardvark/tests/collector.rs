@@ -12,7 +12,7 @@ use aardvark::collector::progress::Progress;
 use aardvark::collector::report::{AccountStatus, RunReport};
 use aardvark::collector::{Collector, CollectorError, UpdateRequest};
 use aardvark::config::{AccountSource, Granularity, Settings, SwagSettings};
-use aardvark::db::read::AdvisorFilter;
+use aardvark::db::vocabulary::AdvisorFilter;
 use aardvark::db::{Database, Reader};
 use aws_sdk_sts::config::Credentials;
 use aws_sim::scenario::{Account, AccountStatus as SimStatus, Principal, ServiceUse, SwagBucket};

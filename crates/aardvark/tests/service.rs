@@ -90,7 +90,7 @@ fn ended_ok(runs: &[StoredRun]) -> usize {
 }
 
 fn parse_stored(text: &str) -> chrono::NaiveDateTime {
-    aardvark::db::parse_timestamp(text).unwrap_or_else(|| panic!("not a stored time: {text}"))
+    aardvark::time::parse_stored(text).unwrap_or_else(|| panic!("not a stored time: {text}"))
 }
 
 /// Scheduled runs never overlap, and each starts at least `every` after the one before.

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use aardvark::api::wire::render_services;
 use aardvark::api::wire::RENDERING;
-use aardvark::db::read::{AdvisorFilter, StoredService};
-use aardvark::db::rendered::PageTexts;
+use aardvark::db::vocabulary::PageTexts;
+use aardvark::db::vocabulary::{AdvisorFilter, StoredService};
 use aardvark::db::write::{WriteOptions, WriteWarning};
 use aardvark::db::{Database, Reader, Rendering};
 use common::{fresh_db, principal, service, Backend, TestDb};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use aardvark::db::write::{ActionUsage, PrincipalListing, PrincipalUsage, ServiceUsage};
+use aardvark::db::vocabulary::{ActionUsage, PrincipalListing, PrincipalUsage, ServiceUsage};
 use common::{fresh_db, spawn_app, Backend, TestDb};
 use serde_json::{json, Value};
 

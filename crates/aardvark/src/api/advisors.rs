@@ -19,8 +19,9 @@ use super::costly::{self, Costly};
 use super::params::{schema, Paging, RequestParams};
 use super::wire::{Digest, DigestEntry, ServiceEntry};
 use super::{json_response, json_text_response, ApiError};
-use crate::db::read::AdvisorFilter;
-use crate::db::rendered::{Kept, PageTexts};
+use crate::db::rendered::Kept;
+use crate::db::vocabulary::AdvisorFilter;
+use crate::db::vocabulary::PageTexts;
 use crate::db::{DbError, Reader};
 
 /// What "recently used" means in combined answers.

@@ -8,10 +8,10 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::params::RequestParams;
-use super::wire::rfc3339_millis;
 use super::{json_response, ApiError};
 use crate::db::history::HistoryEntry;
 use crate::db::Reader;
+use crate::time::rfc3339_seconds_from_millis;
 
 /// One change of a service's last use, as a collection saw it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -34,7 +34,7 @@ impl From<HistoryEntry> for Change {
     fn from(entry: HistoryEntry) -> Self {
         Self {
             last_authenticated: entry.last_authenticated,
-            observed: rfc3339_millis(entry.observed_ms).unwrap_or_default(),
+            observed: rfc3339_seconds_from_millis(entry.observed_ms).unwrap_or_default(),
             previous: entry.previous,
             run: entry.run_id,
             service_namespace: entry.namespace,

@@ -26,11 +26,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::wire::epoch_seconds;
 use super::ApiError;
 use crate::collector::calls::AwsMetrics;
 use crate::db::runs::RunStatus;
 use crate::db::Reader;
+use crate::time::epoch_seconds;
 
 /// The route label of requests no route matched (so that scanners cannot grow the series).
 const UNMATCHED: &str = "unmatched";

@@ -11,10 +11,10 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::params::RequestParams;
-use super::wire::rfc3339;
 use super::{json_response, ApiError};
 use crate::db::runs::{AccountOutcome, AccountRecord, RunRecord};
 use crate::db::Reader;
+use crate::time::rfc3339_seconds;
 
 /// An account's or a principal's failure, as AWS reported it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -65,7 +65,7 @@ impl From<&RunRecord> for RunEntry {
                 ok: counts.accounts_ok,
                 partial: counts.accounts_partial,
             },
-            finished: run.finished_at.as_deref().map(rfc3339),
+            finished: run.finished_at.as_deref().map(rfc3339_seconds),
             id: run.id,
             principals: PrincipalCounts {
                 collected: counts.principals_collected,
@@ -73,7 +73,7 @@ impl From<&RunRecord> for RunEntry {
                 interrupted: counts.principals_interrupted,
                 vanished: counts.principals_vanished,
             },
-            started: rfc3339(&run.started_at),
+            started: rfc3339_seconds(&run.started_at),
             status: run.status.as_str(),
         }
     }
@@ -319,7 +319,7 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
         None => None,
         Some(_) => {
             let days = params.integer_in("stale_days", 1, 1, crate::unused::MAX_DAYS)?;
-            crate::api::wire::rfc3339_millis(
+            crate::time::rfc3339_seconds_from_millis(
                 chrono::Utc::now().timestamp_millis() - days * 86_400_000,
             )
         }
@@ -382,9 +382,9 @@ fn account_entry(outcome: &AccountOutcome, principals: Option<&usize>) -> Accoun
     AccountEntry {
         failure: failure_of(latest),
         id: latest.account_id.clone(),
-        last_attempt: Some(rfc3339(&latest.started_at)),
+        last_attempt: Some(rfc3339_seconds(&latest.started_at)),
         last_run: Some(outcome.run_id),
-        last_success: outcome.last_success.as_deref().map(rfc3339),
+        last_success: outcome.last_success.as_deref().map(rfc3339_seconds),
         name: latest.account_name.clone(),
         principals: principals.copied().unwrap_or(0),
         status: latest.status.as_str(),

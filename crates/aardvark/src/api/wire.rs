@@ -3,12 +3,11 @@
 
 use std::borrow::Cow;
 
-use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::db::read::{borrowed_text, StoredService};
 use crate::db::rendered::Rendering;
+use crate::db::vocabulary::{borrowed_text, StoredService};
 
 /// What storage renders principals with: [`render_services`], and [`digest_services`] for
 /// combining. Its `format` must change whenever the text either writes changes, so that
@@ -48,7 +47,7 @@ pub struct ServiceEntry<'a> {
 }
 
 impl<'a> ServiceEntry<'a> {
-    /// `last_updated` already in RFC 1123 (see [`rfc1123`]).
+    /// `last_updated` already in RFC 1123 (see [`crate::time::rfc1123`]).
     pub fn new(service: &'a StoredService<'a>, last_updated: Option<&'a str>) -> Self {
         let borrowed = |text: &'a Option<Cow<'a, str>>| text.as_deref().map(Cow::Borrowed);
         ServiceEntry {
@@ -65,7 +64,7 @@ impl<'a> ServiceEntry<'a> {
 /// A principal's services as the API writes them: a JSON array of [`ServiceEntry`], in the
 /// order given, each with the principal's `lastUpdated` (as stored) in RFC 1123.
 pub fn render_services(last_updated: Option<&str>, services: &[StoredService<'_>]) -> String {
-    let last_updated = last_updated.map(rfc1123);
+    let last_updated = last_updated.map(crate::time::rfc1123);
     let entries: Vec<ServiceEntry> = services
         .iter()
         .map(|service| ServiceEntry::new(service, last_updated.as_deref()))
@@ -150,50 +149,6 @@ pub fn digest_services(rendering: &str) -> Option<String> {
     serde_json::to_string(&Written(last_updated, written)).ok()
 }
 
-/// How the operator's endpoints write times.
-const RFC3339_SECONDS: &str = "%Y-%m-%dT%H:%M:%SZ";
-
-/// A stored time (`YYYY-MM-DD HH:MM:SS[.ffffff]`, UTC) as the operator's endpoints send it:
-/// RFC 3339 in UTC, seconds precision. Text that is not a timestamp is passed through.
-pub fn rfc3339(stored: &str) -> String {
-    parse_stored(stored)
-        .map(|time| time.format(RFC3339_SECONDS).to_string())
-        .unwrap_or_else(|| stored.to_owned())
-}
-
-/// A stored time as seconds since the epoch (for `/metrics`).
-pub fn epoch_seconds(stored: &str) -> Option<f64> {
-    parse_stored(stored).map(|time| time.and_utc().timestamp_millis() as f64 / 1000.0)
-}
-
-fn parse_stored(stored: &str) -> Option<NaiveDateTime> {
-    let trimmed = stored
-        .trim()
-        .trim_end_matches("+00:00")
-        .trim_end_matches('Z');
-    [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%dT%H:%M:%S",
-    ]
-    .iter()
-    .find_map(|format| NaiveDateTime::parse_from_str(trimmed, format).ok())
-}
-
-/// Epoch milliseconds as the operator's endpoints send times (RFC 3339, UTC, seconds).
-pub fn rfc3339_millis(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms).map(|time| time.format(RFC3339_SECONDS).to_string())
-}
-
-/// `lastUpdated` as upstream sent it: RFC 1123 in GMT, seconds precision. Text that is not a
-/// timestamp is passed through rather than hidden.
-pub fn rfc1123(stored: &str) -> String {
-    parse_stored(stored)
-        .map(|time| time.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_else(|| stored.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,27 +197,5 @@ mod tests {
             None,
             "entries of differing lastUpdated"
         );
-    }
-
-    #[test]
-    fn timestamps_format_like_flask() {
-        assert_eq!(
-            rfc1123("2026-11-24 08:33:58.107145"),
-            "Tue, 24 Nov 2026 08:33:58 GMT"
-        );
-        assert_eq!(
-            rfc1123("2026-11-22 19:54:58"),
-            "Sun, 22 Nov 2026 19:54:58 GMT"
-        );
-        assert_eq!(
-            rfc1123("2026-11-22T19:54:58Z"),
-            "Sun, 22 Nov 2026 19:54:58 GMT"
-        );
-        assert_eq!(rfc1123("garbage"), "garbage");
-        assert_eq!(
-            rfc3339("2026-11-24 08:33:58.107145"),
-            "2026-11-24T08:33:58Z"
-        );
-        assert_eq!(rfc3339("garbage"), "garbage");
     }
 }

@@ -139,8 +139,8 @@ pub async fn run(db: &Database, args: &UnusedArgs) -> anyhow::Result<()> {
 
 /// A last use as a day, or `never` (0: none in AWS's window).
 fn day(ms: i64) -> String {
-    match chrono::DateTime::from_timestamp_millis(ms) {
-        Some(time) if ms > 0 => time.format("%Y-%m-%d").to_string(),
+    match crate::time::day_from_millis(ms) {
+        Some(day) if ms > 0 => day,
         _ => "never".into(),
     }
 }

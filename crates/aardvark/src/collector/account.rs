@@ -11,16 +11,16 @@ use futures::StreamExt;
 use super::accounts::TargetAccount;
 use super::aws::Failure;
 use super::polling::{JobClock, Polling};
-use super::principal::{self, PrincipalError};
-use super::report::AccountReport;
+use super::principal;
+use super::report::{AccountReport, PrincipalError};
+use super::run::{arn_account, store, Pacer, RunShared};
 use super::session::{is_expired, AccountSession};
-use super::{store, Pacer, RunShared};
-use crate::db::write::{PrincipalListing, PrincipalUsage};
+use crate::db::vocabulary::{PrincipalListing, PrincipalUsage};
 
 /// One account from AssumeRole to its last principal.
 pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountReport {
     let started = Instant::now();
-    let started_at = crate::db::now_timestamp();
+    let started_at = crate::time::stored_now();
     let account = target.id.as_str();
     let role_arn = format!(
         "arn:{}:iam::{account}:role/{}",
@@ -193,7 +193,7 @@ fn not_found(run: &RunShared, account: &str, listed: &[String]) -> Vec<String> {
     let listed: HashSet<String> = listed.iter().map(|arn| arn.to_lowercase()).collect();
     run.requested_arns
         .iter()
-        .filter(|arn| super::arn_account(arn) == Some(account))
+        .filter(|arn| arn_account(arn) == Some(account))
         .filter(|arn| !listed.contains(&arn.to_lowercase()))
         .cloned()
         .collect()

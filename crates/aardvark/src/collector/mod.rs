@@ -10,31 +10,28 @@ mod polling;
 mod principal;
 pub mod progress;
 pub mod report;
+mod run;
 mod session;
 
-use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU32;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Semaphore;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::arn::Arn;
 use crate::config::Settings;
 use crate::db::runs::{RunOwner, RunStatus};
-use crate::db::write::{PrincipalUsage, WriteOptions};
+use crate::db::write::WriteOptions;
 use crate::db::{Database, DbError};
 use accounts::TargetAccount;
 use aws::{AwsContext, Failure};
 use progress::Progress;
 use report::{AccountReport, RunReport};
-
-/// Attempts at writing one principal before it counts as failed.
-const WRITE_ATTEMPTS: u32 = 4;
+pub(crate) use run::Stop;
+use run::{arn_account, RunShared};
+pub use run::{Pacer, Stopper};
 
 /// How often a run says it is alive (`aardvark_runs.heartbeat_at`).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);
@@ -72,84 +69,6 @@ pub struct UpdateRequest {
     pub scheduled: bool,
 }
 
-/// Paces one account's requests (a token bucket); `None` when unpaced.
-pub struct Pacer(Option<DefaultDirectRateLimiter>);
-
-impl Pacer {
-    pub fn new(per_second: f64, burst: u32) -> Self {
-        if per_second <= 0.0 {
-            return Self(None);
-        }
-        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
-            .expect("a positive rate has a positive period")
-            .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"));
-        Self(Some(RateLimiter::direct(quota)))
-    }
-
-    /// Waits for the account's next request slot. On tokio's timer: governor's own
-    /// `until_ready` sleeps on futures-timer's global thread, and the hand-offs to and from it
-    /// cost more CPU than the requests (a perf profile put them above 15% of the collector's).
-    pub async fn wait(&self) {
-        let Some(limiter) = &self.0 else {
-            return;
-        };
-        while let Err(not_until) = limiter.check() {
-            tokio::time::sleep(not_until.wait_time_from(limiter.clock().now())).await;
-        }
-    }
-}
-
-/// The account of an IAM ARN (`arn:aws:iam::123456789012:role/x`).
-fn arn_account(arn: &str) -> Option<&str> {
-    Arn::iam(arn).map(|arn| arn.account)
-}
-
-/// Asks a run to stop: no new account or principal starts, polling jobs are given up, writes
-/// in flight finish, and the run is recorded `interrupted`.
-#[derive(Debug, Clone)]
-pub struct Stopper(Arc<tokio::sync::watch::Sender<bool>>);
-
-impl Stopper {
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-/// Whether the run was asked to stop, and a way to wait for it.
-#[derive(Debug, Clone)]
-pub(crate) struct Stop(tokio::sync::watch::Receiver<bool>);
-
-impl Stop {
-    pub fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once the run is asked to stop.
-    pub async fn wait(&self) {
-        let mut receiver = self.0.clone();
-        let _ = receiver.wait_for(|stopped| *stopped).await;
-    }
-}
-
-/// What every account task of a run shares.
-struct RunShared {
-    settings: Settings,
-    db: Database,
-    aws: AwsContext,
-    sts: aws_sdk_sts::Client,
-    /// `-r` ARNs as given.
-    requested_arns: Vec<String>,
-    /// Lower-cased `-r` ARNs.
-    only_arns: Option<HashSet<String>>,
-    failing_arns: HashSet<String>,
-    prune: bool,
-    /// How every principal is written.
-    write: WriteOptions,
-    database_lost: AtomicBool,
-    progress: Progress,
-    stop: Stop,
-}
-
 /// Runs collections against one database and one AWS environment.
 pub struct Collector {
     settings: Settings,
@@ -162,13 +81,13 @@ pub struct Collector {
 impl Collector {
     pub async fn new(settings: Settings, db: Database, overrides: aws::AwsOverrides) -> Self {
         let aws = AwsContext::new(&settings, overrides).await;
-        let (sender, receiver) = tokio::sync::watch::channel(false);
+        let (stopper, stop) = run::stop_signal();
         Self {
             settings,
             db,
             aws,
-            stopper: Stopper(Arc::new(sender)),
-            stop: Stop(receiver),
+            stopper,
+            stop,
         }
     }
 
@@ -381,7 +300,7 @@ async fn collect_accounts(
                     &id,
                     None,
                     Failure::new("InternalError", err.to_string()),
-                    crate::db::now_timestamp(),
+                    crate::time::stored_now(),
                     Duration::ZERO,
                 )
             }
@@ -393,40 +312,4 @@ async fn collect_accounts(
         reports.push(report);
     }
     reports
-}
-
-/// Writes one principal, retrying transient database errors; a database that stays
-/// unreachable marks the run as having lost it.
-async fn store(
-    run: &RunShared,
-    usage: PrincipalUsage,
-    options: WriteOptions,
-) -> Result<(), Failure> {
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=WRITE_ATTEMPTS {
-        match run
-            .db
-            .store_principals(std::slice::from_ref(&usage), options)
-            .await
-        {
-            Ok(summary) => {
-                for warning in &summary.warnings {
-                    tracing::warn!("{warning}");
-                }
-                return Ok(());
-            }
-            Err(err) if err.is_transient() && attempt < WRITE_ATTEMPTS => {
-                tracing::warn!(arn = %usage.arn, attempt, error = %err, "database write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 4;
-            }
-            Err(err) => {
-                if err.is_transient() {
-                    run.database_lost.store(true, Ordering::SeqCst);
-                }
-                return Err(Failure::new("DatabaseError", err.to_string()));
-            }
-        }
-    }
-    unreachable!("the last attempt returns")
 }

@@ -10,26 +10,17 @@ use aws_sdk_iam::types::{AccessAdvisorUsageGranularityType, JobStatusType};
 
 use super::aws::Failure;
 use super::polling::{JobClock, Polling};
+use super::report::PrincipalError;
+use super::run::{Pacer, Stop};
 use super::session::{is_expired, AccountSession};
-use super::{Pacer, Stop};
 use crate::config::Granularity;
-use crate::db::write::{ActionUsage, ServiceUsage};
+use crate::db::vocabulary::{ActionUsage, ServiceUsage};
 
 /// AWS's largest page.
 const MAX_ITEMS: i32 = 1000;
 
 /// Times a principal's job may be generated again because its session expired.
 const MAX_EXPIRED_SESSIONS: u32 = 3;
-
-/// Why a principal has no result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrincipalError {
-    /// Deleted between listing and collection (`NoSuchEntity`): skipped, stored rows untouched.
-    Vanished(Failure),
-    Failed(Failure),
-    /// The run was asked to stop before the principal was collected: not a failure.
-    Interrupted,
-}
 
 /// How one session's attempt at a job ended, when it did not give the services.
 enum Attempt {

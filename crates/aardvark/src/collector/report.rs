@@ -4,9 +4,18 @@
 use std::time::Duration;
 
 use super::aws::Failure;
-use super::principal::PrincipalError;
 pub use crate::db::runs::AccountStatus;
 use crate::db::runs::{AccountRecord, RunStatus, RunTotals};
+
+/// Why a principal has no result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalError {
+    /// Deleted between listing and collection (`NoSuchEntity`): skipped, stored rows untouched.
+    Vanished(Failure),
+    Failed(Failure),
+    /// The run was asked to stop before the principal was collected: not a failure.
+    Interrupted,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrincipalFailure {

@@ -6,16 +6,8 @@ use std::time::Duration;
 
 use sqlx::Row;
 
+use super::vocabulary::{HistoryChange, PARAMS_PER_STATEMENT};
 use super::{Database, DbError};
-
-/// A change the write path saw: `previous` is `None` for the first value seen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Change<'a> {
-    pub item_id: i64,
-    pub namespace: &'a str,
-    pub last_authenticated: i64,
-    pub previous: Option<i64>,
-}
 
 /// One stored change, as `/api/1/history` answers it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -47,7 +39,7 @@ impl Database {
         &self,
         conn: &mut sqlx::AnyConnection,
         first_seen: &[i64],
-        changes: &[Change<'_>],
+        changes: &[HistoryChange<'_>],
         observed_ms: i64,
         run_id: Option<i64>,
     ) -> Result<(), DbError> {
@@ -66,7 +58,7 @@ impl Database {
             .execute(&mut *conn)
             .await?;
         }
-        for chunk in changes.chunks(super::write::PARAMS_PER_STATEMENT / COLUMNS) {
+        for chunk in changes.chunks(PARAMS_PER_STATEMENT / COLUMNS) {
             let sql = format!(
                 "INSERT INTO aardvark_history (item_id, \"serviceNamespace\", \
                  \"lastAuthenticated\", previous, observed_ms, run_id) VALUES {}",

@@ -4,6 +4,8 @@
 //! queries.
 
 mod dialect;
+mod directory;
+mod error;
 pub mod history;
 pub mod lock;
 pub mod read;
@@ -11,6 +13,7 @@ pub mod rendered;
 pub mod runs;
 pub mod uri;
 pub mod usage;
+pub mod vocabulary;
 pub mod write;
 
 use std::time::Duration;
@@ -20,6 +23,7 @@ use sqlx::AnyPool;
 use sqlx::{Connection, Executor};
 
 pub use dialect::Dialect;
+pub use error::DbError;
 pub use read::Reader;
 pub use rendered::Rendering;
 pub use uri::DatabaseTarget;
@@ -49,43 +53,6 @@ const SQLITE_PATH_ESCAPES: &percent_encoding::AsciiSet = &percent_encoding::CONT
     .add(b'?')
     .add(b'#')
     .add(b' ');
-
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    #[error(transparent)]
-    Uri(#[from] uri::UriError),
-    #[error("database {target} is unreachable: {source}")]
-    Connect { target: String, source: sqlx::Error },
-    #[error("cannot migrate the database schema: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("the database schema is missing or out of date; run `aardvark create-db` first")]
-    NotMigrated,
-    #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
-}
-
-impl DbError {
-    /// Stored text that does not read as what it should be.
-    pub fn undecodable(problem: String) -> Self {
-        DbError::Sql(sqlx::Error::Decode(problem.into()))
-    }
-
-    /// Whether retrying the same statement may succeed (lock contention, lost connection).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            DbError::Sql(
-                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
-            ) => true,
-            DbError::Sql(sqlx::Error::Database(err)) => {
-                let message = err.message();
-                message.contains("database is locked")
-                    || message.contains("deadlock detected")
-                    || message.contains("could not serialize")
-            }
-            _ => false,
-        }
-    }
-}
 
 /// What [`Database::migrate`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -302,18 +269,4 @@ impl Database {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// The current time as upstream stores `lastUpdated` (UTC, microseconds).
-pub fn now_timestamp() -> String {
-    format_timestamp(chrono::Utc::now().naive_utc())
-}
-
-/// A stored time (`format_timestamp`'s form) read back.
-pub fn parse_timestamp(stored: &str) -> Option<chrono::NaiveDateTime> {
-    chrono::NaiveDateTime::parse_from_str(stored.trim(), "%Y-%m-%d %H:%M:%S%.f").ok()
-}
-
-pub fn format_timestamp(time: chrono::NaiveDateTime) -> String {
-    time.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }

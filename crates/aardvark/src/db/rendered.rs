@@ -14,7 +14,9 @@ use serde::Deserialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::read::{AdvisorFilter, PageShape, Reader, StoredService};
+use super::vocabulary::{
+    borrowed_text, services_by_id, PageTexts, StoredService, PARAMS_PER_STATEMENT,
+};
 use super::{Database, DbError};
 
 /// Principals rendered per statement when catching up.
@@ -38,14 +40,6 @@ pub struct Rendering {
     /// What combining principals reads of a rendering instead of the rendering, kept beside
     /// it (`aardvark_rendered_digests`, migration 0012); `None` keeps none.
     pub digest: fn(rendering: &str) -> Option<String>,
-}
-
-/// Which text a page brings of principals whose rendering is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PageTexts {
-    Renderings,
-    /// Their digest where one is kept, else their rendering.
-    Digests,
 }
 
 /// What a page brings of one principal.
@@ -85,7 +79,11 @@ pub struct RenderedPage {
 }
 
 impl RenderedPage {
-    fn from_row(total: i64, row: &AnyRow, rendering: Rendering) -> Result<Self, DbError> {
+    pub(super) fn from_row(
+        total: i64,
+        row: &AnyRow,
+        rendering: Rendering,
+    ) -> Result<Self, DbError> {
         Ok(RenderedPage {
             total,
             headers: row.try_get(1)?,
@@ -132,8 +130,8 @@ impl RenderedPage {
 /// `[lastUpdated, services]` of a principal without a stored rendering.
 #[derive(Deserialize)]
 struct Unrendered<'a>(
-    #[serde(borrow, deserialize_with = "super::read::borrowed_text")] Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "super::read::services_by_id")] Vec<StoredService<'a>>,
+    #[serde(borrow, deserialize_with = "borrowed_text")] Option<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "services_by_id")] Vec<StoredService<'a>>,
 );
 
 fn parse_page<'a>(
@@ -181,24 +179,6 @@ fn parse_page<'a>(
         Ok(entries)
     } else {
         Err("more services than principals".to_owned())
-    }
-}
-
-impl Reader {
-    /// Principals matching `filter`, `count` per page, page `page` (1-based), with their
-    /// services rendered (`texts` says whether kept digests come instead): one statement per
-    /// request, as [`Reader::advisors`].
-    pub async fn rendered_advisors(
-        &self,
-        filter: &AdvisorFilter,
-        page: i64,
-        count: i64,
-        texts: PageTexts,
-    ) -> Result<RenderedPage, DbError> {
-        let (total, row) = self
-            .filtered_page(filter, page, count, PageShape::Rendered(texts))
-            .await?;
-        RenderedPage::from_row(total, &row, self.database().rendering())
     }
 }
 
@@ -294,7 +274,7 @@ impl Database {
         texts: &[(i64, &str)],
     ) -> Result<(), DbError> {
         let format = i64::from(self.rendering().format);
-        for chunk in texts.chunks(super::write::PARAMS_PER_STATEMENT / 3) {
+        for chunk in texts.chunks(PARAMS_PER_STATEMENT / 3) {
             let sql = format!(
                 "INSERT INTO {table} (item_id, {column}, format) VALUES {} \
                  ON CONFLICT (item_id) DO UPDATE SET {column} = excluded.{column}, \

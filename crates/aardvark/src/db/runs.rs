@@ -178,15 +178,17 @@ const SCHEDULED_REQUEST: &str = "%\"scheduled\":true%";
 
 /// When a collection that started at `started` (stored form) and took `duration_ms` ended.
 fn ended(started: &str, duration_ms: i64) -> String {
-    super::parse_timestamp(started)
-        .map(|start| super::format_timestamp(start + chrono::Duration::milliseconds(duration_ms)))
+    crate::time::parse_stored(started)
+        .map(|start| {
+            crate::time::format_stored(start + chrono::Duration::milliseconds(duration_ms))
+        })
         .unwrap_or_else(|| started.to_owned())
 }
 
 impl Database {
     /// Records the start of a run by `owner`; `request` describes what was asked (JSON).
     pub async fn start_run(&self, request: &str, owner: &RunOwner) -> Result<i64, DbError> {
-        let now = super::now_timestamp();
+        let now = crate::time::stored_now();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO aardvark_runs (started_at, status, request, heartbeat_at, host, pid) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING CAST(id AS BIGINT)",
@@ -276,7 +278,7 @@ impl Database {
             "UPDATE aardvark_runs SET finished_at = $1, status = $2, accounts_total = $3, accounts_ok = $4, accounts_partial = $5, \
              accounts_failed = $6, principals_collected = $7, principals_failed = $8, principals_vanished = $9 WHERE id = $10",
         )
-        .bind(super::now_timestamp())
+        .bind(crate::time::stored_now())
         .bind(status.as_str())
         .bind(totals.accounts_total)
         .bind(totals.accounts_ok)
@@ -294,7 +296,7 @@ impl Database {
     /// Says that run `run_id` is still alive.
     pub async fn heartbeat(&self, run_id: i64) -> Result<(), DbError> {
         sqlx::query("UPDATE aardvark_runs SET heartbeat_at = $1 WHERE id = $2")
-            .bind(super::now_timestamp())
+            .bind(crate::time::stored_now())
             .bind(run_id)
             .execute(self.pool())
             .await?;
@@ -318,7 +320,7 @@ impl Database {
         .bind(RunStatus::Running.as_str())
         .fetch_all(self.pool())
         .await?;
-        let silent_since = super::format_timestamp(
+        let silent_since = crate::time::format_stored(
             (chrono::Utc::now()
                 - chrono::Duration::from_std(silent_for).unwrap_or(chrono::Duration::MAX))
             .naive_utc(),

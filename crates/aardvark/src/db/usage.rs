@@ -10,9 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
-use super::read::{AdvisorFilter, StoredService};
-use super::write::{PrincipalListing, PrincipalUsage, PARAMS_PER_STATEMENT};
-use super::{Database, DbError, Reader};
+use super::vocabulary::{PrincipalListing, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT};
+use super::{Database, DbError};
 use crate::arn::Arn;
 
 /// A principal's kind (`role`, `user`, `group`, `policy`) and path, from its ARN.
@@ -28,14 +27,6 @@ pub fn kind_and_path(arn: &str) -> (String, String) {
 
 fn account_of(arn: &str) -> String {
     Arn::parse(arn).map_or_else(String::new, |arn| arn.account.to_owned())
-}
-
-/// What the write path tells this module about one stored principal.
-pub(crate) struct Stored<'a> {
-    pub item_id: i64,
-    pub principal: &'a PrincipalUsage,
-    /// The newest and oldest last use of its services after the write.
-    pub uses: Option<(i64, i64)>,
 }
 
 /// What unused-access answers read of a principal's stored details.
@@ -85,7 +76,7 @@ impl Database {
     pub(crate) async fn write_usage_details(
         &self,
         conn: &mut sqlx::AnyConnection,
-        stored: &[Stored<'_>],
+        stored: &[WrittenPrincipal<'_>],
     ) -> Result<(), DbError> {
         const COLUMNS: usize = 7;
         for chunk in stored.chunks(PARAMS_PER_STATEMENT / COLUMNS) {
@@ -380,64 +371,5 @@ impl Database {
                 });
         }
         Ok(KeptUses { version, accounts })
-    }
-}
-
-impl Reader {
-    /// A page of the principals `filter` matches, with their stored services and details,
-    /// and how many match.
-    pub async fn unused_page(
-        &self,
-        filter: &AdvisorFilter,
-        page: i64,
-        count: i64,
-    ) -> Result<(i64, Vec<UnusedPrincipal>), DbError> {
-        let result = self.advisors(filter, page, count).await?;
-        let principals = result.principals()?;
-        let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
-        let mut details = self.database().principal_details(&ids).await?;
-        let page = principals
-            .into_iter()
-            .map(|principal| {
-                // Every write and every migration gives a principal its row; one written
-                // in between by another program still gets its kind.
-                let details = details
-                    .remove(&principal.id)
-                    .unwrap_or_else(|| PrincipalDetails {
-                        kind: kind_and_path(&principal.arn).0,
-                        created_ms: None,
-                    });
-                UnusedPrincipal {
-                    arn: principal.arn.into_owned(),
-                    details,
-                    services: principal
-                        .services
-                        .into_iter()
-                        .map(StoredService::into_owned)
-                        .collect(),
-                }
-            })
-            .collect();
-        Ok((result.total, page))
-    }
-
-    /// A page of the principals `filter` matches with their tracked actions, and how many
-    /// match.
-    pub async fn actions_page(
-        &self,
-        filter: &AdvisorFilter,
-        page: i64,
-        count: i64,
-    ) -> Result<(i64, Vec<(String, Vec<StoredAction>)>), DbError> {
-        let (total, principals) = self.matching(filter, page, count).await?;
-        let ids: Vec<i64> = principals.iter().map(|(id, _)| *id).collect();
-        let mut actions = self.database().actions_of(&ids).await?;
-        Ok((
-            total,
-            principals
-                .into_iter()
-                .map(|(id, arn)| (arn, actions.remove(&id).unwrap_or_default()))
-                .collect(),
-        ))
     }
 }

@@ -6,62 +6,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::history::Change;
-use super::usage::Stored;
-use super::{now_timestamp, Database, DbError};
-
-/// AWS's limits on what upstream's columns hold.
-pub const SERVICE_NAME_MAX_CHARS: usize = 128;
-pub const SERVICE_NAMESPACE_MAX_CHARS: usize = 64;
-
-/// Parameters per multi-row statement. Far below both databases' limits, and small because
-/// sqlx looks up each numbered SQLite parameter's name in a list, which costs time quadratic in
-/// the number of parameters (measured: 54% of ingest time at 3,000 parameters a statement);
-/// the statements that repeat per service row avoid numbering (`values_placeholders`).
-pub(crate) const PARAMS_PER_STATEMENT: usize = 360;
-
-/// One service's last use by a principal, as AWS reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceUsage {
-    pub service_name: String,
-    pub service_namespace: String,
-    /// Epoch milliseconds; 0 when not used within AWS's tracking window.
-    pub last_authenticated: i64,
-    pub last_authenticated_entity: Option<String>,
-    pub total_authenticated_entities: i64,
-    /// `LastAuthenticatedRegion`.
-    pub region: Option<String>,
-    /// `TrackedActionsLastAccessed`, when collected at action level (`None` at service level,
-    /// which leaves the stored actions as they are).
-    pub actions: Option<Vec<ActionUsage>>,
-}
-
-/// One tracked action's last access, as AWS reports it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActionUsage {
-    pub action: String,
-    /// Epoch milliseconds; 0 when not accessed within AWS's tracking window.
-    pub last_accessed: i64,
-    pub entity: Option<String>,
-    pub region: Option<String>,
-}
-
-/// What an account's listing says of a principal besides its ARN.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PrincipalListing {
-    pub path: String,
-    /// `CreateDate`, epoch milliseconds.
-    pub created_ms: Option<i64>,
-}
-
-/// A principal (role, user, group or policy) and every service it may use.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PrincipalUsage {
-    pub arn: String,
-    pub services: Vec<ServiceUsage>,
-    /// From the listing; `None` keeps what is stored.
-    pub listing: Option<PrincipalListing>,
-}
+use super::vocabulary::{
+    HistoryChange, PrincipalUsage, ServiceUsage, WrittenPrincipal, PARAMS_PER_STATEMENT,
+    SERVICE_NAMESPACE_MAX_CHARS, SERVICE_NAME_MAX_CHARS,
+};
+use super::{Database, DbError};
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
@@ -187,7 +136,7 @@ struct WritePlan<'a> {
     deletes: Vec<i64>,
     /// Changes of a `lastAuthenticated`, for the history: every insert, and every write
     /// whose last use differs from the stored one, of principals that had rows before.
-    changes: Vec<Change<'a>>,
+    changes: Vec<HistoryChange<'a>>,
     /// Principals that had no rows before: each of their rows is a first value seen, which
     /// the history copies from the rows written.
     first_seen: Vec<i64>,
@@ -229,7 +178,7 @@ fn plan<'a>(
                 plan.summary.inserted += 1;
                 plan.writes.push((item_id, service));
                 if !first_seen {
-                    plan.changes.push(Change {
+                    plan.changes.push(HistoryChange {
                         item_id,
                         namespace,
                         last_authenticated: service.last_authenticated,
@@ -273,7 +222,7 @@ fn plan<'a>(
                 plan.summary.updated += 1;
                 plan.writes.push((item_id, service));
                 if received != row.last_authenticated {
-                    plan.changes.push(Change {
+                    plan.changes.push(HistoryChange {
                         item_id,
                         namespace,
                         last_authenticated: received,
@@ -334,10 +283,10 @@ impl Database {
             .map(|principal| (principal.arn.as_str(), principal))
             .collect();
         let by_id: HashMap<i64, &str> = ids.iter().map(|(arn, id)| (*id, arn.as_str())).collect();
-        let details: Vec<Stored> = plan
+        let details: Vec<WrittenPrincipal> = plan
             .uses
             .iter()
-            .map(|(item_id, uses)| Stored {
+            .map(|(item_id, uses)| WrittenPrincipal {
                 item_id: *item_id,
                 principal: latest[by_id[item_id]],
                 uses: *uses,
@@ -365,7 +314,7 @@ impl Database {
         conn: &mut sqlx::AnyConnection,
         arns: impl Iterator<Item = &'a str>,
     ) -> Result<HashMap<String, i64>, DbError> {
-        let now = now_timestamp();
+        let now = crate::time::stored_now();
         let arns: Vec<&str> = arns.collect();
         let mut ids = HashMap::new();
         for chunk in arns.chunks(PARAMS_PER_STATEMENT - 1) {

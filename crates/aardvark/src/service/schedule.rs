@@ -28,7 +28,7 @@ async fn due_in(db: &Database, every: Duration) -> Result<Duration, crate::db::D
     let Some(started) = db.latest_scheduled_start().await? else {
         return Ok(Duration::ZERO);
     };
-    let Some(started) = crate::db::parse_timestamp(&started) else {
+    let Some(started) = crate::time::parse_stored(&started) else {
         return Ok(Duration::ZERO);
     };
     // `every` is at most a year (`config::parse_interval`), so the sum cannot overflow.

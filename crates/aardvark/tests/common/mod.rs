@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aardvark::api::wire::RENDERING;
-use aardvark::db::read::AdvisorFilter;
-use aardvark::db::write::{PrincipalUsage, ServiceUsage, WriteOptions};
+use aardvark::db::vocabulary::AdvisorFilter;
+use aardvark::db::vocabulary::{PrincipalUsage, ServiceUsage};
+use aardvark::db::write::WriteOptions;
 use aardvark::db::{Database, Reader};
 use aws_sim::ExpectedService;
 use serde_json::Value;
