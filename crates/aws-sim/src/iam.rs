@@ -185,6 +185,75 @@ pub(crate) fn handle(
     }
 }
 
+/// What a listing holds: the account's principals, and AWS's managed policies.
+enum Item<'a> {
+    Ours(&'a ResolvedPrincipal),
+    AwsManaged(&'static str),
+}
+
+/// One AWS managed policy as `ListPolicies` shows it.
+fn aws_managed_policy(result: &mut Xml, partition: &str, name: &str) {
+    result
+        .element("PolicyName", name)
+        .element("PolicyId", format!("ANPAAWS{:013X}", name.len() * 7919))
+        .element("Arn", format!("arn:{partition}:iam::aws:policy/{name}"))
+        .element("Path", "/")
+        .element("DefaultVersionId", "v1")
+        .element("AttachmentCount", 0)
+        .element("PermissionsBoundaryUsageCount", 0)
+        .element("IsAttachable", true)
+        .element("CreateDate", "2015-02-06T18:39:46Z")
+        .element("UpdateDate", "2015-02-06T18:39:46Z");
+}
+
+/// One of the account's principals as its kind's listing shows it.
+fn listed_principal(
+    result: &mut Xml,
+    kind: PrincipalKind,
+    member_name: &str,
+    principal: &ResolvedPrincipal,
+) {
+    result
+        .element("Path", &principal.path)
+        .element(member_name, &principal.name);
+    match kind {
+        PrincipalKind::Role => {
+            result
+                .element("RoleId", &principal.id)
+                .element("Arn", &principal.arn)
+                .element("CreateDate", CREATE_DATE)
+                .element(
+                    "AssumeRolePolicyDocument",
+                    "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D",
+                )
+                .element("MaxSessionDuration", 3600);
+        }
+        PrincipalKind::User => {
+            result
+                .element("UserId", &principal.id)
+                .element("Arn", &principal.arn)
+                .element("CreateDate", CREATE_DATE);
+        }
+        PrincipalKind::Group => {
+            result
+                .element("GroupId", &principal.id)
+                .element("Arn", &principal.arn)
+                .element("CreateDate", CREATE_DATE);
+        }
+        PrincipalKind::Policy => {
+            result
+                .element("PolicyId", &principal.id)
+                .element("Arn", &principal.arn)
+                .element("DefaultVersionId", "v1")
+                .element("AttachmentCount", 1)
+                .element("PermissionsBoundaryUsageCount", 0)
+                .element("IsAttachable", true)
+                .element("CreateDate", CREATE_DATE)
+                .element("UpdateDate", CREATE_DATE);
+        }
+    }
+}
+
 fn list(
     state: &SimState,
     account: &AccountState,
@@ -201,10 +270,6 @@ fn list(
     let scope = params.get("Scope").map_or("All", String::as_str);
     if kind == PrincipalKind::Policy && !matches!(scope, "All" | "AWS" | "Local") {
         return validation(format!("1 validation error detected: Value '{scope}' at 'scope' failed to satisfy constraint: Member must satisfy enum value set: [All, AWS, Local]"), request_id);
-    }
-    enum Item<'a> {
-        Ours(&'a ResolvedPrincipal),
-        AwsManaged(&'static str),
     }
     let mut items: Vec<Item> = Vec::new();
     if kind == PrincipalKind::Policy && scope != "Local" && prefix == "/" {
@@ -233,62 +298,9 @@ fn list(
         result.open("member");
         match item {
             Item::AwsManaged(name) => {
-                result
-                    .element("PolicyName", name)
-                    .element("PolicyId", format!("ANPAAWS{:013X}", name.len() * 7919))
-                    .element(
-                        "Arn",
-                        format!("arn:{}:iam::aws:policy/{name}", state.scenario.partition),
-                    )
-                    .element("Path", "/")
-                    .element("DefaultVersionId", "v1")
-                    .element("AttachmentCount", 0)
-                    .element("PermissionsBoundaryUsageCount", 0)
-                    .element("IsAttachable", true)
-                    .element("CreateDate", "2015-02-06T18:39:46Z")
-                    .element("UpdateDate", "2015-02-06T18:39:46Z");
+                aws_managed_policy(&mut result, &state.scenario.partition, name)
             }
-            Item::Ours(principal) => {
-                result
-                    .element("Path", &principal.path)
-                    .element(member_name, &principal.name);
-                match kind {
-                    PrincipalKind::Role => {
-                        result
-                            .element("RoleId", &principal.id)
-                            .element("Arn", &principal.arn)
-                            .element("CreateDate", CREATE_DATE)
-                            .element(
-                                "AssumeRolePolicyDocument",
-                                "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D",
-                            )
-                            .element("MaxSessionDuration", 3600);
-                    }
-                    PrincipalKind::User => {
-                        result
-                            .element("UserId", &principal.id)
-                            .element("Arn", &principal.arn)
-                            .element("CreateDate", CREATE_DATE);
-                    }
-                    PrincipalKind::Group => {
-                        result
-                            .element("GroupId", &principal.id)
-                            .element("Arn", &principal.arn)
-                            .element("CreateDate", CREATE_DATE);
-                    }
-                    PrincipalKind::Policy => {
-                        result
-                            .element("PolicyId", &principal.id)
-                            .element("Arn", &principal.arn)
-                            .element("DefaultVersionId", "v1")
-                            .element("AttachmentCount", 1)
-                            .element("PermissionsBoundaryUsageCount", 0)
-                            .element("IsAttachable", true)
-                            .element("CreateDate", CREATE_DATE)
-                            .element("UpdateDate", CREATE_DATE);
-                    }
-                }
-            }
+            Item::Ours(principal) => listed_principal(&mut result, kind, member_name, principal),
         }
         result.close("member");
     }
@@ -342,6 +354,75 @@ fn generate(
     )
 }
 
+/// Job `job_id` of `account`, counted as polled once more, or AWS's `NoSuchEntity`.
+fn polled_job(
+    state: &SimState,
+    account: &AccountState,
+    job_id: &str,
+    request_id: &str,
+) -> Result<Job, Reply> {
+    let mut jobs = state.jobs.lock().unwrap();
+    match jobs.get_mut(job_id) {
+        Some(job) if job.account == account.account.id => {
+            job.polls += 1;
+            Ok(job.clone())
+        }
+        _ => Err(no_such_job(job_id, request_id)),
+    }
+}
+
+/// A completed job whose count is not a number: the SDK cannot parse it.
+fn malformed_details(request_id: &str) -> Reply {
+    let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\
+        <ServiceName>Amazon S3</ServiceName><ServiceNamespace>s3</ServiceNamespace>\
+        <TotalAuthenticatedEntities>many</TotalAuthenticatedEntities></member></ServicesLastAccessed>";
+    Reply::xml(
+        StatusCode::OK,
+        xml::response(
+            xml::IAM_NAMESPACE,
+            "GetServiceLastAccessedDetails",
+            request_id,
+            result,
+        ),
+    )
+}
+
+/// One service of a completed job, with its tracked actions at action level.
+fn service_last_accessed(
+    result: &mut Xml,
+    service: &crate::scenario::ResolvedService,
+    action_level: bool,
+) {
+    result
+        .open("member")
+        .element("ServiceName", &service.name)
+        .element("ServiceNamespace", &service.namespace)
+        .optional(
+            "LastAuthenticated",
+            service.last_authenticated_ms.map(iso8601_seconds),
+        )
+        .optional("LastAuthenticatedEntity", service.entity.as_ref())
+        .optional("LastAuthenticatedRegion", service.region.as_ref())
+        .element("TotalAuthenticatedEntities", service.total_entities);
+    if action_level && !service.actions.is_empty() {
+        result.open("TrackedActionsLastAccessed");
+        for action in &service.actions {
+            result
+                .open("member")
+                .element("ActionName", &action.name)
+                .optional("LastAccessedEntity", action.entity.as_ref())
+                .optional(
+                    "LastAccessedTime",
+                    action.last_accessed_ms.map(iso8601_seconds),
+                )
+                .optional("LastAccessedRegion", action.region.as_ref())
+                .close("member");
+        }
+        result.close("TrackedActionsLastAccessed");
+    }
+    result.close("member");
+}
+
 fn get_details(
     state: &SimState,
     account: &AccountState,
@@ -355,15 +436,9 @@ fn get_details(
         Ok(window) => window,
         Err(reply) => return reply,
     };
-    let job = {
-        let mut jobs = state.jobs.lock().unwrap();
-        match jobs.get_mut(job_id) {
-            Some(job) if job.account == account.account.id => {
-                job.polls += 1;
-                job.clone()
-            }
-            _ => return no_such_job(job_id, request_id),
-        }
+    let job = match polled_job(state, account, job_id, request_id) {
+        Ok(job) => job,
+        Err(reply) => return reply,
     };
     let principal = &account.account.principals[job.principal];
     let state_now = faults::job_state(
@@ -373,19 +448,7 @@ fn get_details(
         state.now_ms() - job.created_ms,
     );
     if state_now == JobState::Malformed {
-        // A count that is not a number: the SDK cannot parse it.
-        let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\
-            <ServiceName>Amazon S3</ServiceName><ServiceNamespace>s3</ServiceNamespace>\
-            <TotalAuthenticatedEntities>many</TotalAuthenticatedEntities></member></ServicesLastAccessed>";
-        return Reply::xml(
-            StatusCode::OK,
-            xml::response(
-                xml::IAM_NAMESPACE,
-                "GetServiceLastAccessedDetails",
-                request_id,
-                result,
-            ),
-        );
+        return malformed_details(request_id);
     }
     let job_type = if job.action_level {
         "ACTION_LEVEL"
@@ -409,34 +472,7 @@ fn get_details(
         let (shown, after) = page(&principal.services, offset, limit);
         next = after;
         for service in shown {
-            result
-                .open("member")
-                .element("ServiceName", &service.name)
-                .element("ServiceNamespace", &service.namespace)
-                .optional(
-                    "LastAuthenticated",
-                    service.last_authenticated_ms.map(iso8601_seconds),
-                )
-                .optional("LastAuthenticatedEntity", service.entity.as_ref())
-                .optional("LastAuthenticatedRegion", service.region.as_ref())
-                .element("TotalAuthenticatedEntities", service.total_entities);
-            if job.action_level && !service.actions.is_empty() {
-                result.open("TrackedActionsLastAccessed");
-                for action in &service.actions {
-                    result
-                        .open("member")
-                        .element("ActionName", &action.name)
-                        .optional("LastAccessedEntity", action.entity.as_ref())
-                        .optional(
-                            "LastAccessedTime",
-                            action.last_accessed_ms.map(iso8601_seconds),
-                        )
-                        .optional("LastAccessedRegion", action.region.as_ref())
-                        .close("member");
-                }
-                result.close("TrackedActionsLastAccessed");
-            }
-            result.close("member");
+            service_last_accessed(&mut result, service, job.action_level);
         }
     }
     result.close("ServicesLastAccessed");

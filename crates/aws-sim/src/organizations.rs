@@ -17,6 +17,46 @@ fn json_error(status: StatusCode, kind: &str, message: &str) -> Reply {
     }
 }
 
+/// Where a `ListAccounts` page starts and how long it is, or AWS's error.
+fn page_asked(body: &[u8]) -> Result<(usize, usize), Reply> {
+    let request: Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|err| {
+            json_error(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                &err.to_string(),
+            )
+        })?
+    };
+    let max_results = match request.get("MaxResults").and_then(Value::as_u64) {
+        None => MAX_RESULTS,
+        Some(n @ 1..=20) => n as usize,
+        Some(n) => {
+            return Err(json_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidInputException",
+                &format!("1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 20"),
+            ))
+        }
+    };
+    let start = match request.get("NextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(token) => token
+            .strip_prefix("orgs-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                json_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidInputException",
+                    "You specified an invalid value for nextToken.",
+                )
+            })?,
+    };
+    Ok((start, max_results))
+}
+
 pub(crate) fn handle(state: &SimState, caller: &Caller, target: &str, body: &[u8]) -> Reply {
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
     if operation != "ListAccounts" {
@@ -35,46 +75,9 @@ pub(crate) fn handle(state: &SimState, caller: &Caller, target: &str, body: &[u8
             "You don't have permissions to access this resource.",
         );
     }
-    let request: Value = if body.is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_slice(body) {
-            Ok(value) => value,
-            Err(err) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "SerializationException",
-                    &err.to_string(),
-                )
-            }
-        }
-    };
-    let max_results = match request.get("MaxResults").and_then(Value::as_u64) {
-        None => MAX_RESULTS,
-        Some(n @ 1..=20) => n as usize,
-        Some(n) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidInputException",
-                &format!("1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 20"),
-            )
-        }
-    };
-    let start = match request.get("NextToken").and_then(Value::as_str) {
-        None => 0,
-        Some(token) => match token
-            .strip_prefix("orgs-")
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            Some(n) => n,
-            None => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidInputException",
-                    "You specified an invalid value for nextToken.",
-                )
-            }
-        },
+    let (start, max_results) = match page_asked(body) {
+        Ok(page) => page,
+        Err(reply) => return reply,
     };
     let end = (start + max_results).min(state.order.len());
     let accounts: Vec<Value> = state.order[start.min(end)..end]

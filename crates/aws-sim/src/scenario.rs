@@ -546,6 +546,59 @@ impl Scenario {
             .cloned()
             .or_else(|| account.faults.clone())
             .unwrap_or_else(|| self.defaults.clone());
+        let specs = self.principal_specs(account, &faults);
+        let arn_of = |kind: PrincipalKind, path: &str, name: &str| {
+            format!(
+                "arn:{}:iam::{}:{}{}{}",
+                self.partition,
+                account.id,
+                kind.arn_word(),
+                path,
+                name
+            )
+        };
+        // Entities that groups and policies report: the account's first user and first role.
+        let first_of = |kind: PrincipalKind| {
+            specs
+                .iter()
+                .find(|p| p.kind == kind)
+                .map(|p| arn_of(p.kind, &p.path, &p.name))
+        };
+        let (first_user, first_role) =
+            (first_of(PrincipalKind::User), first_of(PrincipalKind::Role));
+        let principals = specs
+            .iter()
+            .map(|spec| {
+                let arn = arn_of(spec.kind, &spec.path, &spec.name);
+                let entity = match spec.kind {
+                    PrincipalKind::Role | PrincipalKind::User => arn.clone(),
+                    PrincipalKind::Group => first_user.clone().unwrap_or_else(|| arn.clone()),
+                    PrincipalKind::Policy => first_role.clone().unwrap_or_else(|| arn.clone()),
+                };
+                self.resolve_principal(spec, arn, &entity)
+            })
+            .collect();
+        ResolvedAccount {
+            id: account.id.clone(),
+            name: account
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("account-{}", account.id)),
+            aliases: account.aliases.clone(),
+            status: account.status,
+            swag_services: account
+                .swag_services
+                .clone()
+                .unwrap_or_else(|| vec!["aardvark".into()]),
+            environment: account.environment.clone().unwrap_or_else(|| "prod".into()),
+            faults,
+            principals,
+        }
+    }
+
+    /// The account's principals before they are resolved: the role aardvark assumes (unless
+    /// the scenario says it is missing), the generated ones, then the explicit ones.
+    fn principal_specs(&self, account: &Account, faults: &AccountFaults) -> Vec<Principal> {
         let mut specs: Vec<Principal> = Vec::new();
         if faults.assume_role != Some(AssumeRoleFault::RoleMissing) {
             specs.push(Principal {
@@ -579,70 +632,29 @@ impl Scenario {
             }
         }
         specs.extend(account.principals.iter().cloned());
-        let arn_of = |kind: PrincipalKind, path: &str, name: &str| {
-            format!(
-                "arn:{}:iam::{}:{}{}{}",
-                self.partition,
-                account.id,
-                kind.arn_word(),
-                path,
-                name
-            )
+        specs
+    }
+
+    /// One principal with its id and services (explicit, or generated from the seed).
+    fn resolve_principal(&self, spec: &Principal, arn: String, entity: &str) -> ResolvedPrincipal {
+        let services = match &spec.services {
+            Some(explicit) => explicit.iter().map(resolve_explicit).collect(),
+            None => self.generate_services(&arn, entity, spec.kind),
         };
-        // Entities that groups and policies report: the account's first user and first role.
-        let first_of = |kind: PrincipalKind| {
-            specs
-                .iter()
-                .find(|p| p.kind == kind)
-                .map(|p| arn_of(p.kind, &p.path, &p.name))
+        let prefix = match spec.kind {
+            PrincipalKind::Role => "AROA",
+            PrincipalKind::User => "AIDA",
+            PrincipalKind::Group => "AGPA",
+            PrincipalKind::Policy => "ANPA",
         };
-        let (first_user, first_role) =
-            (first_of(PrincipalKind::User), first_of(PrincipalKind::Role));
-        let principals = specs
-            .iter()
-            .map(|spec| {
-                let arn = arn_of(spec.kind, &spec.path, &spec.name);
-                let entity = match spec.kind {
-                    PrincipalKind::Role | PrincipalKind::User => arn.clone(),
-                    PrincipalKind::Group => first_user.clone().unwrap_or_else(|| arn.clone()),
-                    PrincipalKind::Policy => first_role.clone().unwrap_or_else(|| arn.clone()),
-                };
-                let services = match &spec.services {
-                    Some(explicit) => explicit.iter().map(resolve_explicit).collect(),
-                    None => self.generate_services(&arn, &entity, spec.kind),
-                };
-                let prefix = match spec.kind {
-                    PrincipalKind::Role => "AROA",
-                    PrincipalKind::User => "AIDA",
-                    PrincipalKind::Group => "AGPA",
-                    PrincipalKind::Policy => "ANPA",
-                };
-                ResolvedPrincipal {
-                    kind: spec.kind,
-                    name: spec.name.clone(),
-                    path: spec.path.clone(),
-                    id: format!("{prefix}{:016X}", mix(self.seed, &arn)),
-                    arn,
-                    services,
-                    faults: spec.faults,
-                }
-            })
-            .collect();
-        ResolvedAccount {
-            id: account.id.clone(),
-            name: account
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("account-{}", account.id)),
-            aliases: account.aliases.clone(),
-            status: account.status,
-            swag_services: account
-                .swag_services
-                .clone()
-                .unwrap_or_else(|| vec!["aardvark".into()]),
-            environment: account.environment.clone().unwrap_or_else(|| "prod".into()),
-            faults,
-            principals,
+        ResolvedPrincipal {
+            kind: spec.kind,
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            id: format!("{prefix}{:016X}", mix(self.seed, &arn)),
+            arn,
+            services,
+            faults: spec.faults,
         }
     }
 

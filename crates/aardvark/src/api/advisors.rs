@@ -232,41 +232,7 @@ async fn combined_answer(
     }
     let mut newest = Newest::default();
     for (id, _, kept) in &principals {
-        match kept {
-            Kept::Digest(text) => {
-                let undecodable =
-                    |err| DbError::undecodable(format!("principal {id}'s kept digest: {err}"));
-                let digest: Digest = serde_json::from_str(text).map_err(undecodable)?;
-                for entry in digest.entries {
-                    newest.offer(
-                        entry.namespace().map_err(undecodable)?,
-                        Candidate {
-                            last_authenticated: entry.last_authenticated,
-                            total: entry.total_authenticated_entities,
-                            source: Source::Digest(digest.last_updated, entry),
-                        },
-                    );
-                }
-            }
-            Kept::Rendering(services) => {
-                let entries: Vec<ServiceEntry> = serde_json::from_str(services).map_err(|err| {
-                    DbError::undecodable(format!("principal {id}'s kept rendering: {err}"))
-                })?;
-                for entry in entries {
-                    let Some(namespace) = entry.service_namespace.clone() else {
-                        continue;
-                    };
-                    newest.offer(
-                        namespace,
-                        Candidate {
-                            last_authenticated: entry.last_authenticated,
-                            total: entry.total_authenticated_entities,
-                            source: Source::Entry(entry),
-                        },
-                    );
-                }
-            }
-        }
+        newest.offer_kept(*id, kept)?;
     }
     let answer: BTreeMap<_, _> = newest
         .0
@@ -320,6 +286,46 @@ struct Candidate<'a> {
 struct Newest<'a>(HashMap<Cow<'a, str>, Candidate<'a>, foldhash::fast::RandomState>);
 
 impl<'a> Newest<'a> {
+    /// Offers each service of one principal's kept digest or rendering.
+    fn offer_kept(&mut self, id: i64, kept: &'a Kept<'a>) -> Result<(), DbError> {
+        match kept {
+            Kept::Digest(text) => {
+                let undecodable =
+                    |err| DbError::undecodable(format!("principal {id}'s kept digest: {err}"));
+                let digest: Digest = serde_json::from_str(text).map_err(undecodable)?;
+                for entry in digest.entries {
+                    self.offer(
+                        entry.namespace().map_err(undecodable)?,
+                        Candidate {
+                            last_authenticated: entry.last_authenticated,
+                            total: entry.total_authenticated_entities,
+                            source: Source::Digest(digest.last_updated, entry),
+                        },
+                    );
+                }
+            }
+            Kept::Rendering(services) => {
+                let entries: Vec<ServiceEntry> = serde_json::from_str(services).map_err(|err| {
+                    DbError::undecodable(format!("principal {id}'s kept rendering: {err}"))
+                })?;
+                for entry in entries {
+                    let Some(namespace) = entry.service_namespace.clone() else {
+                        continue;
+                    };
+                    self.offer(
+                        namespace,
+                        Candidate {
+                            last_authenticated: entry.last_authenticated,
+                            total: entry.total_authenticated_entities,
+                            source: Source::Entry(entry),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn offer(&mut self, namespace: Cow<'a, str>, candidate: Candidate<'a>) {
         match self.0.entry(namespace) {
             Entry::Vacant(vacant) => {

@@ -194,48 +194,74 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
     let outcomes = reader.account_outcomes().await?;
     let stored = reader.principals_per_account().await?;
     let latest = reader.database().run(None).await?;
-
     let mut registry = Registry::default();
+    register_accounts(&mut registry, &outcomes, &stored);
+    if let Some(run) = latest {
+        register_last_run(&mut registry, &run);
+    }
+    Ok(registry)
+}
+
+/// A gauge per label set, each set to its value.
+fn gauges<L>(values: impl IntoIterator<Item = (L, i64)>) -> Family<L, Gauge>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Family::<L, Gauge>::default();
+    for (labels, value) in values {
+        family.get_or_create(&labels).set(value);
+    }
+    family
+}
+
+fn saturating(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+/// Per account: its latest outcome (`never` for accounts with principals and no record), when
+/// it last succeeded, and its principals stored.
+fn register_accounts(
+    registry: &mut Registry,
+    outcomes: &[crate::db::runs::AccountOutcome],
+    stored: &std::collections::BTreeMap<String, usize>,
+) {
     let last_success = Family::<AccountLabels, FloatGauge>::default();
-    let status = Family::<AccountStatusLabels, Gauge>::default();
-    let principals = Family::<AccountLabels, Gauge>::default();
-    let principals_total = Gauge::<i64>::default();
-    for outcome in outcomes.iter() {
-        let account = outcome.latest.account_id.clone();
+    for outcome in outcomes {
         if let Some(seconds) = outcome.last_success.as_deref().and_then(epoch_seconds) {
+            let account = outcome.latest.account_id.clone();
             last_success
-                .get_or_create(&AccountLabels {
-                    account: account.clone(),
-                })
+                .get_or_create(&AccountLabels { account })
                 .set(seconds);
         }
-        status
-            .get_or_create(&AccountStatusLabels {
-                account,
-                status: outcome.latest.status.as_str().to_owned(),
-            })
-            .set(1);
     }
     let recorded: std::collections::HashSet<&str> = outcomes
         .iter()
         .map(|outcome| outcome.latest.account_id.as_str())
         .collect();
-    for (account, count) in &stored {
-        if !recorded.contains(account.as_str()) {
-            status
-                .get_or_create(&AccountStatusLabels {
-                    account: account.clone(),
-                    status: super::runs::AccountState::Never.as_str().to_owned(),
-                })
-                .set(1);
-        }
-        principals
-            .get_or_create(&AccountLabels {
+    let never = stored
+        .keys()
+        .filter(|account| !recorded.contains(account.as_str()))
+        .map(|account| (account.clone(), super::runs::AccountState::Never.as_str()));
+    let status = gauges(
+        outcomes
+            .iter()
+            .map(|o| (o.latest.account_id.clone(), o.latest.status.as_str()))
+            .chain(never)
+            .map(|(account, status)| {
+                let status = status.to_owned();
+                (AccountStatusLabels { account, status }, 1)
+            }),
+    );
+    let principals = gauges(stored.iter().map(|(account, count)| {
+        (
+            AccountLabels {
                 account: account.clone(),
-            })
-            .set(i64::try_from(*count).unwrap_or(i64::MAX));
-    }
-    principals_total.set(i64::try_from(stored.values().sum::<usize>()).unwrap_or(i64::MAX));
+            },
+            saturating(*count),
+        )
+    }));
+    let principals_total = Gauge::<i64>::default();
+    principals_total.set(saturating(stored.values().sum::<usize>()));
     registry.register(
         "aardvark_account_last_success_timestamp_seconds",
         "When each account's latest complete collection ended (accounts that never had one are left out)",
@@ -243,7 +269,7 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
     );
     registry.register(
         "aardvark_account_status",
-        "Each account's latest outcome: 1 for its status (ok, partial, failed, never)",
+        "Each account's latest outcome: 1 for its status (ok, partial, failed, interrupted, never)",
         status,
     );
     registry.register(
@@ -252,83 +278,71 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
         principals,
     );
     registry.register("aardvark_principals", "Principals stored", principals_total);
+}
 
-    if let Some(run) = latest {
-        let run_status = Family::<StatusLabels, Gauge>::default();
-        run_status
-            .get_or_create(&StatusLabels {
-                status: run.status.as_str().to_owned(),
-            })
-            .set(1);
-        let accounts = Family::<StatusLabels, Gauge>::default();
-        for (label, count) in [
-            ("ok", run.totals.accounts_ok),
-            ("partial", run.totals.accounts_partial),
-            ("failed", run.totals.accounts_failed),
-            ("interrupted", run.totals.accounts_interrupted),
-        ] {
-            accounts
-                .get_or_create(&StatusLabels {
-                    status: label.to_owned(),
-                })
-                .set(count);
-        }
-        let principals = Family::<OutcomeLabels, Gauge>::default();
-        for (label, count) in [
-            ("collected", run.totals.principals_collected),
-            ("failed", run.totals.principals_failed),
-            ("vanished", run.totals.principals_vanished),
-            ("interrupted", run.totals.principals_interrupted),
-        ] {
-            principals
-                .get_or_create(&OutcomeLabels {
-                    outcome: label.to_owned(),
-                })
-                .set(count);
-        }
-        let id = Gauge::<i64>::default();
-        id.set(run.id);
-        let started = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        let started_at = epoch_seconds(&run.started_at);
-        started.set(started_at.unwrap_or(0.0));
-        // A run in progress has lasted until now.
-        let ended_at = match (&run.finished_at, run.status) {
-            (Some(finished), status) if status != RunStatus::Running => epoch_seconds(finished),
-            _ => Some(chrono::Utc::now().timestamp_millis() as f64 / 1000.0),
-        };
-        let duration = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        duration.set(match (started_at, ended_at) {
-            (Some(start), Some(end)) => (end - start).max(0.0),
-            _ => 0.0,
-        });
-        registry.register("aardvark_last_run_id", "The latest run's id", id);
-        registry.register(
-            "aardvark_last_run_status",
-            "The latest run's status: 1 for its status (running, ok, partial, failed, aborted, interrupted)",
-            run_status,
-        );
-        registry.register(
-            "aardvark_last_run_start_timestamp_seconds",
-            "When the latest run started",
-            started,
-        );
-        registry.register(
-            "aardvark_last_run_duration_seconds",
-            "How long the latest run took (so far, while it runs)",
-            duration,
-        );
-        registry.register(
-            "aardvark_last_run_accounts",
-            "The latest run's accounts by outcome",
-            accounts,
-        );
-        registry.register(
-            "aardvark_last_run_principals",
-            "The latest run's principals by outcome",
-            principals,
-        );
-    }
-    Ok(registry)
+/// The latest run: its id, status, start, duration (so far, while it runs) and counts.
+fn register_last_run(registry: &mut Registry, run: &crate::db::runs::RunRecord) {
+    let totals = &run.totals;
+    let status = |status: &str| StatusLabels {
+        status: status.to_owned(),
+    };
+    let outcome = |outcome: &str| OutcomeLabels {
+        outcome: outcome.to_owned(),
+    };
+    let run_status = gauges([(status(run.status.as_str()), 1)]);
+    let accounts = gauges([
+        (status("ok"), totals.accounts_ok),
+        (status("partial"), totals.accounts_partial),
+        (status("failed"), totals.accounts_failed),
+        (status("interrupted"), totals.accounts_interrupted),
+    ]);
+    let principals = gauges([
+        (outcome("collected"), totals.principals_collected),
+        (outcome("failed"), totals.principals_failed),
+        (outcome("vanished"), totals.principals_vanished),
+        (outcome("interrupted"), totals.principals_interrupted),
+    ]);
+    let id = Gauge::<i64>::default();
+    id.set(run.id);
+    let started_at = epoch_seconds(&run.started_at);
+    // A run in progress has lasted until now.
+    let ended_at = match (&run.finished_at, run.status) {
+        (Some(finished), status) if status != RunStatus::Running => epoch_seconds(finished),
+        _ => Some(chrono::Utc::now().timestamp_millis() as f64 / 1000.0),
+    };
+    let started = FloatGauge::default();
+    started.set(started_at.unwrap_or(0.0));
+    let duration = FloatGauge::default();
+    duration.set(match (started_at, ended_at) {
+        (Some(start), Some(end)) => (end - start).max(0.0),
+        _ => 0.0,
+    });
+    registry.register("aardvark_last_run_id", "The latest run's id", id);
+    registry.register(
+        "aardvark_last_run_status",
+        "The latest run's status: 1 for its status (running, ok, partial, failed, aborted, interrupted)",
+        run_status,
+    );
+    registry.register(
+        "aardvark_last_run_start_timestamp_seconds",
+        "When the latest run started",
+        started,
+    );
+    registry.register(
+        "aardvark_last_run_duration_seconds",
+        "How long the latest run took (so far, while it runs)",
+        duration,
+    );
+    registry.register(
+        "aardvark_last_run_accounts",
+        "The latest run's accounts by outcome",
+        accounts,
+    );
+    registry.register(
+        "aardvark_last_run_principals",
+        "The latest run's principals by outcome",
+        principals,
+    );
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -59,16 +59,7 @@ pub fn build_settings(
     prompts: &mut dyn Write,
 ) -> anyhow::Result<(String, Vec<String>)> {
     if let Some(path) = &args.from_legacy {
-        let source = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let converted = legacy::convert(&source)
-            .with_context(|| format!("cannot convert {}", path.display()))?;
-        let warnings = converted
-            .warnings
-            .into_iter()
-            .map(|warning| format!("{}: {warning}", path.display()))
-            .collect();
-        return Ok((config::to_yaml(&converted.values), warnings));
+        return from_legacy(path);
     }
     check_flags(args)?;
     let mut asker = Asker {
@@ -78,121 +69,154 @@ pub fn build_settings(
     };
     let mut values: BTreeMap<String, Value> = BTreeMap::new();
     let defaults = crate::config::Settings::default();
-    let role = asker.ask(
-        "Role to assume in each account",
-        args.role_name.as_deref(),
-        &defaults.aws_rolename,
-        |answer| config::check_answer("AWS_ROLENAME", answer),
-    )?;
-    values.insert("AWS_ROLENAME".into(), role);
-    let uri = asker.ask(
-        "Database URI",
-        args.database_uri.as_deref(),
-        &defaults.database_uri,
-        |answer| config::check_answer("SQLALCHEMY_DATABASE_URI", answer),
-    )?;
-    values.insert("SQLALCHEMY_DATABASE_URI".into(), uri);
     let threads = args.num_threads.map(|n| n.to_string());
-    let threads = asker.ask(
-        "Accounts to collect at once",
-        threads.as_deref(),
-        &defaults.updater_num_threads.to_string(),
-        |answer| config::check_answer("UPDATER_NUM_THREADS", answer),
-    )?;
-    values.insert("UPDATER_NUM_THREADS".into(), threads);
+    let default_threads = defaults.updater_num_threads.to_string();
     let default_source = if args.swag_bucket.is_some() {
         AccountSource::Swag
     } else {
         AccountSource::Static
     };
-    let answer = asker.ask(
-        &format!("Account source ({})", AccountSource::choices()),
-        args.account_source.as_deref(),
-        default_source.as_str(),
-        |answer| {
-            AccountSource::from_name_ignoring_case(answer)
-                .map(|source| Value::from(source.as_str()))
-                .ok_or_else(AccountSource::choices)
-        },
-    )?;
-    let source = answer
+    let source_prompt = format!("Account source ({})", AccountSource::choices());
+    // Each answer is checked by the setting's own reader.
+    let questions = [
+        (
+            "AWS_ROLENAME",
+            "Role to assume in each account",
+            args.role_name.as_deref(),
+            defaults.aws_rolename.as_str(),
+        ),
+        (
+            "SQLALCHEMY_DATABASE_URI",
+            "Database URI",
+            args.database_uri.as_deref(),
+            defaults.database_uri.as_str(),
+        ),
+        (
+            "UPDATER_NUM_THREADS",
+            "Accounts to collect at once",
+            threads.as_deref(),
+            default_threads.as_str(),
+        ),
+        (
+            "ACCOUNT_SOURCE",
+            source_prompt.as_str(),
+            args.account_source.as_deref(),
+            default_source.as_str(),
+        ),
+    ];
+    for (key, prompt, flag, default) in questions {
+        let value = asker.ask(prompt, flag, default, |answer| {
+            config::check_answer(key, answer)
+        })?;
+        values.insert(key.into(), value);
+    }
+    let source = values["ACCOUNT_SOURCE"]
         .as_str()
-        .and_then(AccountSource::from_name)
+        .and_then(AccountSource::from_name_ignoring_case)
         .unwrap_or(default_source);
-    values.insert("ACCOUNT_SOURCE".into(), answer);
+    values.insert("ACCOUNT_SOURCE".into(), Value::from(source.as_str()));
+    ask_source_settings(&mut asker, args, source, &mut values)?;
+    Ok((config::to_yaml(&values), Vec::new()))
+}
+
+/// The settings of the account source: SWAG's, or the static list of ids; with SWAG or
+/// Organizations, `--accounts` chooses among the source's accounts (not asked: the default,
+/// all of them, is what most want).
+fn ask_source_settings(
+    asker: &mut Asker<'_>,
+    args: &ConfigArgs,
+    source: AccountSource,
+    values: &mut BTreeMap<String, Value>,
+) -> anyhow::Result<()> {
     match source {
         AccountSource::Swag => {
-            let mut swag = Mapping::new();
-            let bucket = asker.ask("SWAG bucket", args.swag_bucket.as_deref(), "", |answer| {
-                if answer.is_empty() {
-                    Err("a bucket name".into())
-                } else {
-                    Ok(Value::from(answer))
-                }
-            })?;
-            swag.insert("bucket".into(), bucket);
-            for (key, prompt, flag) in [
-                (
-                    "filter",
-                    "SWAG filter (JMESPath, empty for none)",
-                    &args.swag_filter,
-                ),
-                (
-                    "service_enabled_requirement",
-                    "SWAG service that must be enabled (empty for none)",
-                    &args.swag_service_enabled_requirement,
-                ),
-            ] {
-                let value = asker.ask(prompt, flag.as_deref(), "", |answer| {
-                    Ok(if answer.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::from(answer)
-                    })
-                })?;
-                swag.insert(key.into(), value);
-            }
-            values.insert("SWAG".into(), Value::Mapping(swag));
+            values.insert("SWAG".into(), ask_swag(asker, args)?);
         }
         AccountSource::Static => {
-            let accounts = asker.ask(
-                "Account ids (comma-separated, empty for none)",
-                args.accounts.as_deref(),
-                "",
-                |answer| {
-                    let ids: Vec<Value> = answer
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|id| !id.is_empty())
-                        .map(|id| {
-                            if crate::arn::is_account_id(id) {
-                                Ok(Value::from(id))
-                            } else {
-                                Err(format!(
-                                    "12-digit account ids, comma-separated ({} is not one)",
-                                    crate::api::quoted(id)
-                                ))
-                            }
-                        })
-                        .collect::<Result<_, _>>()?;
-                    Ok(Value::Sequence(ids))
-                },
-            )?;
-            values.insert("ACCOUNTS".into(), accounts);
+            values.insert("ACCOUNTS".into(), ask_account_ids(asker, args)?);
+            return Ok(());
         }
         AccountSource::Organizations => {}
     }
-    // With SWAG or Organizations, --accounts chooses among the source's accounts (not asked:
-    // the default, all of them, is what most want).
-    if source != AccountSource::Static {
-        if let Some(list) = args.accounts.as_deref() {
-            values.insert(
-                "ACCOUNTS".into(),
-                config::check_answer("ACCOUNTS", list).map_err(anyhow::Error::msg)?,
-            );
-        }
+    if let Some(list) = args.accounts.as_deref() {
+        let accounts = config::check_answer("ACCOUNTS", list).map_err(anyhow::Error::msg)?;
+        values.insert("ACCOUNTS".into(), accounts);
     }
-    Ok((config::to_yaml(&values), Vec::new()))
+    Ok(())
+}
+
+/// An upstream `config.py` converted, with what could not be converted.
+fn from_legacy(path: &std::path::Path) -> anyhow::Result<(String, Vec<String>)> {
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let converted =
+        legacy::convert(&source).with_context(|| format!("cannot convert {}", path.display()))?;
+    let warnings = converted
+        .warnings
+        .into_iter()
+        .map(|warning| format!("{}: {warning}", path.display()))
+        .collect();
+    Ok((config::to_yaml(&converted.values), warnings))
+}
+
+/// `SWAG`: its bucket, filter and required service, each checked by the `SWAG` reader.
+fn ask_swag(asker: &mut Asker<'_>, args: &ConfigArgs) -> anyhow::Result<Value> {
+    let mut swag = Mapping::new();
+    for (key, prompt, flag) in [
+        ("bucket", "SWAG bucket", &args.swag_bucket),
+        (
+            "filter",
+            "SWAG filter (JMESPath, empty for none)",
+            &args.swag_filter,
+        ),
+        (
+            "service_enabled_requirement",
+            "SWAG service that must be enabled (empty for none)",
+            &args.swag_service_enabled_requirement,
+        ),
+    ] {
+        let value = asker.ask(prompt, flag.as_deref(), "", |answer| {
+            let value = match answer {
+                "" if key == "bucket" => return Err("a bucket name".into()),
+                "" => Value::Null,
+                text => Value::from(text),
+            };
+            let mut alone = Mapping::new();
+            alone.insert(key.into(), value.clone());
+            config::check_value("SWAG", Value::Mapping(alone)).map(|_| value)
+        })?;
+        swag.insert(key.into(), value);
+    }
+    Ok(Value::Mapping(swag))
+}
+
+/// `ACCOUNTS` for the static source: checked by its reader, and 12-digit ids (the static
+/// source takes ids only).
+fn ask_account_ids(asker: &mut Asker<'_>, args: &ConfigArgs) -> anyhow::Result<Value> {
+    asker.ask(
+        "Account ids (comma-separated, empty for none)",
+        args.accounts.as_deref(),
+        "",
+        |answer| {
+            config::check_answer("ACCOUNTS", answer)?;
+            let ids: Vec<Value> = answer
+                .split(',')
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(|id| {
+                    if crate::arn::is_account_id(id) {
+                        Ok(Value::from(id))
+                    } else {
+                        Err(format!(
+                            "12-digit account ids, comma-separated ({} is not one)",
+                            crate::api::quoted(id)
+                        ))
+                    }
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Value::Sequence(ids))
+        },
+    )
 }
 
 /// Checks the flags that answer questions before the first question: a wrong one is said at

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use super::accounts::TargetAccount;
 use super::aws::Failure;
 use super::polling::{JobClock, Polling};
-use super::principal;
+use super::principal::{self, JobContext};
 use super::report::{AccountReport, PrincipalError};
 use super::run::{arn_account, store, Pacer, RunShared};
 use super::session::{is_expired, AccountSession};
@@ -215,7 +215,13 @@ async fn collect_principals(
         deadline: run.settings.updater_job_timeout,
     };
     let clock = JobClock::default();
-    let clock = &clock;
+    let context = JobContext {
+        clock: &clock,
+        pacer,
+        polling,
+        granularity: run.settings.updater_granularity,
+        stop: &run.stop,
+    };
     futures::stream::iter(arns)
         .map(|arn| async move {
             // Once the run is asked to stop, no new principal starts.
@@ -223,8 +229,7 @@ async fn collect_principals(
                 return (arn, Err(PrincipalError::Interrupted));
             }
             let listing = listings.get(&arn).cloned();
-            let outcome =
-                collect_principal(run, session, clock, pacer, &arn, listing, polling).await;
+            let outcome = collect_principal(run, session, context, &arn, listing).await;
             run.progress.principal_done();
             log_outcome(run, account, &arn, &outcome);
             (arn, outcome)
@@ -238,11 +243,9 @@ async fn collect_principals(
 async fn collect_principal(
     run: &RunShared,
     session: &AccountSession<'_>,
-    clock: &JobClock,
-    pacer: &Pacer,
+    context: JobContext<'_>,
     arn: &str,
     listing: Option<PrincipalListing>,
-    polling: Polling,
 ) -> Result<(), PrincipalError> {
     if run.database_lost.load(Ordering::SeqCst) {
         return Err(PrincipalError::Failed(Failure::new(
@@ -250,9 +253,7 @@ async fn collect_principal(
             "not collected: the database was lost",
         )));
     }
-    let granularity = run.settings.updater_granularity;
-    let services =
-        principal::fetch_usage(session, clock, pacer, arn, polling, granularity, &run.stop).await?;
+    let services = principal::fetch_usage(session, context, arn).await?;
     let usage = PrincipalUsage {
         arn: arn.to_owned(),
         services,

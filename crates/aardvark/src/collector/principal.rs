@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use aws_sdk_iam::operation::get_service_last_accessed_details::GetServiceLastAccessedDetailsOutput;
 use aws_sdk_iam::types::{AccessAdvisorUsageGranularityType, JobStatusType};
 
 use super::aws::Failure;
@@ -52,20 +53,27 @@ where
     }
 }
 
+/// What every job of one account's principals shares: when and how often to poll, the
+/// account's pacing, the granularity asked for, and the run's stop signal.
+#[derive(Clone, Copy)]
+pub struct JobContext<'a> {
+    pub clock: &'a JobClock,
+    pub pacer: &'a Pacer,
+    pub polling: Polling,
+    pub granularity: Granularity,
+    pub stop: &'a Stop,
+}
+
 /// Every service `arn` may use, with its last use, as AWS reports it.
 pub async fn fetch_usage(
     session: &AccountSession<'_>,
-    clock: &JobClock,
-    pacer: &Pacer,
+    context: JobContext<'_>,
     arn: &str,
-    polling: Polling,
-    granularity: Granularity,
-    stop: &Stop,
 ) -> Result<Vec<ServiceUsage>, PrincipalError> {
     let mut expired = 0;
     loop {
         let current = session.current().await.map_err(PrincipalError::Failed)?;
-        match job(&current.iam, clock, pacer, arn, polling, granularity, stop).await {
+        match job(&current.iam, context, arn).await {
             Ok(services) => return Ok(services),
             Err(Attempt::Ended(err)) => return Err(err),
             Err(Attempt::Expired(failure)) => {
@@ -88,18 +96,29 @@ pub async fn fetch_usage(
 /// One job, from its generation to its last page, with one session's client.
 async fn job(
     iam: &aws_sdk_iam::Client,
-    clock: &JobClock,
-    pacer: &Pacer,
+    context: JobContext<'_>,
     arn: &str,
-    polling: Polling,
-    granularity: Granularity,
-    stop: &Stop,
 ) -> Result<Vec<ServiceUsage>, Attempt> {
-    pacer.wait().await;
+    let (job_id, generated_at) = generate(iam, context, arn).await?;
+    let first_page = poll_until_done(iam, context, &job_id, generated_at).await?;
+    read_pages(iam, context, &job_id, first_page).await
+}
+
+fn malformed(message: impl Into<String>) -> Attempt {
+    PrincipalError::Failed(Failure::new("MalformedResponse", message)).into()
+}
+
+/// Starts the job: its id, and when it started.
+async fn generate(
+    iam: &aws_sdk_iam::Client,
+    context: JobContext<'_>,
+    arn: &str,
+) -> Result<(String, Instant), Attempt> {
+    context.pacer.wait().await;
     let generated = iam
         .generate_service_last_accessed_details()
         .arn(arn)
-        .granularity(match granularity {
+        .granularity(match context.granularity {
             Granularity::Action => AccessAdvisorUsageGranularityType::ActionLevel,
             Granularity::Service => AccessAdvisorUsageGranularityType::ServiceLevel,
         })
@@ -110,19 +129,25 @@ async fn job(
     let job_id = generated
         .job_id()
         .filter(|id| !id.is_empty())
-        .ok_or_else(|| {
-            PrincipalError::Failed(Failure::new(
-                "MalformedResponse",
-                "GenerateServiceLastAccessedDetails returned no JobId",
-            ))
-        })?;
+        .ok_or_else(|| malformed("GenerateServiceLastAccessedDetails returned no JobId"))?;
+    Ok((job_id.to_owned(), generated_at))
+}
 
-    let (first_poll, _scout) = clock.first_poll(polling).await;
+/// Polls the job, first when the account's jobs are usually done, then with backoff, until it
+/// is done (its first page), failed, past its deadline, or the run is stopped.
+async fn poll_until_done(
+    iam: &aws_sdk_iam::Client,
+    context: JobContext<'_>,
+    job_id: &str,
+    generated_at: Instant,
+) -> Result<GetServiceLastAccessedDetailsOutput, Attempt> {
+    let polling = context.polling;
+    let (first_poll, _scout) = context.clock.first_poll(polling).await;
     let mut wait = first_poll.saturating_sub(generated_at.elapsed());
     let mut interval = polling.first_interval;
     let mut last_running = None;
     let mut polls = 0u32;
-    let mut page = loop {
+    loop {
         if generated_at.elapsed() + wait > polling.deadline {
             return Err(PrincipalError::Failed(Failure::new(
                 "JobTimeout",
@@ -135,9 +160,9 @@ async fn job(
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait() => return Err(PrincipalError::Interrupted.into()),
+            _ = context.stop.wait() => return Err(PrincipalError::Interrupted.into()),
         }
-        pacer.wait().await;
+        context.pacer.wait().await;
         polls += 1;
         let sent = generated_at.elapsed();
         let step = wait;
@@ -151,8 +176,8 @@ async fn job(
         // Decide on the status only: while a job runs, AWS omits dates the model requires.
         match response.job_status() {
             JobStatusType::Completed => {
-                clock.done(sent, last_running, step);
-                break response;
+                context.clock.done(sent, last_running, step);
+                return Ok(response);
             }
             JobStatusType::InProgress => {
                 last_running = Some(sent);
@@ -171,31 +196,34 @@ async fn job(
                 .into());
             }
             other => {
-                return Err(PrincipalError::Failed(Failure::new(
-                    "MalformedResponse",
-                    format!("job {job_id} has an unknown status {:?}", other.as_str()),
-                ))
-                .into())
+                return Err(malformed(format!(
+                    "job {job_id} has an unknown status {:?}",
+                    other.as_str()
+                )))
             }
         }
-    };
+    }
+}
 
+/// The services of a completed job, from its first page to its last.
+async fn read_pages(
+    iam: &aws_sdk_iam::Client,
+    context: JobContext<'_>,
+    job_id: &str,
+    mut page: GetServiceLastAccessedDetailsOutput,
+) -> Result<Vec<ServiceUsage>, Attempt> {
     let mut services = Vec::new();
     loop {
         for service in page.services_last_accessed() {
-            services.push(convert(service, granularity).map_err(PrincipalError::Failed)?);
+            services.push(convert(service, context.granularity).map_err(PrincipalError::Failed)?);
         }
         if !page.is_truncated() {
-            break;
+            return Ok(services);
         }
         let Some(marker) = page.marker().filter(|m| !m.is_empty()).map(str::to_owned) else {
-            return Err(PrincipalError::Failed(Failure::new(
-                "MalformedResponse",
-                "a truncated result without a Marker",
-            ))
-            .into());
+            return Err(malformed("a truncated result without a Marker"));
         };
-        pacer.wait().await;
+        context.pacer.wait().await;
         page = iam
             .get_service_last_accessed_details()
             .job_id(job_id)
@@ -205,14 +233,11 @@ async fn job(
             .await
             .map_err(|err| classify("GetServiceLastAccessedDetails", &err))?;
         if page.job_status() != &JobStatusType::Completed {
-            return Err(PrincipalError::Failed(Failure::new(
-                "MalformedResponse",
-                format!("job {job_id} changed status while paging"),
-            ))
-            .into());
+            return Err(malformed(format!(
+                "job {job_id} changed status while paging"
+            )));
         }
     }
-    Ok(services)
 }
 
 /// Epoch milliseconds of an AWS time (0 when absent), or a failure naming `what`.

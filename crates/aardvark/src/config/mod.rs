@@ -620,10 +620,15 @@ fn validate(raw: RawValues, warnings: &mut Vec<String>) -> Result<Settings, Conf
 /// `[a, b]`); the error says what the key takes. For `aardvark config`, so that its questions
 /// accept exactly what the settings do.
 pub fn check_answer(key: &str, answer: &str) -> Result<Value, String> {
+    check_value(key, parse_env_scalar(answer))
+}
+
+/// Checks `value` for setting `key` with the setting's own reader; the error says what the
+/// key takes.
+pub fn check_value(key: &str, value: Value) -> Result<Value, String> {
     if !is_setting(key) {
         return Err(format!("{key} is not a setting"));
     }
-    let value = parse_env_scalar(answer);
     let origin = Origin::Default;
     let mut warnings = Vec::new();
     let mut input = Input {

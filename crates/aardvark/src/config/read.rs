@@ -233,8 +233,8 @@ pub(super) fn swag(input: &mut Input) -> Result<Option<SwagSettings>, ConfigErro
             warnings: &mut *input.warnings,
         };
         match name.as_str() {
-            "bucket" => swag.bucket = optional_string(&item)?,
-            "filter" => swag.filter = optional_string(&item)?,
+            "bucket" => swag.bucket = bucket_name(&item)?,
+            "filter" => swag.filter = jmespath_filter(&item)?,
             "service_enabled_requirement" => {
                 swag.service_enabled_requirement = optional_string(&item)?
             }
@@ -247,6 +247,26 @@ pub(super) fn swag(input: &mut Input) -> Result<Option<SwagSettings>, ConfigErro
         }
     }
     Ok(Some(swag))
+}
+
+/// `SWAG.bucket`: a bucket's name, or null.
+fn bucket_name(input: &Input) -> Result<Option<String>, ConfigError> {
+    match optional_string(input)? {
+        Some(name) if name.trim().is_empty() => Err(input.invalid("a bucket name")),
+        other => Ok(other),
+    }
+}
+
+/// `SWAG.filter`: a JMESPath expression (compiled here, so that a typo is said when the
+/// settings are read, not when a run reads SWAG), or null or empty for none.
+fn jmespath_filter(input: &Input) -> Result<Option<String>, ConfigError> {
+    let filter = optional_string(input)?.filter(|filter| !filter.trim().is_empty());
+    if let Some(filter) = &filter {
+        if let Err(err) = jmespath::compile(filter) {
+            return Err(input.invalid(&format!("a JMESPath expression ({err})")));
+        }
+    }
+    Ok(filter)
 }
 
 fn optional_string(input: &Input) -> Result<Option<String>, ConfigError> {

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
-use super::vocabulary::{PrincipalListing, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT};
+use super::vocabulary::{
+    PrincipalListing, ServiceUsage, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT,
+};
 use super::{Database, DbError};
 use crate::arn::Arn;
 
@@ -78,6 +80,29 @@ impl Database {
         conn: &mut sqlx::AnyConnection,
         stored: &[WrittenPrincipal<'_>],
     ) -> Result<(), DbError> {
+        self.write_principal_rows(conn, stored).await?;
+        for row in stored {
+            let services = &row.principal.services;
+            let has_regions = services.iter().any(|s| s.region.is_some());
+            let has_actions = services.iter().any(|s| s.actions.is_some());
+            let item_id = i32::try_from(row.item_id).unwrap_or(i32::MAX);
+            if has_regions || has_actions {
+                self.replace_regions(conn, item_id, services).await?;
+            }
+            if has_actions {
+                self.replace_actions(conn, item_id, services).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each principal's row in `aardvark_principals`: account, kind, path, `CreateDate` and
+    /// the newest and oldest last use of its services.
+    async fn write_principal_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        stored: &[WrittenPrincipal<'_>],
+    ) -> Result<(), DbError> {
         const COLUMNS: usize = 7;
         for chunk in stored.chunks(PARAMS_PER_STATEMENT / COLUMNS) {
             let sql = format!(
@@ -105,71 +130,79 @@ impl Database {
             }
             query.execute(&mut *conn).await?;
         }
-        for row in stored {
-            let services = &row.principal.services;
-            let has_regions = services.iter().any(|s| s.region.is_some());
-            let has_actions = services.iter().any(|s| s.actions.is_some());
-            if !has_regions && !has_actions {
-                continue;
+        Ok(())
+    }
+
+    /// A principal's `LastAuthenticatedRegion` per service, replaced.
+    async fn replace_regions(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        item_id: i32,
+        services: &[ServiceUsage],
+    ) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM aardvark_service_regions WHERE item_id = $1")
+            .bind(item_id)
+            .execute(&mut *conn)
+            .await?;
+        let regions: Vec<(&str, &str)> = services
+            .iter()
+            .filter_map(|s| Some((s.service_namespace.as_str(), s.region.as_deref()?)))
+            .collect();
+        for chunk in regions.chunks(PARAMS_PER_STATEMENT / 3) {
+            let sql = format!(
+                "INSERT INTO aardvark_service_regions (item_id, \"serviceNamespace\", region) \
+                 VALUES {} ON CONFLICT (item_id, \"serviceNamespace\") DO UPDATE SET \
+                 region = excluded.region",
+                self.dialect().values_placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(&sql);
+            for (namespace, region) in chunk {
+                query = query.bind(item_id).bind(*namespace).bind(*region);
             }
-            let item_id = i32::try_from(row.item_id).unwrap_or(i32::MAX);
-            sqlx::query("DELETE FROM aardvark_service_regions WHERE item_id = $1")
-                .bind(item_id)
-                .execute(&mut *conn)
-                .await?;
-            let regions: Vec<(&str, &str)> = services
-                .iter()
-                .filter_map(|s| Some((s.service_namespace.as_str(), s.region.as_deref()?)))
-                .collect();
-            for chunk in regions.chunks(PARAMS_PER_STATEMENT / 3) {
-                let sql = format!(
-                    "INSERT INTO aardvark_service_regions (item_id, \"serviceNamespace\", region) \
-                     VALUES {} ON CONFLICT (item_id, \"serviceNamespace\") DO UPDATE SET \
-                     region = excluded.region",
-                    self.dialect().values_placeholders(chunk.len(), 3)
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// A principal's tracked actions, replaced; the last report of an action wins, as for
+    /// services.
+    async fn replace_actions(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        item_id: i32,
+        services: &[ServiceUsage],
+    ) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM aardvark_actions WHERE item_id = $1")
+            .bind(item_id)
+            .execute(&mut *conn)
+            .await?;
+        let mut actions = BTreeMap::new();
+        for service in services {
+            for action in service.actions.iter().flatten() {
+                actions.insert(
+                    (service.service_namespace.as_str(), action.action.as_str()),
+                    action,
                 );
-                let mut query = sqlx::query(&sql);
-                for (namespace, region) in chunk {
-                    query = query.bind(item_id).bind(*namespace).bind(*region);
-                }
-                query.execute(&mut *conn).await?;
             }
-            if !has_actions {
-                continue;
+        }
+        let actions: Vec<_> = actions.into_iter().collect();
+        for chunk in actions.chunks(PARAMS_PER_STATEMENT / 6) {
+            let sql = format!(
+                "INSERT INTO aardvark_actions (item_id, \"serviceNamespace\", action, \
+                 \"lastAccessed\", entity, region) VALUES {}",
+                self.dialect().values_placeholders(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql);
+            for ((namespace, name), action) in chunk {
+                query = query
+                    .bind(item_id)
+                    .bind(*namespace)
+                    .bind(*name)
+                    .bind(action.last_accessed)
+                    .bind(&action.entity)
+                    .bind(&action.region);
             }
-            sqlx::query("DELETE FROM aardvark_actions WHERE item_id = $1")
-                .bind(item_id)
-                .execute(&mut *conn)
-                .await?;
-            // The last report of an action wins, as for services.
-            let mut actions = BTreeMap::new();
-            for service in services {
-                for action in service.actions.iter().flatten() {
-                    actions.insert(
-                        (service.service_namespace.as_str(), action.action.as_str()),
-                        action,
-                    );
-                }
-            }
-            let actions: Vec<_> = actions.into_iter().collect();
-            for chunk in actions.chunks(PARAMS_PER_STATEMENT / 6) {
-                let sql = format!(
-                    "INSERT INTO aardvark_actions (item_id, \"serviceNamespace\", action, \
-                     \"lastAccessed\", entity, region) VALUES {}",
-                    self.dialect().values_placeholders(chunk.len(), 6)
-                );
-                let mut query = sqlx::query(&sql);
-                for ((namespace, name), action) in chunk {
-                    query = query
-                        .bind(item_id)
-                        .bind(*namespace)
-                        .bind(*name)
-                        .bind(action.last_accessed)
-                        .bind(&action.entity)
-                        .bind(&action.region);
-                }
-                query.execute(&mut *conn).await?;
-            }
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }

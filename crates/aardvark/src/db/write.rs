@@ -173,65 +173,15 @@ fn plan<'a>(
         }
         let mut finals = Vec::with_capacity(services.len() + existing.len());
         for (namespace, service) in services {
-            let Some(row) = existing.remove(&Some(namespace.clone())) else {
-                finals.push(service.last_authenticated);
-                plan.summary.inserted += 1;
-                plan.writes.push((item_id, service));
-                if !first_seen {
-                    plan.changes.push(HistoryChange {
-                        item_id,
-                        namespace,
-                        last_authenticated: service.last_authenticated,
-                        previous: None,
-                    });
-                }
-                continue;
+            let row = existing.remove(&Some(namespace.clone()));
+            let received = ReceivedService {
+                arn,
+                item_id,
+                first_seen,
+                namespace,
+                service,
             };
-            let received = service.last_authenticated;
-            let newer = received > row.last_authenticated;
-            let aged_out = received == 0 && row.last_authenticated != 0;
-            if aged_out {
-                plan.summary.warnings.push(WriteWarning::AgedOut {
-                    arn: arn.to_string(),
-                    namespace: namespace.clone(),
-                    previous: row.last_authenticated,
-                });
-            }
-            let older = !aged_out && received < row.last_authenticated;
-            finals.push(if older {
-                row.last_authenticated
-            } else {
-                received
-            });
-            if older {
-                plan.summary.warnings.push(WriteWarning::OlderIgnored {
-                    arn: arn.to_string(),
-                    namespace: namespace.clone(),
-                    stored: row.last_authenticated,
-                    received,
-                });
-                plan.summary.unchanged += 1;
-                continue;
-            }
-            let differs = newer
-                || aged_out
-                || row.service_name.as_deref() != Some(service.service_name.as_str())
-                || row.entity != service.last_authenticated_entity
-                || row.total != Some(service.total_authenticated_entities);
-            if differs {
-                plan.summary.updated += 1;
-                plan.writes.push((item_id, service));
-                if received != row.last_authenticated {
-                    plan.changes.push(HistoryChange {
-                        item_id,
-                        namespace,
-                        last_authenticated: received,
-                        previous: Some(row.last_authenticated),
-                    });
-                }
-            } else {
-                plan.summary.unchanged += 1;
-            }
+            finals.push(plan.service(received, row));
         }
         if prune {
             plan.deletes.extend(existing.values().map(|row| row.id));
@@ -244,6 +194,82 @@ fn plan<'a>(
     }
     plan.summary.namespaces_pruned = plan.deletes.len();
     plan
+}
+
+/// One service a principal's result holds, where the plan meets it.
+struct ReceivedService<'a> {
+    arn: &'a str,
+    item_id: i64,
+    /// The principal had no rows before.
+    first_seen: bool,
+    namespace: &'a str,
+    service: &'a ServiceUsage,
+}
+
+impl<'a> WritePlan<'a> {
+    /// One received service against its stored row (if any): what to write, what changed
+    /// for the history, what to warn about. Returns the last use the principal keeps for it.
+    fn service(&mut self, received: ReceivedService<'a>, row: Option<StoredRow>) -> i64 {
+        let ReceivedService {
+            arn,
+            item_id,
+            first_seen,
+            namespace,
+            service,
+        } = received;
+        let last = service.last_authenticated;
+        let Some(row) = row else {
+            self.summary.inserted += 1;
+            self.writes.push((item_id, service));
+            if !first_seen {
+                self.changes.push(HistoryChange {
+                    item_id,
+                    namespace,
+                    last_authenticated: last,
+                    previous: None,
+                });
+            }
+            return last;
+        };
+        let aged_out = last == 0 && row.last_authenticated != 0;
+        if aged_out {
+            self.summary.warnings.push(WriteWarning::AgedOut {
+                arn: arn.to_owned(),
+                namespace: namespace.to_owned(),
+                previous: row.last_authenticated,
+            });
+        }
+        if !aged_out && last < row.last_authenticated {
+            self.summary.warnings.push(WriteWarning::OlderIgnored {
+                arn: arn.to_owned(),
+                namespace: namespace.to_owned(),
+                stored: row.last_authenticated,
+                received: last,
+            });
+            self.summary.unchanged += 1;
+            return row.last_authenticated;
+        }
+        let differs = last > row.last_authenticated
+            || aged_out
+            || row.service_name.as_deref() != Some(service.service_name.as_str())
+            || row.entity != service.last_authenticated_entity
+            || row.total != Some(service.total_authenticated_entities);
+        if !differs {
+            self.summary.unchanged += 1;
+            return last;
+        }
+        self.summary.updated += 1;
+        self.writes.push((item_id, service));
+        if last != row.last_authenticated {
+            self.changes.push(HistoryChange {
+                item_id,
+                namespace,
+                last_authenticated: last,
+                previous: Some(row.last_authenticated),
+            });
+        }
+        last
+    }
 }
 
 impl Database {
