@@ -85,7 +85,7 @@ async fn run(case: &Case) {
 
     let dir = tempfile::tempdir().unwrap();
     let scenario_file = dir.path().join("scenario.yaml");
-    std::fs::write(&scenario_file, serde_yaml::to_string(&scenario).unwrap()).unwrap();
+    std::fs::write(&scenario_file, yaml_serde::to_string(&scenario).unwrap()).unwrap();
     let accounts = scenario.account_ids();
     drop(scenario);
     let sim_binary =

@@ -384,7 +384,7 @@ impl Scenario {
             path: shown.clone(),
             source,
         })?;
-        serde_yaml::from_str(&text).map_err(|err| ScenarioError::Parse {
+        yaml_serde::from_str(&text).map_err(|err| ScenarioError::Parse {
             path: shown,
             message: err.to_string(),
         })

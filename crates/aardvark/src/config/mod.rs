@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 
 use crate::auth::ApiTokens;
 use crate::named::named;
@@ -77,7 +77,7 @@ pub enum ConfigError {
     #[error("{path} is not valid YAML: {source}")]
     Yaml {
         path: PathBuf,
-        source: serde_yaml::Error,
+        source: yaml_serde::Error,
     },
     #[error("{path}: expected a mapping of environment sections (default:, testing:, ...) at the top level")]
     NotAMapping { path: PathBuf },
@@ -376,7 +376,7 @@ fn read_file_values(
     let document: Value = if text.trim().is_empty() {
         Value::Mapping(Mapping::new())
     } else {
-        serde_yaml::from_str(text).map_err(|source| ConfigError::Yaml {
+        yaml_serde::from_str(text).map_err(|source| ConfigError::Yaml {
             path: path.to_path_buf(),
             source,
         })?
@@ -532,7 +532,7 @@ fn read_env_values(
 
 /// Environment values are YAML scalars: `10` is a number, `true` a boolean, `[a, b]` a list.
 fn parse_env_scalar(text: &str) -> Value {
-    serde_yaml::from_str::<Value>(text)
+    yaml_serde::from_str::<Value>(text)
         .ok()
         .filter(|value| !value.is_mapping())
         .unwrap_or_else(|| Value::String(text.to_owned()))
@@ -541,7 +541,7 @@ fn parse_env_scalar(text: &str) -> Value {
 fn key_name(key: &Value) -> String {
     match key {
         Value::String(text) => text.clone(),
-        other => serde_yaml::to_string(other)
+        other => yaml_serde::to_string(other)
             .unwrap_or_default()
             .trim()
             .to_owned(),
@@ -652,5 +652,5 @@ pub fn to_yaml(values: &BTreeMap<String, Value>) -> String {
     }
     let mut top = Mapping::new();
     top.insert(Value::String("default".into()), Value::Mapping(section));
-    serde_yaml::to_string(&Value::Mapping(top)).expect("YAML values always serialize")
+    yaml_serde::to_string(&Value::Mapping(top)).expect("YAML values always serialize")
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::{key_name, ConfigError, Input, SwagSettings};
 use crate::auth::ApiTokens;
