@@ -57,9 +57,70 @@ pub fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// An AWS account id, checked once where it enters (a flag, a query parameter) so that what
+/// takes one never checks it again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// What an account id must be, for error messages.
+    pub const EXPECTED: &'static str = "a 12-digit account id";
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for AccountId {
+    type Err = &'static str;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if is_account_id(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(Self::EXPECTED)
+        }
+    }
+}
+
+impl std::ops::Deref for AccountId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_ids_are_twelve_digits() {
+        assert_eq!(
+            "123456789012".parse::<AccountId>().map(|id| id.to_string()),
+            Ok("123456789012".to_owned())
+        );
+        for not_an_id in [
+            "",
+            "12345678901",
+            "1234567890123",
+            "12345678901a",
+            " 123456789012",
+        ] {
+            assert_eq!(
+                not_an_id.parse::<AccountId>(),
+                Err(AccountId::EXPECTED),
+                "{not_an_id:?}"
+            );
+        }
+    }
 
     #[test]
     fn iam_arns_and_their_fields() {

@@ -7,7 +7,7 @@
 use regex::Regex;
 use serde::Serialize;
 
-use crate::db::usage::UnusedPrincipal;
+use crate::db::usage::DetailedPrincipal;
 use crate::db::vocabulary::AdvisorFilter;
 
 /// The window's length by default, and its bounds, in days.
@@ -30,8 +30,7 @@ crate::named::named!(PrincipalKind { Role => "role", User => "user", Group => "g
 /// Which principals an unused-access question is about. Conditions combine with AND.
 #[derive(Debug, Clone, Default)]
 pub struct Selection {
-    /// A 12-digit account id.
-    pub account: Option<String>,
+    pub account: Option<crate::arn::AccountId>,
     /// Case-insensitive substring of the ARN.
     pub phrase: Option<String>,
     /// Exact ARN, in any case.
@@ -45,15 +44,16 @@ impl Selection {
     /// index of account fields finds its principals.
     pub fn filter(&self) -> AdvisorFilter {
         let regex = (self.account.is_some() || self.kind.is_some()).then(|| {
-            let account = self
-                .account
-                .as_deref()
-                .map_or("[^:]*".into(), regex::escape);
+            // Twelve digits: nothing to escape.
+            let account = self.account.as_ref().map_or("[^:]*", |id| id.as_str());
             let kind = self.kind.map_or("[^/:]+", |kind| kind.as_str());
             Regex::new(&format!(r"\Aarn:[^:]*:iam::{account}:{kind}/")).expect("a valid regex")
         });
         AdvisorFilter {
-            phrase: self.phrase.clone().or_else(|| self.account.clone()),
+            phrase: self
+                .phrase
+                .clone()
+                .or_else(|| self.account.as_ref().map(ToString::to_string)),
             arns: self.arn.clone().map(|arn| vec![arn]),
             regex,
         }
@@ -101,7 +101,7 @@ pub struct PrincipalUnused {
 }
 
 /// Applies the rules to a stored principal for the window that starts at `since_ms`.
-pub fn assess(principal: UnusedPrincipal, since_ms: i64) -> PrincipalUnused {
+pub fn assess(principal: DetailedPrincipal, since_ms: i64) -> PrincipalUnused {
     let mut services: Vec<ServiceUse> = principal
         .services
         .into_iter()
@@ -142,8 +142,8 @@ mod tests {
     use crate::db::vocabulary::StoredService;
     use std::borrow::Cow;
 
-    fn principal(created_ms: Option<i64>, uses: &[(&str, i64)]) -> UnusedPrincipal {
-        UnusedPrincipal {
+    fn principal(created_ms: Option<i64>, uses: &[(&str, i64)]) -> DetailedPrincipal {
+        DetailedPrincipal {
             arn: "arn:aws:iam::123456789012:role/app".into(),
             details: PrincipalDetails {
                 kind: "role".into(),
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn selections_become_filters() {
         let filter = Selection {
-            account: Some("123456789012".into()),
+            account: Some("123456789012".parse().unwrap()),
             kind: Some(PrincipalKind::User),
             ..Selection::default()
         }

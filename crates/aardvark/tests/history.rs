@@ -180,9 +180,12 @@ async fn pruning_a_principal_removes_its_history(backend: Backend) {
     };
     changing(&t).await;
     let removed =
-        t.db.prune_account("111111111111", &HashSet::from([OTHER.to_owned()]))
-            .await
-            .unwrap();
+        t.db.prune_account(
+            &"111111111111".parse().unwrap(),
+            &HashSet::from([OTHER.to_owned()]),
+        )
+        .await
+        .unwrap();
     assert_eq!(removed, [ROLE]);
     assert_eq!(entries(&t).await, ["2 ec2 0", "2 s3 5000"]);
     assert!(t.db.history(ROLE, None, 0, 10).await.unwrap().is_none());

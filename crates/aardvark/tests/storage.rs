@@ -210,7 +210,10 @@ async fn pruning_removes_only_what_is_gone(backend: Backend) {
     assert_eq!(stored(&t.db, kept).await, vec![row("s3", 2, None, 1)]);
 
     let listed: HashSet<String> = [kept.to_owned()].into();
-    let removed = t.db.prune_account("123456789012", &listed).await.unwrap();
+    let removed =
+        t.db.prune_account(&"123456789012".parse().unwrap(), &listed)
+            .await
+            .unwrap();
     assert_eq!(removed, vec![gone.to_owned()]);
     let page = Reader::new(t.db.clone())
         .advisors(&AdvisorFilter::default(), 1, 10)
@@ -304,7 +307,10 @@ async fn reads_follow_writes_from_other_processes(backend: Backend) {
         vec![ROLE.to_owned(), second.to_owned()]
     );
     other
-        .prune_account("123456789012", &HashSet::from([second.to_owned()]))
+        .prune_account(
+            &"123456789012".parse().unwrap(),
+            &HashSet::from([second.to_owned()]),
+        )
         .await
         .unwrap();
     assert_eq!(all(reader.clone()).await, vec![second.to_owned()]);
@@ -552,9 +558,12 @@ async fn renderings_stay_current_whatever_changes_the_rows(backend: Backend) {
     .await;
     assert_eq!(kept_rendered(&t).await, [b, c]);
     assert_renderings_current(&t).await;
-    t.db.prune_account("123456789012", &HashSet::from([a.to_owned()]))
-        .await
-        .unwrap();
+    t.db.prune_account(
+        &"123456789012".parse().unwrap(),
+        &HashSet::from([a.to_owned()]),
+    )
+    .await
+    .unwrap();
     assert!(kept_rendered(&t).await.is_empty());
     assert_renderings_current(&t).await;
     if backend == Backend::Postgres {

@@ -58,14 +58,13 @@ pub struct HistoryPage {
     params(
         ("arn" = String, Query, min_length = 1, description = "The principal's ARN (any case)"),
         ("namespace" = Option<String>, Query, description = "Only this service namespace (`s3`, `ec2`, ...)"),
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Changes per page (default 30, at most 1000)"),
+        super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of changes", body = HistoryPage),
         (status = 400, description = "A parameter is missing or invalid", body = super::ErrorBody),
         (status = 404, description = "No principal with this ARN is stored", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn history(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {

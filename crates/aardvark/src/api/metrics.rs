@@ -241,11 +241,14 @@ fn register_accounts(
     let never = stored
         .keys()
         .filter(|account| !recorded.contains(account.as_str()))
-        .map(|account| (account.clone(), super::runs::AccountState::Never.as_str()));
+        .map(|account| (account.clone(), super::runs::LatestStatus::Never.as_str()));
     let status = gauges(
         outcomes
             .iter()
-            .map(|o| (o.latest.account_id.clone(), o.latest.status.as_str()))
+            .map(|o| {
+                let status = super::runs::LatestStatus::from(o.latest.status);
+                (o.latest.account_id.clone(), status.as_str())
+            })
             .chain(never)
             .map(|(account, status)| {
                 let status = status.to_owned();
@@ -352,7 +355,7 @@ fn register_last_run(registry: &mut Registry, run: &crate::db::runs::RunRecord) 
     tag = "health",
     responses(
         (status = 200, description = "Metrics in Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn metrics(

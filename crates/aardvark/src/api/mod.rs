@@ -12,6 +12,7 @@ mod advisors;
 mod auth;
 pub mod costly;
 mod dashboard;
+mod declared;
 mod edge;
 mod history;
 mod metrics;

@@ -29,7 +29,7 @@ use crate::db::Reader;
         super::advisors::AdvisorsBody,
         super::wire::ServiceEntry,
         super::advisors::CombinedEntry,
-        super::runs::AccountState,
+        super::runs::LatestStatus,
         super::unused::UnusedSort,
         super::unused::UnusedStatus,
         crate::unused::PrincipalKind,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::params::RequestParams;
 use super::{json_response, ApiError};
-use crate::db::runs::{AccountOutcome, AccountRecord, RunRecord};
+use crate::db::runs::{AccountOutcome, AccountRecord, AccountStatus, RunRecord};
 use crate::db::Reader;
 use crate::time::rfc3339_seconds;
 
@@ -132,7 +132,11 @@ impl From<AccountRecord> for RunAccount {
             failed: record
                 .failures
                 .into_iter()
-                .map(|(arn, code, message)| FailedPrincipal { arn, code, message })
+                .map(|f| FailedPrincipal {
+                    arn: f.arn,
+                    code: f.code,
+                    message: f.message,
+                })
                 .collect(),
             id: record.account_id,
             interrupted: record.principals_interrupted,
@@ -162,13 +166,12 @@ pub struct RunDetail {
     path = "/api/1/runs",
     tag = "operations",
     params(
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Runs per page (default 30, at most 1000)"),
+        super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of runs", body = RunsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
@@ -196,7 +199,7 @@ pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, Ap
         (status = 200, description = "The run", body = RunDetail),
         (status = 400, description = "The id is neither a number nor `latest`", body = super::ErrorBody),
         (status = 404, description = "No such run", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn run(
@@ -244,10 +247,11 @@ pub async fn run(
     Ok(json_response(StatusCode::OK, &body, 4096))
 }
 
-/// What an account's status can be in `/api/1/accounts`.
+/// An account's latest status in `/api/1/accounts`: its latest run's [`AccountStatus`], or
+/// `never` for an account with principals stored and no run recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum AccountState {
+#[schema(rename_all = "lowercase", as = AccountState)]
+pub enum LatestStatus {
     Ok,
     Partial,
     Failed,
@@ -256,13 +260,24 @@ pub enum AccountState {
     /// Principals stored, no collection recorded (another program, or before run records).
     Never,
 }
-crate::named::named!(AccountState {
+crate::named::named!(LatestStatus {
     Ok => "ok",
     Partial => "partial",
     Failed => "failed",
     Interrupted => "interrupted",
     Never => "never",
 });
+
+impl From<AccountStatus> for LatestStatus {
+    fn from(status: AccountStatus) -> Self {
+        match status {
+            AccountStatus::Ok => Self::Ok,
+            AccountStatus::Partial => Self::Partial,
+            AccountStatus::Failed => Self::Failed,
+            AccountStatus::Interrupted => Self::Interrupted,
+        }
+    }
+}
 
 /// An account as collections left it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -297,22 +312,21 @@ pub struct AccountsPage {
     path = "/api/1/accounts",
     tag = "operations",
     params(
-        ("status" = Option<AccountState>, Query, description = "Only accounts whose latest outcome is this"),
+        ("status" = Option<LatestStatus>, Query, description = "Only accounts whose latest outcome is this"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the account's id or name"),
         ("stale_days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "Only accounts without a complete collection in the last N days (or ever)"),
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
+        super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of accounts", body = AccountsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
     let params = RequestParams::of_query(&uri)?;
     let paging = params.list_paging()?;
-    let status = params.named::<AccountState>("status")?;
+    let status = params.named::<LatestStatus>("status")?;
     let phrase = params.string("phrase")?.map(|p| p.to_lowercase());
     // Written as `last_success` is, so that the two compare as text.
     let stale_before = match params.string("stale_days")? {
@@ -342,7 +356,7 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
             last_success: None,
             name: None,
             principals: *principals,
-            status: AccountState::Never.as_str(),
+            status: LatestStatus::Never.as_str(),
         });
     }
     let matching: Vec<AccountEntry> = entries
@@ -387,6 +401,6 @@ fn account_entry(outcome: &AccountOutcome, principals: Option<&usize>) -> Accoun
         last_success: outcome.last_success.as_deref().map(rfc3339_seconds),
         name: latest.account_name.clone(),
         principals: principals.copied().unwrap_or(0),
-        status: latest.status.as_str(),
+        status: LatestStatus::from(latest.status).as_str(),
     }
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::params::RequestParams;
 use super::{json_response, ApiError};
+use crate::arn::AccountId;
 use crate::db::usage::AccountUnused;
 use crate::db::Reader;
 use crate::unused::{self, PrincipalKind, PrincipalUnused, Selection, DEFAULT_DAYS, MAX_DAYS};
@@ -64,15 +65,15 @@ pub struct ActionsPage {
 
 /// The selection parameters: `account`, `phrase`, `arn` and (where `with_kind`) `kind`.
 fn selection(params: &RequestParams, with_kind: bool) -> Result<Selection, ApiError> {
-    let account = params.string("account")?;
-    if let Some(account) = &account {
-        if !crate::arn::is_account_id(account) {
-            return Err(ApiError::bad_request(format!(
-                "invalid value for 'account': {}; it must be a 12-digit account id",
-                super::quoted(account)
-            )));
-        }
-    }
+    let account = match params.string("account")? {
+        None => None,
+        Some(text) => Some(text.parse::<AccountId>().map_err(|expected| {
+            ApiError::bad_request(format!(
+                "invalid value for 'account': {}; it must be {expected}",
+                super::quoted(&text)
+            ))
+        })?),
+    };
     let kind = if with_kind {
         params.named::<PrincipalKind>("kind")?
     } else {
@@ -102,13 +103,12 @@ fn days(params: &RequestParams) -> Result<i64, ApiError> {
         ("arn" = Option<String>, Query, description = "Only this principal (any case)"),
         ("kind" = Option<PrincipalKind>, Query, description = "Only principals of this kind"),
         ("status" = Option<UnusedStatus>, Query, description = "Only the principals one of `/api/1/unused/accounts`'s counts counts: `unused`, `with_unused_services` or `too_new`. Needs `account`"),
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Principals per page (default 30, at most 1000)"),
+        super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of principals", body = UnusedPage),
         (status = 400, description = "A parameter is invalid, or `status` without `account`", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
@@ -209,13 +209,12 @@ crate::named::named!(UnusedSort {
         ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account"),
         ("kind" = Option<PrincipalKind>, Query, description = "Count only principals of this kind"),
         ("sort" = Option<UnusedSort>, Query, description = "Order of the accounts: by id (default), or most first by `unused` principals, principals `with_unused_services`, or `principals`"),
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
+        super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of accounts, by id unless sorted otherwise", body = UnusedAccountsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {
@@ -262,13 +261,12 @@ pub async fn unused_accounts(State(reader): State<Reader>, uri: Uri) -> Result<R
         ("arn" = Option<String>, Query, description = "Only this principal (any case)"),
         ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account's principals"),
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
-        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page number, from 1 (default 1)"),
-        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Principals per page (default 30, at most 1000)"),
+        super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of principals, in id order", body = ActionsPage),
         (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
-        (status = 503, description = "The database cannot be reached", body = super::ErrorBody),
+        super::declared::DatabaseUnreachable,
     )
 )]
 pub async fn actions(State(reader): State<Reader>, uri: Uri) -> Result<Response, ApiError> {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 
+use crate::arn::AccountId;
 use crate::db::Database;
 
 #[derive(Debug, clap::Subcommand)]
@@ -15,7 +16,7 @@ pub enum AccountsCommand {
     Forget {
         /// 12-digit account ids.
         #[arg(required = true, value_name = "ACCOUNT_ID", value_parser = super::report::account_id)]
-        ids: Vec<String>,
+        ids: Vec<AccountId>,
         /// Delete the accounts' stored principals and their Access Advisor data too.
         #[arg(long)]
         delete_principals: bool,

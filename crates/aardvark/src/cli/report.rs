@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use serde::Serialize;
 
+use crate::arn::AccountId;
 use crate::db::usage::AccountUnused;
 use crate::db::{Database, Reader};
 use crate::named::Named;
@@ -30,7 +31,7 @@ pub struct UnusedArgs {
     pub days: i64,
     /// Only this account (a 12-digit id).
     #[arg(long, value_parser = account_id)]
-    pub account: Option<String>,
+    pub account: Option<AccountId>,
     /// Only principals of this kind: role, user, group or policy.
     #[arg(long, value_parser = kind)]
     pub kind: Option<PrincipalKind>,
@@ -39,12 +40,8 @@ pub struct UnusedArgs {
     pub format: Option<ReportFormat>,
 }
 
-pub(super) fn account_id(text: &str) -> Result<String, String> {
-    if crate::arn::is_account_id(text) {
-        Ok(text.to_owned())
-    } else {
-        Err("a 12-digit account id".into())
-    }
+pub(super) fn account_id(text: &str) -> Result<AccountId, &'static str> {
+    text.parse()
 }
 
 fn kind(text: &str) -> Result<PrincipalKind, String> {

@@ -284,7 +284,11 @@ fn log_outcome(run: &RunShared, account: &str, arn: &str, outcome: &Result<(), P
 /// A failed prune removes nothing and costs only the pruning.
 async fn prune(run: &RunShared, account: &str, listed: &[String]) -> Vec<String> {
     let complete: HashSet<String> = listed.iter().cloned().collect();
-    match run.db.prune_account(account, &complete).await {
+    // An account that is not an account id has no principals stored under it.
+    let Ok(account_id) = account.parse::<crate::arn::AccountId>() else {
+        return Vec::new();
+    };
+    match run.db.prune_account(&account_id, &complete).await {
         Ok(removed) => {
             for arn in &removed {
                 tracing::info!(account, arn = %arn, "pruned: no longer listed by AWS");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::aws::Failure;
 pub use crate::db::runs::AccountStatus;
-use crate::db::runs::{AccountRecord, RunStatus, RunTotals};
+use crate::db::runs::{AccountRecord, RecordedFailure, RunStatus, RunTotals};
 
 /// Why a principal has no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,12 +137,10 @@ impl AccountReport {
             failures: self
                 .failed
                 .iter()
-                .map(|f| {
-                    (
-                        f.arn.clone(),
-                        f.failure.code.clone(),
-                        f.failure.message.clone(),
-                    )
+                .map(|f| RecordedFailure {
+                    arn: f.arn.clone(),
+                    code: f.failure.code.clone(),
+                    message: f.failure.message.clone(),
                 })
                 .collect(),
         }

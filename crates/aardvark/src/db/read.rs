@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 
 use super::directory::{Directory, DirectoryCache};
 use super::rendered::RenderedPage;
-use super::usage::{kind_and_path, PrincipalDetails, StoredAction, UnusedPrincipal};
+use super::usage::{kind_and_path, DetailedPrincipal, PrincipalDetails, StoredAction};
 use super::vocabulary::{AdvisorFilter, AdvisorPage, PageShape, PageTexts, StoredService};
 use super::{Database, DbError};
 
@@ -266,7 +266,7 @@ impl Reader {
         filter: &AdvisorFilter,
         page: i64,
         count: i64,
-    ) -> Result<(i64, Vec<UnusedPrincipal>), DbError> {
+    ) -> Result<(i64, Vec<DetailedPrincipal>), DbError> {
         let result = self.advisors(filter, page, count).await?;
         let principals = result.principals()?;
         let ids: Vec<i64> = principals.iter().map(|p| p.id).collect();
@@ -282,7 +282,7 @@ impl Reader {
                         kind: kind_and_path(&principal.arn).0,
                         created_ms: None,
                     });
-                UnusedPrincipal {
+                DetailedPrincipal {
                     arn: principal.arn.into_owned(),
                     details,
                     services: principal

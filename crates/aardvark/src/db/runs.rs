@@ -1,6 +1,7 @@
 //! Run records: what each `aardvark update` did, per run, per account and per failed principal.
 
 use super::{Database, DbError};
+use crate::arn::AccountId;
 use crate::named::named;
 
 /// A run's state (`aardvark_runs.status`).
@@ -95,9 +96,9 @@ pub struct AccountRecord {
     pub principals_interrupted: i64,
     pub started_at: String,
     pub duration_ms: i64,
-    /// (ARN, error code, error message) of each principal that failed.
+    /// Each principal that failed.
     #[sqlx(skip)]
-    pub failures: Vec<(String, String, String)>,
+    pub failures: Vec<RecordedFailure>,
     /// Principals deleted between listing and collection.
     #[sqlx(skip)]
     pub vanished: Vec<String>,
@@ -107,6 +108,14 @@ pub struct AccountRecord {
     /// `-r` ARNs the account's listing did not hold.
     #[sqlx(skip)]
     pub not_found: Vec<String>,
+}
+
+/// A principal that failed in a run, as recorded: AWS's error code and message, or ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedFailure {
+    pub arn: String,
+    pub code: String,
+    pub message: String,
 }
 
 /// What `aardvark_run_principals.outcome` says of a principal.
@@ -253,7 +262,7 @@ impl Database {
             .execute(&mut *tx)
             .await?;
         }
-        for (arn, code, message) in &record.failures {
+        for RecordedFailure { arn, code, message } in &record.failures {
             sqlx::query("INSERT INTO aardvark_run_failures (run_id, account_id, arn, error_code, error_message) VALUES ($1, $2, $3, $4, $5)")
                 .bind(run_id)
                 .bind(&record.account_id)
@@ -403,7 +412,7 @@ impl Database {
         .await?;
         for (account_id, arn, code, message) in failures {
             if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
-                record.failures.push((arn, code, message));
+                record.failures.push(RecordedFailure { arn, code, message });
             }
         }
         let vanished: Vec<(String, String)> = sqlx::query_as(
@@ -477,11 +486,11 @@ impl Database {
 
     /// How many run records account `account_id` has, and how many principals are stored
     /// for it: what `aardvark accounts forget` would remove.
-    pub async fn account_footprint(&self, account_id: &str) -> Result<(i64, i64), DbError> {
+    pub async fn account_footprint(&self, account_id: &AccountId) -> Result<(i64, i64), DbError> {
         let records: i64 = sqlx::query_scalar(
             "SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_run_accounts WHERE account_id = $1",
         )
-        .bind(account_id)
+        .bind(account_id.as_str())
         .fetch_one(self.pool())
         .await?;
         let principals: i64 = sqlx::query_scalar(
@@ -496,7 +505,7 @@ impl Database {
     /// Removes every run record of account `account_id` (its outcomes, failed, vanished,
     /// pruned and not-found principals), in one transaction; the runs themselves stay.
     /// Returns how many outcomes went.
-    pub async fn forget_account_records(&self, account_id: &str) -> Result<u64, DbError> {
+    pub async fn forget_account_records(&self, account_id: &AccountId) -> Result<u64, DbError> {
         let mut tx = self.pool().begin().await?;
         for table in [
             "aardvark_run_failures",
@@ -504,12 +513,12 @@ impl Database {
             "aardvark_run_principals",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
-                .bind(account_id)
+                .bind(account_id.as_str())
                 .execute(&mut *tx)
                 .await?;
         }
         let outcomes = sqlx::query("DELETE FROM aardvark_run_accounts WHERE account_id = $1")
-            .bind(account_id)
+            .bind(account_id.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();

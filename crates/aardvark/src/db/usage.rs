@@ -65,7 +65,7 @@ pub struct AccountUnused {
 
 /// A principal of an unused-access page: its services as stored and its details.
 #[derive(Debug, Clone)]
-pub struct UnusedPrincipal {
+pub struct DetailedPrincipal {
     pub arn: String,
     pub details: PrincipalDetails,
     pub services: Vec<StoredService<'static>>,

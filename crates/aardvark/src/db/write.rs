@@ -11,6 +11,7 @@ use super::vocabulary::{
     SERVICE_NAMESPACE_MAX_CHARS, SERVICE_NAME_MAX_CHARS,
 };
 use super::{Database, DbError};
+use crate::arn::AccountId;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriteOptions {
@@ -435,12 +436,9 @@ impl Database {
     /// the account), with their rows. Returns the removed ARNs.
     pub async fn prune_account(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         listed: &HashSet<String>,
     ) -> Result<Vec<String>, DbError> {
-        if !crate::arn::is_account_id(account_id) {
-            return Ok(Vec::new());
-        }
         let mut tx = self.pool().begin().await?;
         let rows =
             sqlx::query("SELECT CAST(id AS BIGINT), arn FROM aws_iam_object WHERE arn LIKE $1")
