@@ -5,6 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::output_text as text;
+
 fn aardvark(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_aardvark"));
     command.current_dir(dir).env_remove("AARDVARK_ENV");
@@ -32,13 +35,13 @@ fn run_with_input(mut command: Command, input: &str) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+/// Runs `aardvark config ...` (no input), which must succeed, and loads what it wrote.
+fn written_settings(command: Command, dir: &Path) -> aardvark::config::Settings {
+    let output = run_with_input(command, "");
+    assert!(output.status.success(), "{}", text(&output));
+    aardvark::config::load(Some(&dir.join("settings.yaml")), &Default::default())
+        .unwrap()
+        .settings
 }
 
 #[test]
@@ -376,12 +379,7 @@ fn config_takes_upstreams_flags() {
         let dir = tempfile::tempdir().unwrap();
         let mut command = aardvark(dir.path());
         command.args(["config", "--no-prompt"]).args(flags);
-        let output = run_with_input(command, "");
-        assert!(output.status.success(), "{}", text(&output));
-        let settings =
-            aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
-                .unwrap()
-                .settings;
+        let settings = written_settings(command, dir.path());
         assert_eq!(settings.aws_rolename, "UpstreamRole");
         assert_eq!(settings.database_uri, "sqlite:///x.db");
         assert_eq!(settings.swag.unwrap().bucket.as_deref(), Some("swag-data"));
@@ -398,13 +396,10 @@ fn config_takes_upstreams_flags() {
         "--accounts",
         "prod, 111111111111",
     ]);
-    let output = run_with_input(command, "");
-    assert!(output.status.success(), "{}", text(&output));
-    let settings =
-        aardvark::config::load(Some(&dir.path().join("settings.yaml")), &Default::default())
-            .unwrap()
-            .settings;
-    assert_eq!(settings.accounts, ["prod", "111111111111"]);
+    assert_eq!(
+        written_settings(command, dir.path()).accounts,
+        ["prod", "111111111111"]
+    );
 }
 
 /// `aardvark update` as operators run it: endpoint and credentials from the standard AWS

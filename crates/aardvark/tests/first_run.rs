@@ -11,16 +11,7 @@ use std::process::{Command, Output};
 
 use aws_sim::scenario::SwagBucket;
 use aws_sim::Scenario;
-use common::{fresh_db, Backend, Server};
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use common::{fresh_db, output_text as text, Backend, Server};
 
 /// Runs `command` off the async workers (the simulator answers on them).
 async fn output_of(mut command: Command) -> Output {
@@ -290,24 +281,7 @@ async fn the_demo_without_a_terminal_reports_progress_and_stops_with_a_summary()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = command.spawn().unwrap();
-    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = std::thread::spawn({
-        let stderr = stderr.clone();
-        let mut pipe = child.stderr.take().unwrap();
-        move || {
-            use std::io::Read;
-            let mut buffer = [0u8; 4096];
-            while let Ok(read) = pipe.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                stderr
-                    .lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
-            }
-        }
-    });
+    let stderr = common::gathered(child.stderr.take().unwrap());
     let deadline = std::time::Instant::now() + common::PROCESS_DEADLINE;
     while !stderr.lock().unwrap().contains("collection in progress") {
         assert!(
@@ -330,7 +304,6 @@ async fn the_demo_without_a_terminal_reports_progress_and_stops_with_a_summary()
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
-    reader.join().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
@@ -484,6 +457,22 @@ PHANTOMJS = '/usr/bin/phantomjs'
     assert!(stderr.contains("no effect"), "{stderr}");
     let client = reqwest::Client::new();
     let advisors = format!("{}/api/1/advisors", server.base_url);
+    // As Repokid asks: a JSON body, `count` and `page` in the query.
+    let post = |body: serde_json::Value| {
+        let request = client
+            .post(&advisors)
+            .query(&[("count", "200"), ("page", "1")])
+            .json(&body);
+        async move {
+            request
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
     for (query, expected_account) in [
         (
             serde_json::json!({"phrase": "100000000001"}),
@@ -494,16 +483,7 @@ PHANTOMJS = '/usr/bin/phantomjs'
             "111111111111",
         ),
     ] {
-        let body: serde_json::Value = client
-            .post(&advisors)
-            .query(&[("count", "200"), ("page", "1")])
-            .json(&query)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = post(query.clone()).await;
         let arns: Vec<&String> = body
             .as_object()
             .unwrap()
@@ -523,15 +503,7 @@ PHANTOMJS = '/usr/bin/phantomjs'
         .find(|arn| arn.contains(":100000000001:"))
         .unwrap()
         .clone();
-    let body: serde_json::Value = client
-        .post(&advisors)
-        .json(&serde_json::json!({"arn": [collected]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = post(serde_json::json!({"arn": [collected]})).await;
     let services = body[&collected].as_array().unwrap();
     assert_eq!(services.len(), sim.expected()[&collected].len(), "{body}");
 }

@@ -371,11 +371,8 @@ fn polled_job(
     }
 }
 
-/// A completed job whose count is not a number: the SDK cannot parse it.
-fn malformed_details(request_id: &str) -> Reply {
-    let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\
-        <ServiceName>Amazon S3</ServiceName><ServiceNamespace>s3</ServiceNamespace>\
-        <TotalAuthenticatedEntities>many</TotalAuthenticatedEntities></member></ServicesLastAccessed>";
+/// A `GetServiceLastAccessedDetails` answer holding `result`.
+fn details_reply(request_id: &str, result: &str) -> Reply {
     Reply::xml(
         StatusCode::OK,
         xml::response(
@@ -385,6 +382,14 @@ fn malformed_details(request_id: &str) -> Reply {
             result,
         ),
     )
+}
+
+/// A completed job whose count is not a number: the SDK cannot parse it.
+fn malformed_details(request_id: &str) -> Reply {
+    let result = "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType><ServicesLastAccessed><member>\
+        <ServiceName>Amazon S3</ServiceName><ServiceNamespace>s3</ServiceNamespace>\
+        <TotalAuthenticatedEntities>many</TotalAuthenticatedEntities></member></ServicesLastAccessed>";
+    details_reply(request_id, result)
 }
 
 /// One service of a completed job, with its tracked actions at action level.
@@ -493,13 +498,5 @@ fn get_details(
             .element("Code", "ServiceFailure")
             .close("Error");
     }
-    Reply::xml(
-        StatusCode::OK,
-        xml::response(
-            xml::IAM_NAMESPACE,
-            "GetServiceLastAccessedDetails",
-            request_id,
-            &result.0,
-        ),
-    )
+    details_reply(request_id, &result.0)
 }

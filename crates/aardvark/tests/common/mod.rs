@@ -468,6 +468,38 @@ pub async fn collector_for(
     aardvark::collector::Collector::new(settings, db.clone(), overrides).await
 }
 
+/// A finished command's status, stdout and stderr, for assertion messages.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// What a child writes to `pipe`, gathered as it comes by a thread of its own.
+pub fn gathered(
+    mut pipe: impl std::io::Read + Send + 'static,
+) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    std::thread::spawn({
+        let text = text.clone();
+        move || {
+            let mut buffer = [0u8; 8192];
+            while let Ok(read) = pipe.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                text.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        }
+    });
+    text
+}
+
 /// How long a test waits for a server process to start or stop.
 pub const PROCESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -490,25 +522,9 @@ impl Drop for Server {
 impl Server {
     /// Starts `command` (whose stdout and stderr are piped) and waits for its "serving on" line.
     pub fn spawn(mut command: std::process::Command) -> Server {
-        use std::io::{BufRead, Read};
+        use std::io::BufRead;
         let mut child = command.spawn().unwrap();
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        std::thread::spawn({
-            let stderr = stderr.clone();
-            let mut pipe = child.stderr.take().unwrap();
-            move || {
-                let mut buffer = [0u8; 8192];
-                while let Ok(read) = pipe.read(&mut buffer) {
-                    if read == 0 {
-                        break;
-                    }
-                    stderr
-                        .lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buffer[..read]));
-                }
-            }
-        });
+        let stderr = gathered(child.stderr.take().unwrap());
         let (sender, receiver) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
