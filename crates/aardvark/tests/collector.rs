@@ -1468,6 +1468,51 @@ async fn collections_outlast_several_sessions_and_no_principal_fails() {
     }
 }
 
+/// Sessions shorter than an account's collection (12 s, AWS's shortest is 15 min): with the
+/// shipped defaults and AWS's pacing (10 requests/s), a job is generated only on a session
+/// that outlives it, so jobs are hardly ever polled with expired credentials, and every
+/// principal is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_generated_on_sessions_that_outlive_them() {
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let mut scenario = Scenario::generated(33, 6, 80);
+    scenario.defaults.session_seconds = Some(12);
+    scenario.defaults.rate_limit = Some(RateLimit {
+        per_second: 10.0,
+        burst: 10,
+    });
+    let sim = aws_sim::start(scenario).await.unwrap();
+    let settings = Settings {
+        database_uri: db.uri.clone(),
+        accounts: sim.account_ids().to_vec(),
+        account_source: AccountSource::Static,
+        ..Settings::default()
+    };
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    assert_same(&stored(&db.db).await, sim.expected());
+    let stats = sim.stats();
+    let expired: u64 = stats.expired_tokens.values().sum();
+    let sessions: u64 = sim
+        .account_ids()
+        .iter()
+        .map(|account| stats.calls_of(account, "AssumeRole"))
+        .sum();
+    // Alone on this machine, no call is signed with an expired session (generating jobs on
+    // any session that was not due made 163 such calls here); a loaded machine stretches
+    // jobs beyond what a 12 s session can hold, hence the bound rather than zero.
+    let principals = sim.expected().len() as u64;
+    assert!(
+        expired * 4 < principals,
+        "{expired} calls signed with expired sessions for {principals} principals ({sessions} sessions): {:?}",
+        stats.expired_tokens
+    );
+}
+
 /// Polls spend the account's budget: a job that takes time is polled about once, once the
 /// account has learnt how long its jobs take; one that takes polls is polled as often as it
 /// needs and hardly more.

@@ -34,6 +34,10 @@ struct ClockState {
     estimate: Option<Duration>,
     /// A job is finding out.
     scouting: bool,
+    /// How long a job takes from its generation to its last page, the longest of late (a
+    /// high-water mark that decays by a tenth a job): what a session must still live for a job
+    /// to be generated on it.
+    job_time: Option<Duration>,
 }
 
 /// The scout's claim; given up (and another job made scout) if it ends without learning.
@@ -101,6 +105,24 @@ impl JobClock {
     }
 }
 
+impl JobClock {
+    /// A job took `took` from its generation to its last page.
+    pub fn job_took(&self, took: Duration) {
+        let mut state = self.state.lock().unwrap();
+        state.job_time = Some(match state.job_time {
+            Some(longest) => took.max(longest.mul_f64(0.9)),
+            None => took,
+        });
+    }
+
+    /// How long a session must still live for a job to be generated on it: the jobs' time
+    /// with half again as margin, and a backoff step (before any job is done, one step).
+    pub fn session_needed(&self, polling: Polling) -> Duration {
+        let job_time = self.state.lock().unwrap().job_time.unwrap_or_default();
+        job_time.mul_f64(1.5) + polling.max_interval
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +167,28 @@ mod tests {
         let (first, scout) = next.await;
         assert_eq!(first, POLLING.first_interval);
         assert!(scout.0.is_some(), "the next job scouts");
+    }
+
+    #[test]
+    fn sessions_must_outlive_the_longest_recent_job() {
+        let clock = JobClock::default();
+        assert_eq!(clock.session_needed(POLLING), POLLING.max_interval);
+        clock.job_took(Duration::from_secs(4));
+        assert_eq!(
+            clock.session_needed(POLLING),
+            Duration::from_secs(6) + POLLING.max_interval
+        );
+        // A shorter job lowers the mark by a tenth, not to itself.
+        clock.job_took(Duration::from_secs(1));
+        assert_eq!(
+            clock.session_needed(POLLING),
+            Duration::from_secs(4).mul_f64(0.9).mul_f64(1.5) + POLLING.max_interval
+        );
+        clock.job_took(Duration::from_secs(10));
+        assert_eq!(
+            clock.session_needed(POLLING),
+            Duration::from_secs(15) + POLLING.max_interval
+        );
     }
 
     #[test]

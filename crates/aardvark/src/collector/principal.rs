@@ -72,7 +72,11 @@ pub async fn fetch_usage(
 ) -> Result<Vec<ServiceUsage>, PrincipalError> {
     let mut expired = 0;
     loop {
-        let current = session.current().await.map_err(PrincipalError::Failed)?;
+        let needed = context.clock.session_needed(context.polling);
+        let current = session
+            .current_for(needed)
+            .await
+            .map_err(PrincipalError::Failed)?;
         match job(&current.iam, context, arn).await {
             Ok(services) => return Ok(services),
             Err(Attempt::Ended(err)) => return Err(err),
@@ -101,7 +105,9 @@ async fn job(
 ) -> Result<Vec<ServiceUsage>, Attempt> {
     let (job_id, generated_at) = generate(iam, context, arn).await?;
     let first_page = poll_until_done(iam, context, &job_id, generated_at).await?;
-    read_pages(iam, context, &job_id, first_page).await
+    let services = read_pages(iam, context, &job_id, first_page).await?;
+    context.clock.job_took(generated_at.elapsed());
+    Ok(services)
 }
 
 fn malformed(message: impl Into<String>) -> Attempt {

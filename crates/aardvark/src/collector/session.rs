@@ -1,5 +1,6 @@
 //! An account's assumed-role sessions. `AssumeRole` asks for `AWS_SESSION_DURATION_SECONDS`;
-//! a session is renewed once most of the lifetime its `Expiration` states has passed, and at
+//! a session is renewed once most of the lifetime its `Expiration` states has passed, before a
+//! job is generated on it when it has less life left than the account's jobs take, and at
 //! once when AWS answers a call `ExpiredToken` (or `RequestExpired`), so that no principal
 //! fails because a session ran out. Each session has an IAM client of its own, so that a job
 //! can be polled by the session that generated it (`principal.rs`).
@@ -26,6 +27,19 @@ pub(crate) struct Session {
     /// 1 for the account's first session, then counting renewals.
     pub number: u64,
     renew_at: Instant,
+    expires_at: Instant,
+    lifetime: Duration,
+}
+
+impl Session {
+    /// Whether this session can serve a call that needs it for `needed` more: it is not due
+    /// for renewal, and has that much life left (at most what a fresh session would give
+    /// before it is due itself, so that jobs longer than sessions do not renew every time).
+    fn fits(&self, needed: Duration) -> bool {
+        let now = Instant::now();
+        let needed = needed.min(self.lifetime.mul_f64(RENEW_AFTER));
+        now < self.renew_at && self.expires_at.saturating_duration_since(now) >= needed
+    }
 }
 
 /// The sessions of one account, one at a time.
@@ -65,11 +79,14 @@ impl<'a> AccountSession<'a> {
 
     /// The session for the next call: the current one, or a new one if it is due.
     pub async fn current(&self) -> Result<Arc<Session>, Failure> {
+        self.current_for(Duration::ZERO).await
+    }
+
+    /// The session for work that needs it for `needed` (a job, which is polled with the
+    /// session that generated it): the current one if it lives that long, else a new one.
+    pub async fn current_for(&self, needed: Duration) -> Result<Arc<Session>, Failure> {
         let mut current = self.current.lock().await;
-        if let Some(session) = current
-            .as_ref()
-            .filter(|session| Instant::now() < session.renew_at)
-        {
+        if let Some(session) = current.as_ref().filter(|session| session.fits(needed)) {
             return Ok(session.clone());
         }
         self.renew_locked(&mut current).await
@@ -140,6 +157,8 @@ impl<'a> AccountSession<'a> {
             iam: self.aws.iam_for(self.account, credentials),
             number: self.sessions.fetch_add(1, Ordering::Relaxed) + 1,
             renew_at: asked + lifetime.mul_f64(RENEW_AFTER),
+            expires_at: asked + lifetime,
+            lifetime,
         })
     }
 }
