@@ -338,7 +338,7 @@ fn create_db_summary(migrated: &crate::db::Migrated, rendered: usize, shown: &st
         return format!("database schema is up to date in {shown}: nothing to do\n");
     }
     let mut out = if migrated.from_upstream {
-        format!("migrated upstream Aardvark's database in {shown} in place (upstream's tables and data are kept):\n")
+        format!("migrated upstream Aardvark's database in {shown} in place (upstream's two tables are kept, their duplicate rows merged):\n")
     } else if migrated.created {
         format!("created aardvark's schema in {shown}:\n")
     } else {
