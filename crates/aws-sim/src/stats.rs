@@ -110,9 +110,13 @@ impl Counters {
             .or_default() += 1;
     }
 
+    /// A request signed for `service` in `region`. The set holds a handful of pairs: a scan
+    /// finds one seen before without allocating, which is every request but the first few.
     pub fn signed_in(&self, service: &str, region: &str) {
-        let pair = (service.to_owned(), region.to_owned());
-        self.signing_regions.lock().unwrap().insert(pair);
+        let mut seen = self.signing_regions.lock().unwrap();
+        if !seen.iter().any(|(s, r)| s == service && r == region) {
+            seen.insert((service.to_owned(), region.to_owned()));
+        }
     }
 
     pub fn throttled(&self, account: &str) {

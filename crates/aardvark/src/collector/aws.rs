@@ -160,27 +160,23 @@ impl AwsContext {
     /// once before it starts: missing or refused credentials would otherwise fail every
     /// account, one long error each.
     pub async fn hub_identity(&self) -> Result<String, String> {
-        match self.sts().get_caller_identity().send().await {
-            Ok(identity) => Ok(identity.arn().unwrap_or("an unnamed identity").to_owned()),
-            Err(err) if cause_of::<CredentialsError>(&err).is_some() => {
-                let why = cause_of::<CredentialsError>(&err).map(|cause| one_line(cause));
-                Err(format!(
-                    "no AWS credentials found: {} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available)",
-                    why.unwrap_or_default()
-                ))
-            }
-            Err(err) => {
-                let failure = Failure::from_sdk(&err);
-                Err(match &err {
-                    SdkError::ServiceError(_) => {
-                        format!(
-                            "AWS refused the hub's credentials (STS GetCallerIdentity): {failure}"
-                        )
-                    }
-                    _ => format!("cannot reach AWS STS to check the hub's credentials: {failure}"),
-                })
-            }
+        let err = match self.sts().get_caller_identity().send().await {
+            Ok(identity) => return Ok(identity.arn().unwrap_or("an unnamed identity").to_owned()),
+            Err(err) => err,
+        };
+        if let Some(missing) = cause_of::<CredentialsError>(&err) {
+            return Err(format!(
+                "no AWS credentials found: {} (set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where an instance or task role is available)",
+                one_line(missing)
+            ));
         }
+        let failure = Failure::from_sdk(&err);
+        Err(match &err {
+            SdkError::ServiceError(_) => {
+                format!("AWS refused the hub's credentials (STS GetCallerIdentity): {failure}")
+            }
+            _ => format!("cannot reach AWS STS to check the hub's credentials: {failure}"),
+        })
     }
 
     /// The counts of this context's AWS calls.

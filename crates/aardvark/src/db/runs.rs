@@ -403,6 +403,13 @@ impl Database {
         .bind(run_id)
         .fetch_all(self.pool())
         .await?;
+        // Each account's record by id: a run of thousands of accounts names thousands of ARNs.
+        let position: std::collections::HashMap<String, usize> = records
+            .iter()
+            .enumerate()
+            .map(|(at, record)| (record.account_id.clone(), at))
+            .collect();
+        let record_of = |account_id: &str| position.get(account_id).copied();
         let failures: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT account_id, arn, error_code, error_message FROM aardvark_run_failures \
              WHERE run_id = $1 ORDER BY id",
@@ -411,8 +418,10 @@ impl Database {
         .fetch_all(self.pool())
         .await?;
         for (account_id, arn, code, message) in failures {
-            if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
-                record.failures.push(RecordedFailure { arn, code, message });
+            if let Some(at) = record_of(&account_id) {
+                records[at]
+                    .failures
+                    .push(RecordedFailure { arn, code, message });
             }
         }
         let vanished: Vec<(String, String)> = sqlx::query_as(
@@ -422,8 +431,8 @@ impl Database {
         .fetch_all(self.pool())
         .await?;
         for (account_id, arn) in vanished {
-            if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
-                record.vanished.push(arn);
+            if let Some(at) = record_of(&account_id) {
+                records[at].vanished.push(arn);
             }
         }
         let named: Vec<(String, String, String)> = sqlx::query_as(
@@ -433,10 +442,10 @@ impl Database {
         .fetch_all(self.pool())
         .await?;
         for (account_id, arn, outcome) in named {
-            if let Some(record) = records.iter_mut().find(|r| r.account_id == account_id) {
+            if let Some(at) = record_of(&account_id) {
                 match outcome.as_str() {
-                    PRUNED => record.pruned.push(arn),
-                    NOT_FOUND => record.not_found.push(arn),
+                    PRUNED => records[at].pruned.push(arn),
+                    NOT_FOUND => records[at].not_found.push(arn),
                     _ => {}
                 }
             }
