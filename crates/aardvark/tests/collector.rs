@@ -464,6 +464,7 @@ fn explicit_principal(
                 .collect(),
         ),
         faults,
+        identity: None,
     }
 }
 

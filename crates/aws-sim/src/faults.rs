@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 
+use crate::identity::IdentityCall;
 use crate::reply::Reply;
 use crate::scenario::{AssumeRoleFault, PrincipalKind, ResolvedPrincipal};
-use crate::state::{AccountState, SimState};
+use crate::state::{AccountState, ReportState, SimState};
 use crate::xml;
 
 /// Marker payload of the unwind that drops a connection without an answer.
@@ -152,5 +153,54 @@ pub(crate) fn job_state(
         JobState::Failed
     } else {
         JobState::Completed
+    }
+}
+
+/// Whether the account's identity faults deny `call` (the spoke role lacks the permission).
+pub(crate) fn identity_denied(account: &AccountState, call: IdentityCall) -> bool {
+    account.account.faults.identity.deny.contains(&call)
+}
+
+/// What `GenerateCredentialReport` meets: `LimitExceeded` for the first calls the scenario
+/// says, then `STARTED` while the report is being built (once, or as often as the scenario
+/// says), then `COMPLETE`. Counts the call in `report`.
+pub(crate) enum ReportGeneration {
+    LimitExceeded,
+    Started,
+    Complete,
+}
+
+pub(crate) fn report_generation(
+    account: &AccountState,
+    report: &mut ReportState,
+) -> ReportGeneration {
+    let faults = &account.account.faults.identity;
+    if report.refused < faults.generate_limit_exceeded {
+        report.refused += 1;
+        ReportGeneration::LimitExceeded
+    } else if report.generated_ms.is_none() && report.started < faults.report_started.max(1) {
+        report.started += 1;
+        ReportGeneration::Started
+    } else {
+        ReportGeneration::Complete
+    }
+}
+
+/// What `GetCredentialReport` meets on its `n`-th call once a report exists: `ReportInProgress`
+/// for the first ones, then `ReportExpired` for the next ones, then the report.
+pub(crate) enum ReportRead {
+    InProgress,
+    Expired,
+    Ready,
+}
+
+pub(crate) fn report_read(account: &AccountState, n: u32) -> ReportRead {
+    let faults = &account.account.faults.identity;
+    if n <= faults.report_in_progress {
+        ReportRead::InProgress
+    } else if n <= faults.report_in_progress + faults.report_expired {
+        ReportRead::Expired
+    } else {
+        ReportRead::Ready
     }
 }

@@ -13,8 +13,6 @@ use crate::xml::{iso8601_millis, iso8601_seconds};
 
 /// AWS managed policies `ListPolicies` returns for `Scope=AWS` or `All`.
 const AWS_MANAGED: &[&str] = &["AdministratorAccess", "ReadOnlyAccess", "SecurityAudit"];
-/// When the simulated principals were created.
-const CREATE_DATE: &str = "2020-01-01T00:00:00Z";
 const DEFAULT_MAX_ITEMS: usize = 100;
 
 /// The operation name an action is counted under.
@@ -26,11 +24,15 @@ pub(crate) fn operation_name(action: &str) -> &'static str {
         "ListPolicies" => "ListPolicies",
         "GenerateServiceLastAccessedDetails" => "GenerateServiceLastAccessedDetails",
         "GetServiceLastAccessedDetails" => "GetServiceLastAccessedDetails",
+        "GetAccountAuthorizationDetails" => "GetAccountAuthorizationDetails",
+        "GenerateCredentialReport" => "GenerateCredentialReport",
+        "GetCredentialReport" => "GetCredentialReport",
+        "ListAccessKeys" => "ListAccessKeys",
         _ => "Unknown",
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Reply {
+pub(crate) fn error(status: StatusCode, code: &str, message: &str, request_id: &str) -> Reply {
     Reply::query_error(status, xml::IAM_NAMESPACE, code, message, request_id)
 }
 
@@ -53,7 +55,7 @@ fn unknown_action(action: &str, request_id: &str) -> Reply {
 }
 
 /// `MaxItems` (1..=1000) capped by the account's page size, and the offset `Marker` encodes.
-fn page_window(
+pub(crate) fn page_window(
     params: &HashMap<String, String>,
     page_size: Option<u32>,
     request_id: &str,
@@ -86,7 +88,7 @@ fn decode_marker(marker: &str) -> Option<usize> {
     (value % 7919 == 0).then_some(value / 7919)
 }
 
-fn truncation(xml: &mut Xml, next: Option<usize>) {
+pub(crate) fn truncation(xml: &mut Xml, next: Option<usize>) {
     xml.element("IsTruncated", next.is_some());
     if let Some(next) = next {
         xml.element("Marker", encode_marker(next));
@@ -94,7 +96,7 @@ fn truncation(xml: &mut Xml, next: Option<usize>) {
 }
 
 /// One page of `items` from `offset`, and where the next page starts.
-fn page<T>(items: &[T], offset: usize, limit: usize) -> (&[T], Option<usize>) {
+pub(crate) fn page<T>(items: &[T], offset: usize, limit: usize) -> (&[T], Option<usize>) {
     let start = offset.min(items.len());
     let end = (start + limit).min(items.len());
     (&items[start..end], (end < items.len()).then_some(end))
@@ -181,7 +183,8 @@ pub(crate) fn handle(
     match action {
         "GenerateServiceLastAccessedDetails" => generate(state, account, params, request_id),
         "GetServiceLastAccessedDetails" => get_details(state, account, params, request_id),
-        other => unknown_action(other, request_id),
+        other => crate::details::handle(state, account, other, params, request_id)
+            .unwrap_or_else(|| unknown_action(other, request_id)),
     }
 }
 
@@ -213,6 +216,7 @@ fn listed_principal(
     member_name: &str,
     principal: &ResolvedPrincipal,
 ) {
+    let created = iso8601_seconds(principal.created_ms());
     result
         .element("Path", &principal.path)
         .element(member_name, &principal.name);
@@ -221,7 +225,7 @@ fn listed_principal(
             result
                 .element("RoleId", &principal.id)
                 .element("Arn", &principal.arn)
-                .element("CreateDate", CREATE_DATE)
+                .element("CreateDate", created)
                 .element(
                     "AssumeRolePolicyDocument",
                     "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D",
@@ -232,13 +236,13 @@ fn listed_principal(
             result
                 .element("UserId", &principal.id)
                 .element("Arn", &principal.arn)
-                .element("CreateDate", CREATE_DATE);
+                .element("CreateDate", created);
         }
         PrincipalKind::Group => {
             result
                 .element("GroupId", &principal.id)
                 .element("Arn", &principal.arn)
-                .element("CreateDate", CREATE_DATE);
+                .element("CreateDate", created);
         }
         PrincipalKind::Policy => {
             result
@@ -248,8 +252,8 @@ fn listed_principal(
                 .element("AttachmentCount", 1)
                 .element("PermissionsBoundaryUsageCount", 0)
                 .element("IsAttachable", true)
-                .element("CreateDate", CREATE_DATE)
-                .element("UpdateDate", CREATE_DATE);
+                .element("CreateDate", &created)
+                .element("UpdateDate", &created);
         }
     }
 }

@@ -14,6 +14,7 @@
 // Layers, each using only those above it in this list: data, then shared state and faults,
 // then the services, then the router.
 mod catalog;
+pub mod identity;
 pub mod scenario;
 mod xml;
 
@@ -23,6 +24,7 @@ mod stats;
 
 mod faults;
 
+mod details;
 mod iam;
 mod organizations;
 mod s3;

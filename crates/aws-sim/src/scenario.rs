@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog;
+use crate::identity::{self, Identity, IdentityFaults};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -164,6 +165,9 @@ pub struct Principal {
     pub services: Option<Vec<ServiceUse>>,
     #[serde(default)]
     pub faults: PrincipalFaults,
+    /// Explicit identity details; generated from the seed when absent.
+    #[serde(default)]
+    pub identity: Option<Identity>,
 }
 
 fn root_path() -> String {
@@ -269,6 +273,8 @@ pub struct AccountFaults {
     pub session_seconds: Option<u64>,
     /// Largest page of a listing or job result, whatever `MaxItems` asks.
     pub page_size: Option<u32>,
+    /// Faults of `GetAccountAuthorizationDetails`, the credential report and `ListAccessKeys`.
+    pub identity: IdentityFaults,
 }
 
 /// Faults of one principal's Access Advisor job.
@@ -318,6 +324,19 @@ pub struct ResolvedPrincipal {
     pub id: String,
     pub services: Vec<ResolvedService>,
     pub faults: PrincipalFaults,
+    /// Creation, tags, last use, password, keys (ids filled in), groups, attached policies.
+    pub identity: Identity,
+    /// Inline policies (name, document JSON): one granting the principal's services. For a
+    /// managed policy, its default version's document.
+    pub policies: Vec<(String, String)>,
+}
+
+impl ResolvedPrincipal {
+    pub fn created_ms(&self) -> i64 {
+        self.identity
+            .created_ms
+            .unwrap_or(identity::DEFAULT_CREATED_MS)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,6 +480,7 @@ impl Scenario {
             path: "/".into(),
             services: None,
             faults,
+            identity: None,
         };
         scenario.accounts.push(Account {
             id: "999900000001".into(),
@@ -578,6 +598,7 @@ impl Scenario {
                 self.resolve_principal(spec, arn, &entity)
             })
             .collect();
+        let principals = self.with_identities(specs, principals);
         ResolvedAccount {
             id: account.id.clone(),
             name: account
@@ -607,6 +628,7 @@ impl Scenario {
                 path: "/".into(),
                 services: None,
                 faults: PrincipalFaults::default(),
+                identity: None,
             });
         }
         let counts = [
@@ -628,6 +650,7 @@ impl Scenario {
                     path: path.into(),
                     services: None,
                     faults: PrincipalFaults::default(),
+                    identity: None,
                 });
             }
         }
@@ -655,7 +678,83 @@ impl Scenario {
             arn,
             services,
             faults: spec.faults,
+            identity: Identity::default(),
+            policies: Vec::new(),
         }
+    }
+
+    /// Each principal's identity (explicit, or generated), its inline policy granting its
+    /// services, and the generated world's links: user `i` in group `i mod groups`, the
+    /// collector's role with `SecurityAudit`, every third other role with the first
+    /// customer-managed policy.
+    fn with_identities(
+        &self,
+        specs: Vec<Principal>,
+        mut principals: Vec<ResolvedPrincipal>,
+    ) -> Vec<ResolvedPrincipal> {
+        let names_of = |kind: PrincipalKind| -> Vec<String> {
+            principals
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        let (groups, policies) = (
+            names_of(PrincipalKind::Group),
+            names_of(PrincipalKind::Policy),
+        );
+        let mut index_in_kind = std::collections::HashMap::new();
+        for (spec, principal) in specs.into_iter().zip(principals.iter_mut()) {
+            let index: &mut usize = index_in_kind.entry(principal.kind).or_default();
+            let h = mix(self.seed ^ 0x1D, &principal.arn);
+            let newest_use = principal
+                .services
+                .iter()
+                .filter_map(|s| s.last_authenticated_ms)
+                .max();
+            let mut identity = spec.identity.clone().unwrap_or_else(|| {
+                let mut generated = identity::generated(
+                    principal.kind == PrincipalKind::User,
+                    *index as u64,
+                    h,
+                    self.reference_time_ms,
+                    newest_use,
+                );
+                match principal.kind {
+                    PrincipalKind::User if !groups.is_empty() => {
+                        generated.groups = vec![groups[*index % groups.len()].clone()];
+                    }
+                    PrincipalKind::Role if principal.name == self.role_name => {
+                        generated.managed_policies = vec![identity::AUDIT_POLICY.into()];
+                    }
+                    PrincipalKind::Role if *index % 3 == 1 && !policies.is_empty() => {
+                        generated.managed_policies = vec![policies[0].clone()];
+                    }
+                    _ => {}
+                }
+                generated
+            });
+            for (slot, key) in identity.access_keys.iter_mut().enumerate() {
+                if key.id.is_none() {
+                    let hash = mix(h, &slot.to_string());
+                    key.id = Some(format!("AKIA{:016X}", hash));
+                }
+            }
+            *index += 1;
+            let namespaces: Vec<&str> = principal
+                .services
+                .iter()
+                .map(|s| s.namespace.as_str())
+                .collect();
+            let document = identity::grant_document(&namespaces);
+            principal.policies = match principal.kind {
+                PrincipalKind::Policy => vec![("v1".into(), document)],
+                _ if namespaces.is_empty() => Vec::new(),
+                _ => vec![(format!("{}-access", principal.name), document)],
+            };
+            principal.identity = identity;
+        }
+        principals
     }
 
     fn generate_services(

@@ -18,6 +18,19 @@ pub(crate) struct AccountState {
     /// The throttling fault's token bucket.
     pub bucket: Option<Mutex<TokenBucket>>,
     pub counters: AccountCounters,
+    /// The credential report's life and the identity calls made so far (for the faults that
+    /// hit the first N).
+    pub report: Mutex<ReportState>,
+}
+
+/// An account's credential report: generations refused and answered `STARTED` so far,
+/// reads so far, and when the report was built (simulated epoch milliseconds).
+#[derive(Debug, Default)]
+pub(crate) struct ReportState {
+    pub refused: u32,
+    pub started: u32,
+    pub get_calls: u32,
+    pub generated_ms: Option<i64>,
 }
 
 /// An Access Advisor job.
@@ -93,6 +106,7 @@ impl SimState {
                     by_arn,
                     bucket,
                     counters: AccountCounters::default(),
+                    report: Mutex::new(ReportState::default()),
                 };
                 (state.account.id.clone(), state)
             })

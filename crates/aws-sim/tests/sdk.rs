@@ -475,6 +475,7 @@ async fn action_level_jobs_report_tracked_actions() {
                 }],
             }]),
             faults: PrincipalFaults::default(),
+            identity: None,
         }],
         ..Default::default()
     });
@@ -519,6 +520,7 @@ async fn principal_faults_fail_hang_or_vanish() {
         path: "/".into(),
         services: None,
         faults,
+        identity: None,
     };
     scenario.accounts.push(aws_sim::scenario::Account {
         id: A.into(),
@@ -1073,4 +1075,240 @@ async fn scenario_files_load_and_bad_ones_name_the_problem() {
         .unwrap()
         .to_string();
     assert!(err.contains("not 12 digits"), "{err}");
+}
+
+#[tokio::test]
+async fn identity_details_page_and_decode_like_aws() {
+    let sim = aws_sim::start(Scenario::generated(3, 1, 12)).await.unwrap();
+    let iam = iam_in(&sim, A, false).await;
+    let world = sim.scenario().world().unwrap();
+    let account = &world[0];
+    // Pages of 2 through every entity; then a filter of roles only.
+    let mut pages = iam
+        .get_account_authorization_details()
+        .max_items(2)
+        .into_paginator()
+        .send();
+    let (mut users, mut groups, mut roles, mut policies, mut count) = (0, 0, 0, 0, 0);
+    let mut role_last_used = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.unwrap();
+        count += 1;
+        users += page.user_detail_list().len();
+        groups += page.group_detail_list().len();
+        policies += page.policies().len();
+        for role in page.role_detail_list() {
+            roles += 1;
+            let document = role.role_policy_list().first().map(|p| {
+                percent_encoding::percent_decode_str(p.policy_document().unwrap())
+                    .decode_utf8()
+                    .unwrap()
+                    .into_owned()
+            });
+            let expected = account
+                .principals
+                .iter()
+                .find(|p| Some(p.arn.as_str()) == role.arn())
+                .unwrap();
+            assert_eq!(document, expected.policies.first().map(|(_, d)| d.clone()));
+            assert!(role.tags().iter().any(|t| t.key() == "team"));
+            role_last_used.push((
+                role.role_last_used()
+                    .and_then(|used| used.last_used_date())
+                    .map(|d| d.to_millis().unwrap()),
+                expected.identity.last_used_ms,
+            ));
+        }
+    }
+    let of = |kind: PrincipalKind| account.principals.iter().filter(|p| p.kind == kind).count();
+    assert_eq!(
+        (users, groups, roles),
+        (
+            of(PrincipalKind::User),
+            of(PrincipalKind::Group),
+            of(PrincipalKind::Role)
+        )
+    );
+    // The account's policies, and AWS's SecurityAudit that its collector role attaches.
+    assert_eq!(policies, of(PrincipalKind::Policy) + 1);
+    assert_eq!(count, (users + groups + roles + policies).div_ceil(2));
+    assert!(role_last_used.iter().all(|(got, want)| got == want));
+    assert!(role_last_used.iter().any(|(got, _)| got.is_some()));
+    let only_roles = iam
+        .get_account_authorization_details()
+        .filter(aws_sdk_iam::types::EntityType::Role)
+        .send()
+        .await
+        .unwrap();
+    assert!(only_roles.user_detail_list().is_empty() && only_roles.policies().is_empty());
+    assert_eq!(only_roles.role_detail_list().len(), of(PrincipalKind::Role));
+}
+
+#[tokio::test]
+async fn credential_reports_start_complete_and_list_every_user() {
+    let sim = aws_sim::start(Scenario::generated(3, 1, 40)).await.unwrap();
+    let iam = iam_in(&sim, A, false).await;
+    let early = iam.get_credential_report().send().await.unwrap_err();
+    assert_eq!(code_and_message(&early).0, "ReportNotPresent");
+    let first = iam.generate_credential_report().send().await.unwrap();
+    assert_eq!(first.state().unwrap().as_str(), "STARTED");
+    let waiting = iam.get_credential_report().send().await.unwrap_err();
+    assert_eq!(code_and_message(&waiting).0, "ReportInProgress");
+    let second = iam.generate_credential_report().send().await.unwrap();
+    assert_eq!(second.state().unwrap().as_str(), "COMPLETE");
+    let report = iam.get_credential_report().send().await.unwrap();
+    let csv = String::from_utf8(report.content().unwrap().as_ref().to_vec()).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("user,arn,user_creation_time,password_enabled,password_last_used"));
+    assert!(lines[1].starts_with("<root_account>,arn:aws:iam::100000000000:root,"));
+    let world = sim.scenario().world().unwrap();
+    let users: Vec<_> = world[0]
+        .principals
+        .iter()
+        .filter(|p| p.kind == PrincipalKind::User)
+        .collect();
+    assert_eq!(lines.len(), 2 + users.len());
+    assert!(lines.iter().all(|line| line.split(',').count() == 22));
+    // The world holds every case the findings need.
+    assert!(users.iter().any(|u| u.identity.password.is_none()));
+    assert!(users.iter().any(|u| u
+        .identity
+        .password
+        .as_ref()
+        .is_some_and(|p| p.last_used_ms.is_none())));
+    assert!(users.iter().any(|u| u.identity.access_keys.len() == 2));
+    assert!(users
+        .iter()
+        .flat_map(|u| &u.identity.access_keys)
+        .any(|k| !k.active));
+    assert!(users
+        .iter()
+        .flat_map(|u| &u.identity.access_keys)
+        .any(|k| k.last_used_ms.is_none()));
+    assert!(csv.contains(",no_information,") && csv.contains(",N/A,"));
+    let with_keys = users
+        .iter()
+        .find(|u| u.identity.access_keys.len() == 2)
+        .unwrap();
+    let keys = iam
+        .list_access_keys()
+        .user_name(&with_keys.name)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = keys
+        .access_key_metadata()
+        .iter()
+        .filter_map(|k| k.access_key_id())
+        .collect();
+    let expected: Vec<&str> = with_keys
+        .identity
+        .access_keys
+        .iter()
+        .filter_map(|k| k.id.as_deref())
+        .collect();
+    assert_eq!(ids, expected);
+    let missing = iam
+        .list_access_keys()
+        .user_name("nobody")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&missing).0, "NoSuchEntity");
+}
+
+#[tokio::test]
+async fn identity_faults_deny_limit_and_expire() {
+    use aws_sim::identity::{IdentityCall, IdentityFaults};
+    let scenario = Scenario::generated(3, 2, 8).with_account_faults(
+        B,
+        AccountFaults {
+            identity: IdentityFaults {
+                deny: vec![
+                    IdentityCall::GetAccountAuthorizationDetails,
+                    IdentityCall::ListAccessKeys,
+                ],
+                generate_limit_exceeded: 1,
+                report_in_progress: 1,
+                report_expired: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let sim = aws_sim::start(scenario).await.unwrap();
+    let iam = iam_in(&sim, B, false).await;
+    let denied = iam
+        .get_account_authorization_details()
+        .send()
+        .await
+        .unwrap_err();
+    let (code, message) = code_and_message(&denied);
+    assert_eq!(code, "AccessDenied");
+    assert!(
+        message.contains("iam:GetAccountAuthorizationDetails"),
+        "{message}"
+    );
+    let keys = iam
+        .list_access_keys()
+        .user_name("user-0000")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code_and_message(&keys).0, "AccessDenied");
+    let limited = iam.generate_credential_report().send().await.unwrap_err();
+    assert_eq!(code_and_message(&limited).0, "LimitExceeded");
+    assert_eq!(
+        iam.generate_credential_report()
+            .send()
+            .await
+            .unwrap()
+            .state()
+            .unwrap()
+            .as_str(),
+        "STARTED"
+    );
+    assert_eq!(
+        iam.generate_credential_report()
+            .send()
+            .await
+            .unwrap()
+            .state()
+            .unwrap()
+            .as_str(),
+        "COMPLETE"
+    );
+    let busy = iam.get_credential_report().send().await.unwrap_err();
+    assert_eq!(code_and_message(&busy).0, "ReportInProgress");
+    let expired = iam.get_credential_report().send().await.unwrap_err();
+    assert_eq!(code_and_message(&expired).0, "ReportExpired");
+    // Expired: generated again, then read.
+    assert_eq!(
+        iam.generate_credential_report()
+            .send()
+            .await
+            .unwrap()
+            .state()
+            .unwrap()
+            .as_str(),
+        "STARTED"
+    );
+    assert_eq!(
+        iam.generate_credential_report()
+            .send()
+            .await
+            .unwrap()
+            .state()
+            .unwrap()
+            .as_str(),
+        "COMPLETE"
+    );
+    assert!(iam.get_credential_report().send().await.is_ok());
+    // The other account is untouched.
+    let fine = iam_in(&sim, A, false).await;
+    assert!(fine
+        .get_account_authorization_details()
+        .send()
+        .await
+        .is_ok());
 }
