@@ -6,6 +6,8 @@
 //! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100;
 //! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size;
 //! AARDVARK_BENCH_GRANULARITY=service collects at service level instead of the default.
+//! At 200 x 50 the same run without identity details (`UPDATER_IDENTITY_DETAILS: false`)
+//! follows, and what they add to the wall time is printed.
 
 mod common;
 
@@ -23,6 +25,7 @@ use aardvark::db::Database;
 use aws_sdk_sts::config::Credentials;
 use aws_sim::{RateLimit, Scenario};
 
+#[derive(Clone, Copy)]
 struct Case {
     accounts: u32,
     principals: u32,
@@ -35,6 +38,8 @@ struct Case {
     job_ms: u64,
     /// `UPDATER_NUM_THREADS`, when not the shipped default.
     threads: Option<usize>,
+    /// `UPDATER_IDENTITY_DETAILS: false`: the baseline of what identity details cost.
+    without_identity: bool,
 }
 
 /// Clock ticks per second of /proc's CPU times.
@@ -57,7 +62,8 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / TICKS
 }
 
-async fn run(case: &Case) {
+/// Runs one case; returns its wall time.
+async fn run(case: &Case) -> f64 {
     let mut scenario = Scenario::generated(2026, case.accounts, case.principals);
     scenario.defaults.latency_ms = case.latency_ms;
     scenario.defaults.job_polls = Some(case.job_polls);
@@ -67,9 +73,26 @@ async fn run(case: &Case) {
         burst: case.burst,
     });
     // The scenario's world is dropped at once: the collector's memory is what is measured.
-    let principals_per_account = scenario.world().unwrap()[0].principals.len() as f64;
+    let (principals_per_account, identity_calls) = {
+        let world = scenario.world().unwrap();
+        let first = &world[0].principals;
+        // One page of authorization details (principals and SecurityAudit: under 1,000),
+        // the report generated (`STARTED`, then `COMPLETE`) and read, and one
+        // `ListAccessKeys` per user with a key.
+        let with_keys = first
+            .iter()
+            .filter(|p| !p.identity.access_keys.is_empty())
+            .count();
+        let calls = if case.without_identity {
+            0.0
+        } else {
+            4.0 + with_keys as f64
+        };
+        (first.len() as f64, calls)
+    };
     let list_calls = 4.0;
     let calls_per_account = list_calls
+        + identity_calls
         + 2.0 * principals_per_account
         + f64::from(case.job_polls - 1) * principals_per_account;
     let per_account = calls_per_account / case.rate
@@ -121,6 +144,7 @@ async fn run(case: &Case) {
     if let Some(threads) = case.threads {
         settings.updater_num_threads = threads;
     }
+    settings.updater_identity_details = !case.without_identity;
     // AARDVARK_BENCH_GRANULARITY=service measures service-level jobs beside the default.
     if let Ok(name) = std::env::var("AARDVARK_BENCH_GRANULARITY") {
         settings.updater_granularity = match name.as_str() {
@@ -159,10 +183,13 @@ async fn run(case: &Case) {
         .unwrap_or_default();
     let _ = sim.wait();
     let calls = case.accounts as f64 * calls_per_account;
-    let threads = case
+    let mut threads = case
         .threads
         .map(|n| format!(", UPDATER_NUM_THREADS={n}"))
         .unwrap_or_default();
+    if case.without_identity {
+        threads.push_str(", UPDATER_IDENTITY_DETAILS=false (baseline)");
+    }
     println!(
         "collection {}x{} (P={principals_per_account}), latency {} ms, {}/s burst {}, jobs done on poll {} and after {} ms, shipped defaults{threads}:",
         case.accounts, case.principals, case.latency_ms, case.rate, case.burst, case.job_polls, case.job_ms
@@ -195,6 +222,7 @@ async fn run(case: &Case) {
         print!("  not everything was collected:\n{}", report.summary());
     }
     db.close().await;
+    wall
 }
 
 #[tokio::main]
@@ -211,6 +239,7 @@ async fn main() {
         job_polls: 2,
         job_ms: 2000,
         threads,
+        without_identity: false,
     };
     let mut cases = vec![
         case(200, 50, None),
@@ -225,7 +254,20 @@ async fn main() {
     let only = std::env::var("AARDVARK_BENCH_ONLY").unwrap_or_default();
     for case in &cases {
         if format!("{}x{}", case.accounts, case.principals).contains(&only) {
-            run(case).await;
+            let wall = run(case).await;
+            // What identity details (authorization details, the credential report, access
+            // keys) add to a collection, against the same run without them.
+            if case.accounts == 200 && case.principals == 50 {
+                let baseline = run(&Case {
+                    without_identity: true,
+                    ..*case
+                })
+                .await;
+                println!(
+                    "  identity details cost: {wall:.2} s with, {baseline:.2} s without: {:+.1}% wall time",
+                    100.0 * (wall / baseline - 1.0)
+                );
+            }
         }
     }
 }

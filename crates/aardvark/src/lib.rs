@@ -10,6 +10,7 @@ pub mod collector;
 pub mod config;
 pub mod db;
 pub mod error_text;
+pub mod findings;
 pub mod hosts;
 mod named;
 pub mod service;

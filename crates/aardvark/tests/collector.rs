@@ -805,6 +805,18 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
             .iter()
             .map(|p| serde_json::json!({"arn": p.arn, "code": p.failure.code, "message": p.failure.message}))
             .collect();
+        // Every listed account had its identity parts collected; a failed one has none.
+        let parts: Vec<serde_json::Value> = account
+            .parts
+            .iter()
+            .map(|p| serde_json::json!({"part": p.part.as_str(), "status": p.status.as_str(), "failure": null}))
+            .collect();
+        let expected_parts = if account.status == AccountStatus::Failed {
+            0
+        } else {
+            3
+        };
+        assert_eq!(parts.len(), expected_parts, "{}", account.id);
         assert_eq!(
             served,
             &serde_json::json!({
@@ -818,6 +830,7 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
                 "interrupted": 0,
                 "pruned": [],
                 "not_found": [],
+                "parts": parts,
                 "duration_ms": served["duration_ms"],
             }),
         );

@@ -476,6 +476,99 @@ async fn the_dashboard_in_a_headless_browser() {
         .await
         .unwrap();
     wait_for(&client, "#unused-accounts").await;
+    // Findings: the overview's counts are the API's; a finding is archived from its page, with
+    // the token, and its history says who and why.
+    let summary = secured
+        .send(
+            secured
+                .client
+                .get(format!("{}/api/1/findings/summary", secured.base_url))
+                .bearer_auth(TOKEN),
+        )
+        .await
+        .json();
+    client
+        .goto(&format!("{}/#/", secured.base_url))
+        .await
+        .unwrap();
+    wait_for(&client, "#finding-cards").await;
+    for kind in [
+        "unused_role",
+        "unused_access_key",
+        "unused_password",
+        "unused_permission",
+    ] {
+        let shown = texts(&client, &format!("[data-findings={kind}]")).await;
+        assert_eq!(
+            shown,
+            [summary["totals"][kind]["active"].to_string()],
+            "{kind}"
+        );
+    }
+    assert!(
+        summary["totals"]["unused_access_key"]["active"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    client
+        .goto(&format!(
+            "{}/#/findings?type=unused_access_key&status=active",
+            secured.base_url
+        ))
+        .await
+        .unwrap();
+    wait_for(&client, "#findings tbody tr").await;
+    screenshot(&client, "findings").await;
+    let id = script(
+        &client,
+        "return document.querySelector('#findings tbody tr').dataset.finding",
+    )
+    .await;
+    let id = id.as_str().unwrap().to_owned();
+    client
+        .find(Locator::Css("#findings tbody tr a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#evidence").await;
+    client
+        .find(Locator::Css("#finding-reason"))
+        .await
+        .unwrap()
+        .send_keys("a break-glass key")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#finding-action"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let archived = loop {
+        let finding = secured
+            .send(
+                secured
+                    .client
+                    .get(format!("{}/api/1/findings/{id}", secured.base_url))
+                    .bearer_auth(TOKEN),
+            )
+            .await
+            .json();
+        if finding["status"] == "archived" || Instant::now() > deadline {
+            break finding;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(archived["status"], "archived", "{archived}");
+    assert_eq!(archived["reason"], "a break-glass key");
+    assert_eq!(archived["archived_by"], "dashboard");
+    wait_for(&client, "#finding-history tbody tr:nth-child(2)").await;
+    screenshot(&client, "finding").await;
     // A token the server refuses brings the prompt back.
     script(
         &client,
@@ -647,9 +740,17 @@ async fn the_parameters_the_dashboard_relies_on() {
     let paged = app.get("/api/1/unused?account=100000000000&days=3650&status=with_unused_services&count=2&page=2").await.json();
     assert_eq!(paged["page"], 2);
     assert!(paged["principals"].as_array().unwrap().len() <= 2);
-    app.get("/api/1/unused?status=unused")
-        .await
-        .assert_error(400, "'status' needs 'account'");
+    // Without `account`: the principals behind every account's count.
+    let everywhere = app.get("/api/1/unused?status=unused&count=0").await.json();
+    let totals = app.get("/api/1/unused/accounts?count=1000").await.json();
+    let sum: u64 = totals["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|account| account["unused"].as_u64().unwrap())
+        .sum();
+    assert!(sum > 0);
+    assert_eq!(everywhere["total"], sum);
     app.get("/api/1/unused?account=100000000000&status=idle")
         .await
         .assert_error(400, "status");

@@ -93,7 +93,7 @@ pub(crate) fn generated(
         key: "team".into(),
         value: teams[(h % 4) as usize].into(),
     }];
-    if h % 5 == 0 {
+    if h.is_multiple_of(5) {
         tags.push(Tag {
             key: "env".into(),
             value: "dev".into(),
@@ -108,7 +108,7 @@ pub(crate) fn generated(
     if kind_is_user {
         identity.last_used_ms = None;
         identity.last_used_region = None;
-        identity.mfa_active = h % 3 == 0;
+        identity.mfa_active = h.is_multiple_of(3);
         identity.password = match index % 4 {
             0 => None,
             1 => Some(Password {
@@ -124,10 +124,10 @@ pub(crate) fn generated(
         identity.access_keys = (0..keys)
             .map(|slot| {
                 let k = h >> (16 + 8 * slot);
-                let used = (index + slot) % 3 != 0;
+                let used = !(index + slot).is_multiple_of(3);
                 AccessKey {
                     id: None,
-                    active: (index + slot) % 5 != 0,
+                    active: !(index + slot).is_multiple_of(5),
                     created_ms: days_ago(300 + (k >> 4) % 300),
                     last_used_ms: used.then(|| days_ago((k >> 6) % 250)),
                     last_used_region: used.then(|| "us-east-1".into()),

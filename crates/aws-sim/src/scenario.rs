@@ -618,10 +618,15 @@ impl Scenario {
     }
 
     /// The account's principals before they are resolved: the role aardvark assumes (unless
-    /// the scenario says it is missing), the generated ones, then the explicit ones.
+    /// the scenario says it is missing, or lists it among the explicit ones), the generated
+    /// ones, then the explicit ones.
     fn principal_specs(&self, account: &Account, faults: &AccountFaults) -> Vec<Principal> {
         let mut specs: Vec<Principal> = Vec::new();
-        if faults.assume_role != Some(AssumeRoleFault::RoleMissing) {
+        let explicit_role = account
+            .principals
+            .iter()
+            .any(|p| p.kind == PrincipalKind::Role && p.name == self.role_name);
+        if faults.assume_role != Some(AssumeRoleFault::RoleMissing) && !explicit_role {
             specs.push(Principal {
                 kind: PrincipalKind::Role,
                 name: self.role_name.clone(),

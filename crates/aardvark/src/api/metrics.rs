@@ -199,7 +199,43 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
     if let Some(run) = latest {
         register_last_run(&mut registry, &run);
     }
+    register_findings(&mut registry, &reader.database().finding_counts().await?);
     Ok(registry)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FindingLabels {
+    finding_type: String,
+    status: String,
+}
+
+/// Findings by type and status over every account (every pair, zeros included).
+fn register_findings(registry: &mut Registry, counts: &crate::db::findings::FindingCounts) {
+    use crate::db::findings::{FindingStatus, FindingType};
+    let mut totals: std::collections::BTreeMap<(FindingType, FindingStatus), i64> =
+        std::collections::BTreeMap::new();
+    for kind in FindingType::ALL {
+        for status in [
+            FindingStatus::Active,
+            FindingStatus::Resolved,
+            FindingStatus::Archived,
+        ] {
+            totals.insert((kind, status), 0);
+        }
+    }
+    for ((_, kind), by_status) in counts {
+        for (status, count) in by_status {
+            *totals.entry((*kind, *status)).or_default() += count;
+        }
+    }
+    let findings = gauges(totals.into_iter().map(|((kind, status), count)| {
+        let labels = FindingLabels {
+            finding_type: kind.as_str().to_owned(),
+            status: status.as_str().to_owned(),
+        };
+        (labels, count)
+    }));
+    registry.register("aardvark_findings", "Findings by type and status", findings);
 }
 
 /// A gauge per label set, each set to its value.

@@ -14,6 +14,7 @@ pub mod costly;
 mod dashboard;
 mod declared;
 mod edge;
+pub mod findings;
 mod history;
 mod metrics;
 mod openapi;
@@ -203,6 +204,17 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         .route("/api/1/unused", get(unused::unused))
         .route("/api/1/unused/accounts", get(unused::unused_accounts))
         .route("/api/1/actions", get(unused::actions))
+        .route("/api/1/findings", get(findings::findings))
+        .route("/api/1/findings/summary", get(findings::summary))
+        .route("/api/1/findings/{id}", get(findings::finding))
+        .route(
+            "/api/1/findings/{id}/archive",
+            axum::routing::post(findings::archive),
+        )
+        .route(
+            "/api/1/findings/{id}/unarchive",
+            axum::routing::post(findings::unarchive),
+        )
         .route("/healthcheck", get(healthcheck))
         .merge(openapi::routes(options))
         .merge(dashboard::routes())
@@ -216,6 +228,9 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         .layer(Extension(Arc::new(costly::Costly::new(
             options.costly_queries,
         ))))
+        .layer(Extension(findings::Writes {
+            enabled: options.tokens.is_enabled(),
+        }))
         .layer(axum::middleware::from_fn_with_state(
             options.body_timeout,
             edge::read_body,

@@ -22,6 +22,11 @@ use crate::db::Reader;
         super::unused::unused,
         super::unused::unused_accounts,
         super::unused::actions,
+        super::findings::findings,
+        super::findings::summary,
+        super::findings::finding,
+        super::findings::archive,
+        super::findings::unarchive,
         super::metrics::metrics,
         super::healthcheck
     ),

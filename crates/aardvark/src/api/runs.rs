@@ -108,12 +108,41 @@ pub struct RunAccount {
     name: Option<String>,
     /// `-r` ARNs of this account that its listing did not hold.
     not_found: Vec<String>,
+    /// Identity details beside Access Advisor, collected or not.
+    parts: Vec<PartEntry>,
     /// Principals `--prune` deleted because AWS no longer listed them.
     pruned: Vec<String>,
     /// `ok`, `partial`, `failed` or `interrupted`.
     status: &'static str,
     /// Principals deleted between listing and collection.
     vanished: Vec<String>,
+}
+
+/// One identity part of an account's collection (best effort: its failure never fails the
+/// account).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PartEntry {
+    /// AWS's error, when it was not collected.
+    failure: Option<FailureBody>,
+    /// `authorization_details`, `credential_report` or `access_keys`.
+    part: &'static str,
+    /// `collected`, `failed` or `off`.
+    status: &'static str,
+}
+
+fn parts_of(record: &AccountRecord) -> Vec<PartEntry> {
+    record
+        .parts
+        .iter()
+        .map(|part| PartEntry {
+            failure: part.code.as_ref().map(|code| FailureBody {
+                code: code.clone(),
+                message: part.message.clone().unwrap_or_default(),
+            }),
+            part: part.part.as_str(),
+            status: part.status.as_str(),
+        })
+        .collect()
 }
 
 fn failure_of(record: &AccountRecord) -> Option<FailureBody> {
@@ -125,6 +154,7 @@ fn failure_of(record: &AccountRecord) -> Option<FailureBody> {
 
 impl From<AccountRecord> for RunAccount {
     fn from(record: AccountRecord) -> Self {
+        let parts = parts_of(&record);
         Self {
             collected: record.principals_collected,
             duration_ms: record.duration_ms,
@@ -141,6 +171,7 @@ impl From<AccountRecord> for RunAccount {
             id: record.account_id,
             interrupted: record.principals_interrupted,
             name: record.account_name,
+            parts,
             not_found: record.not_found,
             pruned: record.pruned,
             status: record.status.as_str(),
@@ -292,6 +323,8 @@ pub struct AccountEntry {
     /// When its latest complete collection ended; `null` if it never had one.
     last_success: Option<String>,
     name: Option<String>,
+    /// The latest record of each identity part (collected, failed or off).
+    parts: Vec<PartEntry>,
     /// Principals stored for it.
     principals: usize,
     /// Its latest outcome: `ok`, `partial`, `failed`, `interrupted`, or `never`.
@@ -355,6 +388,7 @@ pub async fn accounts(State(reader): State<Reader>, uri: Uri) -> Result<Response
             last_run: None,
             last_success: None,
             name: None,
+            parts: Vec::new(),
             principals: *principals,
             status: LatestStatus::Never.as_str(),
         });
@@ -400,6 +434,7 @@ fn account_entry(outcome: &AccountOutcome, principals: Option<&usize>) -> Accoun
         last_run: Some(outcome.run_id),
         last_success: outcome.last_success.as_deref().map(rfc3339_seconds),
         name: latest.account_name.clone(),
+        parts: parts_of(latest),
         principals: principals.copied().unwrap_or(0),
         status: LatestStatus::from(latest.status).as_str(),
     }

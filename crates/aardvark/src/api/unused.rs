@@ -102,12 +102,12 @@ fn days(params: &RequestParams) -> Result<i64, ApiError> {
         ("phrase" = Option<String>, Query, description = "Case-insensitive substring of the ARN"),
         ("arn" = Option<String>, Query, description = "Only this principal (any case)"),
         ("kind" = Option<PrincipalKind>, Query, description = "Only principals of this kind"),
-        ("status" = Option<UnusedStatus>, Query, description = "Only the principals one of `/api/1/unused/accounts`'s counts counts: `unused`, `with_unused_services` or `too_new`. Needs `account`"),
+        ("status" = Option<UnusedStatus>, Query, description = "Only the principals one of `/api/1/unused/accounts`'s counts counts: `unused`, `with_unused_services` or `too_new`"),
         super::declared::ListPaging,
     ),
     responses(
         (status = 200, description = "A page of principals", body = UnusedPage),
-        (status = 400, description = "A parameter is invalid, or `status` without `account`", body = super::ErrorBody),
+        (status = 400, description = "A parameter is invalid", body = super::ErrorBody),
         super::declared::DatabaseUnreachable,
     )
 )]
@@ -132,11 +132,6 @@ pub async fn unused(State(reader): State<Reader>, uri: Uri) -> Result<Response, 
         }
         // Counted as the totals count, over the whole account, then paged.
         Some(status) => {
-            if selection.account.is_none() {
-                return Err(ApiError::bad_request(
-                    "'status' needs 'account': the principals of one account are assessed to find them",
-                ));
-            }
             let (_, principals) = reader.unused_page(&filter, 1, i64::MAX).await?;
             let matching: Vec<PrincipalUnused> = principals
                 .into_iter()

@@ -40,12 +40,16 @@ pub async fn run(db: &Database, command: &AccountsCommand) -> anyhow::Result<Exi
     }
     for id in ids {
         let records = db.forget_account_records(id).await?;
-        let principals = if *delete_principals {
-            db.prune_account(id, &Default::default()).await?.len()
+        let (principals, findings) = if *delete_principals {
+            let principals = db.prune_account(id, &Default::default()).await?.len();
+            (
+                principals,
+                db.forget_identity_and_findings(id.as_str()).await?,
+            )
         } else {
-            0
+            (0, 0)
         };
-        println!("forgot account {id}: {records} run records, {principals} principals deleted");
+        println!("forgot account {id}: {records} run records, {principals} principals and {findings} findings deleted");
     }
     Ok(ExitCode::SUCCESS)
 }

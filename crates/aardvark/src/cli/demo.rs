@@ -122,6 +122,7 @@ fn print_suggestions(
     println!("  curl -s 'http://{address}/api/1/runs/latest'");
     println!("  curl -s 'http://{address}/api/1/unused?account={some_account}&days=90'   # granted and not used");
     println!("  curl -s 'http://{address}/api/1/unused/accounts?days=90'");
+    println!("  curl -s 'http://{address}/api/1/findings?type=unused_access_key&status=active'   # unused roles, keys, passwords, permissions");
     println!("  curl -s 'http://{address}/api/1/actions?arn={with_actions}'");
     println!("  curl -s 'http://{address}/api/1/history?arn={with_actions}'");
     println!("  open http://{address}/ for the dashboard, http://{address}/apidocs/ for the API documentation");

@@ -4,6 +4,7 @@
 mod accounts;
 #[cfg(feature = "demo")]
 mod demo;
+mod findings;
 mod report;
 pub mod wizard;
 
@@ -134,6 +135,9 @@ pub struct ServeArgs {
 pub enum ReportCommand {
     /// Principals and services not used in a window (what `/api/1/unused` answers).
     Unused(report::UnusedArgs),
+    /// Findings: unused roles, access keys, passwords and permissions (table, csv, json, or
+    /// asff for Security Hub's batch-import-findings).
+    Findings(findings::FindingsArgs),
 }
 
 /// The log format once logging is set up (a fatal error before then is printed plainly).
@@ -204,6 +208,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Report(ReportCommand::Unused(args)) => {
                 let db = open_migrated(&loaded.settings).await?;
                 report::run(&db, &args).await?;
+                db.close().await;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Report(ReportCommand::Findings(args)) => {
+                let db = open_migrated(&loaded.settings).await?;
+                findings::run(&db, &loaded.settings, &args).await?;
                 db.close().await;
                 Ok(ExitCode::SUCCESS)
             }
@@ -459,6 +469,7 @@ async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<Ex
     {
         tracing::warn!(run_id, "an earlier run's process died: marked interrupted");
     }
+    crate::findings::keep_rules_current(&db, &settings.finding_rules()).await;
     let schedule = match settings.collect_every {
         Some(every) => Some(Schedule {
             collector: Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await,

@@ -184,7 +184,7 @@ fn write_csv(out: &mut impl Write, principals: &[PrincipalUnused]) -> anyhow::Re
 }
 
 /// Rows of cells as columns padded to their widest cell.
-fn write_columns(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+pub(super) fn write_columns(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
     let columns = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|at| {

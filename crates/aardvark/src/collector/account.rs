@@ -59,15 +59,19 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
             );
         }
     };
-    let outcomes = collect_principals(
-        run,
-        account,
-        &session,
-        &pacer,
-        wanted(run, &listed),
-        &listings,
-    )
-    .await;
+    // The identity parts go beside the principals, on the same pacer: the credential
+    // report's generation waits while the jobs run.
+    let (outcomes, identity) = tokio::join!(
+        collect_principals(
+            run,
+            account,
+            &session,
+            &pacer,
+            wanted(run, &listed),
+            &listings,
+        ),
+        super::identity::collect(run, account, &session, &pacer),
+    );
     if session.sessions() > 1 {
         tracing::info!(
             account,
@@ -82,11 +86,29 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     };
     let not_found = not_found(run, account, &listed);
     let mut report = AccountReport::from_outcomes(account, target.name, listed, outcomes);
+    if !run.database_lost.load(Ordering::SeqCst) {
+        evaluate_findings(run, account, identity.judged(true)).await;
+    }
+    report.parts = identity.parts;
     report.pruned = pruned;
     report.not_found = not_found;
     report.started_at = started_at;
     report.duration = started.elapsed();
     report
+}
+
+/// Evaluates the account's findings from what was collected; a failure is logged (the
+/// findings stay as they were until the next evaluation).
+async fn evaluate_findings(run: &RunShared, account: &str, judged: crate::findings::Judged) {
+    let rules = run.settings.finding_rules();
+    match crate::findings::evaluate_account(&run.db, account, judged, &rules, run.write.run_id)
+        .await
+    {
+        Ok(changes) => tracing::debug!(account, ?changes, "findings evaluated"),
+        Err(err) => {
+            tracing::warn!(account, error = %err, "findings not evaluated; they stay as they were")
+        }
+    }
 }
 
 /// Every role, user, group and customer-managed policy of the account, all pages, paced. A

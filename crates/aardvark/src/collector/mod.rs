@@ -6,6 +6,8 @@ mod account;
 pub mod accounts;
 pub mod aws;
 pub mod calls;
+pub mod credential_report;
+mod identity;
 mod polling;
 mod principal;
 pub mod progress;
@@ -139,6 +141,7 @@ impl Collector {
             )
             .await?;
         tracing::info!(run_id, accounts = targets.len(), "collection started");
+        crate::findings::keep_rules_current(&self.db, &self.settings.finding_rules()).await;
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), run_id));
         let _stop_beating = AbortOnDropHandle::new(heartbeat);
         progress.start(targets.len());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::aws::Failure;
 pub use crate::db::runs::AccountStatus;
-use crate::db::runs::{AccountRecord, RecordedFailure, RunStatus, RunTotals};
+use crate::db::runs::{AccountRecord, RecordedFailure, RecordedPart, RunStatus, RunTotals};
 
 /// Why a principal has no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub struct AccountReport {
     pub not_found: Vec<String>,
     /// Principals `--prune` deleted because the listing no longer held them.
     pub pruned: Vec<String>,
+    /// Identity details, collected or not (best effort: never fails the account).
+    pub parts: Vec<RecordedPart>,
     pub started_at: String,
     pub duration: Duration,
 }
@@ -65,6 +67,7 @@ impl AccountReport {
             interrupted: 0,
             not_found: Vec::new(),
             pruned: Vec::new(),
+            parts: Vec::new(),
             started_at,
             duration,
         }
@@ -93,6 +96,7 @@ impl AccountReport {
             interrupted: 0,
             not_found: Vec::new(),
             pruned: Vec::new(),
+            parts: Vec::new(),
             started_at: String::new(),
             duration: Duration::ZERO,
         };
@@ -134,6 +138,7 @@ impl AccountReport {
             vanished: self.vanished.clone(),
             pruned: self.pruned.clone(),
             not_found: self.not_found.clone(),
+            parts: self.parts.clone(),
             failures: self
                 .failed
                 .iter()

@@ -245,6 +245,13 @@ settings! {
     aws_endpoint_url: Option<String> = None, "AWS_ENDPOINT_URL" => |input: &mut Input| read::url(input).map(Some);
     /// Endpoints per service: `sts`, `iam`, `s3`, `organizations`.
     aws_endpoints: BTreeMap<String, String> = BTreeMap::new(), "AWS_ENDPOINTS" => read::endpoints;
+    /// Collect each account's identity details (`GetAccountAuthorizationDetails`, the
+    /// credential report, `ListAccessKeys`) for findings; best effort per account.
+    updater_identity_details: bool = true, "UPDATER_IDENTITY_DETAILS" => read::boolean;
+    /// Findings' window: unused for this many days.
+    findings_unused_days: i64 = crate::findings::DEFAULT_DAYS, "FINDINGS_UNUSED_DAYS" => read::whole(1, crate::findings::MAX_DAYS as u64);
+    /// Findings these rules match are archived (account id, `tag:key[=value]`, ARN glob).
+    findings_exclude: Vec<crate::findings::Exclusion> = Vec::new(), "FINDINGS_EXCLUDE" => read::exclusions;
     /// How long the history of last uses is kept (`GET /api/1/history`); 0 keeps none.
     history_retention_days: u32 = 400, "HISTORY_RETENTION_DAYS" => read::whole(0, 36_500);
     swag: Option<SwagSettings> = None, "SWAG" => read::swag;
@@ -276,6 +283,16 @@ settings! {
     tls_key_file: Option<PathBuf> = None, "TLS_KEY_FILE" => read::path;
     /// How long `serve` lets requests in flight finish after SIGTERM or SIGINT.
     shutdown_timeout: Duration = Duration::from_secs(30), "SHUTDOWN_TIMEOUT_SECONDS" => read::seconds(0, 3_600);
+}
+
+impl Settings {
+    /// The window and exclusions findings are evaluated with.
+    pub fn finding_rules(&self) -> crate::findings::FindingRules {
+        crate::findings::FindingRules {
+            days: self.findings_unused_days,
+            exclusions: self.findings_exclude.clone(),
+        }
+    }
 }
 
 /// The longest schedule `COLLECT_EVERY` takes.

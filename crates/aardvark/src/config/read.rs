@@ -143,6 +143,17 @@ pub(super) fn string_list(
     }
 }
 
+/// `FINDINGS_EXCLUDE` rules.
+pub(super) fn exclusions(
+    input: &mut Input,
+) -> Result<Vec<crate::findings::Exclusion>, ConfigError> {
+    let expected = crate::findings::Exclusion::EXPECTED;
+    string_list(expected)(input)?
+        .iter()
+        .map(|rule| crate::findings::Exclusion::parse(rule).ok_or_else(|| input.invalid(expected)))
+        .collect()
+}
+
 /// `Host` names: `*`, a name (`aardvark.example.com`), a wildcard (`*.example.com`) or an IP
 /// address, without a port.
 pub(super) fn host_names(input: &mut Input) -> Result<Option<Vec<String>>, ConfigError> {

@@ -62,6 +62,17 @@ async function api(path) {
   if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
   return body;
 }
+async function apiPost(path, payload) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token() || "-"}`, "Content-Type": "application/json" },
+    body: JSON.stringify(payload),
+  });
+  if (response.status === 401) throw new Unauthorized((await response.json()).message);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.message || `HTTP ${response.status}`);
+  return body;
+}
 function askForToken(reason) {
   const dialog = document.getElementById("token-dialog");
   document.getElementById("token-reason").textContent = token()
@@ -95,14 +106,16 @@ function pager(page, total, count, to) {
 }
 
 // ---- Views
+const FINDING_TYPES = ["unused_role", "unused_access_key", "unused_password", "unused_permission"];
 const views = {
   async overview(_, params) {
     const staleDays = intParam(params, "stale_days", 2, 1, 3650);
-    const [counts, stale, runs] = await Promise.all([
+    const [counts, stale, runs, findings] = await Promise.all([
       Promise.all(["ok", "partial", "failed", "interrupted", "never"].map((status) =>
         api(`/api/1/accounts?status=${status}&count=0`).then((page) => [status, page.total]))),
       api(`/api/1/accounts?stale_days=${staleDays}&count=0`),
       api("/api/1/runs?count=10"),
+      api("/api/1/findings/summary"),
     ]);
     const staleInput = h("input", { type: "number", min: 1, max: 3650, value: staleDays, id: "stale-days" });
     return [
@@ -117,8 +130,65 @@ const views = {
         h("label", {}, "for more than ", staleInput, " days: "),
         h("button", { onclick: () => { location.hash = href("overview", "", { stale_days: staleInput.value }); } }, "Show"),
         link(href("accounts", "", { stale_days: staleDays }), `${stale.total} accounts`, { id: "stale-count" })),
+      h("h2", {}, "Active findings"),
+      h("div", { class: "cards", id: "finding-cards" }, FINDING_TYPES.map((type) =>
+        h("div", { class: "card" },
+          link(href("findings", "", { type, status: "active" }), findings.totals[type].active, { class: "number", "data-findings": type }),
+          h("span", { class: "label" }, type.replace(/_/g, " "))))),
       h("h2", {}, "Latest runs"),
       runsTable(runs.runs),
+    ];
+  },
+
+  async findings(_, params) {
+    const page = intParam(params, "page", 1, 1, 1e9);
+    const filters = {};
+    for (const name of ["type", "status", "account"]) if (params.get(name)) filters[name] = params.get(name);
+    const body = await api(`/api/1/findings?${new URLSearchParams(Object.assign({ page, count: PAGE }, filters))}`);
+    const select = (name, choices) => h("select", { id: `finding-${name}`, onchange: (event) => {
+      location.hash = href("findings", "", Object.assign({}, filters, { [name]: event.target.value, page: 1 }));
+    } }, h("option", { value: "" }, `any ${name}`), choices.map((choice) =>
+      h("option", { value: choice, selected: filters[name] === choice }, choice)));
+    return [
+      h("h1", {}, "Findings"),
+      h("div", { class: "controls" }, select("type", FINDING_TYPES), select("status", ["active", "resolved", "archived"])),
+      table(["Type", "Status", "Account", "Resource", "First seen", "Last seen", "Why"], body.findings.map((finding) => h("tr", { "data-finding": finding.id },
+        h("td", {}, link(href("finding", finding.id), finding.type.replace(/_/g, " "))),
+        h("td", {}, statusBadge(finding.status), finding.stale ? h("span", { class: "flag" }, "stale") : null),
+        h("td", {}, link(href("account", finding.account), finding.account)),
+        h("td", { class: "arn" }, finding.resource),
+        h("td", {}, when(finding.first_seen)),
+        h("td", {}, when(finding.last_seen)),
+        h("td", {}, finding.reason || ""))), { id: "findings" }),
+      pager(page, body.total, PAGE, (p) => href("findings", "", Object.assign({}, filters, { page: p }))),
+    ];
+  },
+
+  async finding(id) {
+    const finding = await api(`/api/1/findings/${encodeURIComponent(id)}`);
+    const reason = h("input", { id: "finding-reason", placeholder: "why", maxlength: 1000 });
+    const archived = finding.status === "archived";
+    const act = async () => {
+      try {
+        await apiPost(`/api/1/findings/${encodeURIComponent(id)}/${archived ? "unarchive" : "archive"}`, { reason: reason.value || (archived ? "unarchived" : "archived"), by: "dashboard" });
+        render();
+      } catch (err) {
+        document.getElementById("finding-error").textContent = err.message;
+      }
+    };
+    return [
+      h("h1", {}, `${finding.type.replace(/_/g, " ")}: `, h("span", { class: "arn" }, finding.resource)),
+      h("p", {}, statusBadge(finding.status), " ", finding.reason || "", finding.archived_by ? ` (by ${finding.archived_by})` : ""),
+      h("p", {}, "Principal: ", link(href("principal", finding.principal), finding.principal), ` in account ${finding.account}; first seen ${when(finding.first_seen)}, last seen ${when(finding.last_seen)}`),
+      token() ? h("div", { class: "controls" }, reason,
+        h("button", { id: "finding-action", onclick: act }, archived ? "Unarchive" : "Archive"),
+        h("span", { id: "finding-error", class: "error" })) : h("p", {}, "Archiving needs an API token."),
+      h("h2", {}, "Evidence"),
+      h("pre", { id: "evidence" }, JSON.stringify(finding.evidence, null, 2)),
+      h("h2", {}, "History"),
+      table(["When", "Status", "Why", "Who", "Run"], finding.history.map((change) => h("tr", {},
+        h("td", {}, when(change.at)), h("td", {}, statusBadge(change.status)), h("td", {}, change.reason || ""),
+        h("td", {}, change.actor || ""), h("td", {}, change.run_id ? link(href("run", String(change.run_id)), change.run_id) : ""))), { id: "finding-history" }),
     ];
   },
 

@@ -6,7 +6,9 @@
 mod dialect;
 mod directory;
 mod error;
+pub mod findings;
 pub mod history;
+pub mod identity;
 pub mod lock;
 pub mod read;
 pub mod rendered;
@@ -30,6 +32,15 @@ pub use uri::DatabaseTarget;
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
+    "aardvark_finding_history",
+    "aardvark_findings",
+    "aardvark_findings_rules",
+    "aardvark_access_keys",
+    "aardvark_credentials",
+    "aardvark_managed_policies",
+    "aardvark_policy_documents",
+    "aardvark_identities",
+    "aardvark_run_account_parts",
     "aardvark_actions",
     "aardvark_service_regions",
     "aardvark_principals",

@@ -78,6 +78,37 @@ named!(AccountStatus {
     Interrupted => "interrupted",
 });
 
+/// A part of an account's collection besides Access Advisor, collected best effort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityPart {
+    AuthorizationDetails,
+    CredentialReport,
+    AccessKeys,
+}
+named!(IdentityPart {
+    AuthorizationDetails => "authorization_details",
+    CredentialReport => "credential_report",
+    AccessKeys => "access_keys",
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartStatus {
+    Collected,
+    Failed,
+    /// Not asked for (`UPDATER_IDENTITY_DETAILS: false`).
+    Off,
+}
+named!(PartStatus { Collected => "collected", Failed => "failed", Off => "off" });
+
+/// What became of one part of an account's collection, with AWS's error when it failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedPart {
+    pub part: IdentityPart,
+    pub status: PartStatus,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
 /// One account's outcome in a run.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AccountRecord {
@@ -108,6 +139,9 @@ pub struct AccountRecord {
     /// `-r` ARNs the account's listing did not hold.
     #[sqlx(skip)]
     pub not_found: Vec<String>,
+    /// The identity parts, collected or not.
+    #[sqlx(skip)]
+    pub parts: Vec<RecordedPart>,
 }
 
 /// A principal that failed in a run, as recorded: AWS's error code and message, or ours.
@@ -259,6 +293,20 @@ impl Database {
             .bind(&record.account_id)
             .bind(arn)
             .bind(outcome)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for part in &record.parts {
+            sqlx::query(
+                "INSERT INTO aardvark_run_account_parts (run_id, account_id, part, status, error_code, error_message) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(run_id)
+            .bind(&record.account_id)
+            .bind(part.part.as_str())
+            .bind(part.status.as_str())
+            .bind(&part.code)
+            .bind(&part.message)
             .execute(&mut *tx)
             .await?;
         }
@@ -450,7 +498,53 @@ impl Database {
                 }
             }
         }
+        for (account_id, part) in self.recorded_parts(Some(run_id)).await? {
+            if let Some(at) = record_of(&account_id) {
+                records[at].parts.push(part);
+            }
+        }
         Ok(records)
+    }
+
+    /// The parts recorded in run `run_id`, or (`None`) the latest record of each part of each
+    /// account, by account.
+    async fn recorded_parts(
+        &self,
+        run_id: Option<i64>,
+    ) -> Result<Vec<(String, RecordedPart)>, DbError> {
+        let columns = "SELECT account_id, part, status, error_code, error_message FROM aardvark_run_account_parts";
+        let sql = match run_id {
+            Some(_) => format!("{columns} WHERE run_id = $1 ORDER BY id"),
+            None => format!(
+                "{columns} WHERE id IN (SELECT MAX(id) FROM aardvark_run_account_parts GROUP BY account_id, part) ORDER BY id"
+            ),
+        };
+        let mut query = sqlx::query_as(&sql);
+        if let Some(run_id) = run_id {
+            query = query.bind(run_id);
+        }
+        #[derive(sqlx::FromRow)]
+        struct PartRow {
+            account_id: String,
+            part: String,
+            status: String,
+            error_code: Option<String>,
+            error_message: Option<String>,
+        }
+        let rows: Vec<PartRow> = query.fetch_all(self.pool()).await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok((
+                    row.account_id,
+                    RecordedPart {
+                        part: IdentityPart::try_from(row.part).map_err(DbError::undecodable)?,
+                        status: PartStatus::try_from(row.status).map_err(DbError::undecodable)?,
+                        code: row.error_code,
+                        message: row.error_message,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// Runs newest first, `limit` from `offset`; and how many runs there are.
@@ -520,6 +614,7 @@ impl Database {
             "aardvark_run_failures",
             "aardvark_run_vanished",
             "aardvark_run_principals",
+            "aardvark_run_account_parts",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account_id.as_str())
@@ -562,12 +657,20 @@ impl Database {
             .into_iter()
             .map(|(account, started, duration_ms)| (account, ended(&started, duration_ms)))
             .collect();
+        let mut parts: std::collections::HashMap<String, Vec<RecordedPart>> =
+            std::collections::HashMap::new();
+        for (account_id, part) in self.recorded_parts(None).await? {
+            parts.entry(account_id).or_default().push(part);
+        }
         Ok(latest
             .into_iter()
-            .map(|Latest { record, run_id }| AccountOutcome {
-                last_success: succeeded.get(&record.account_id).cloned(),
-                latest: record,
-                run_id,
+            .map(|Latest { mut record, run_id }| {
+                record.parts = parts.remove(&record.account_id).unwrap_or_default();
+                AccountOutcome {
+                    last_success: succeeded.get(&record.account_id).cloned(),
+                    latest: record,
+                    run_id,
+                }
             })
             .collect())
     }

@@ -1,0 +1,680 @@
+//! Findings as stored: each with a stable id (its type and resource), a status (`active`,
+//! `resolved`, `archived`) and every change of it kept in `aardvark_finding_history`.
+//! `apply_evaluation` turns an account's evaluation into status changes in one transaction;
+//! the rules that decide what holds live above storage, in `crate::findings`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::error::DbError;
+use super::Database;
+use crate::named::named;
+
+/// What a finding reports, as IAM Access Analyzer's unused-access analyzer names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingType {
+    UnusedRole,
+    UnusedAccessKey,
+    UnusedPassword,
+    UnusedPermission,
+}
+named!(FindingType {
+    UnusedRole => "unused_role",
+    UnusedAccessKey => "unused_access_key",
+    UnusedPassword => "unused_password",
+    UnusedPermission => "unused_permission",
+});
+
+impl FindingType {
+    pub const ALL: [FindingType; 4] = [
+        Self::UnusedRole,
+        Self::UnusedAccessKey,
+        Self::UnusedPassword,
+        Self::UnusedPermission,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FindingStatus {
+    Active,
+    Resolved,
+    Archived,
+}
+named!(FindingStatus { Active => "active", Resolved => "resolved", Archived => "archived" });
+
+/// A finding's id: the first 128 bits of SHA-256 over its type and resource, in hex, so that
+/// it is the same at every run and safe in a URL path.
+pub fn finding_id(kind: FindingType, resource: &str) -> String {
+    let digest = Sha256::digest(format!("{}\n{resource}", kind.as_str()).as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A finding whose condition holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holding {
+    pub kind: FindingType,
+    pub resource: String,
+    pub principal: String,
+    pub evidence: serde_json::Value,
+    /// The `FINDINGS_EXCLUDE` rule that archives it, if one matches.
+    pub excluded_by: Option<String>,
+}
+
+/// A resource evaluated whose condition does not hold, and why (used again, key
+/// deactivated, password removed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleared {
+    pub kind: FindingType,
+    pub resource: String,
+    pub reason: String,
+}
+
+/// One account's evaluation: the types evaluated (those whose data was collected), what
+/// holds, what does not. A stored finding of an evaluated type in neither list is gone
+/// (its principal or key was deleted).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evaluation {
+    pub account: String,
+    pub types: Vec<FindingType>,
+    pub holding: Vec<Holding>,
+    pub cleared: Vec<Cleared>,
+}
+
+/// What applying an evaluation changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub opened: u64,
+    pub resolved: u64,
+    pub archived: u64,
+    pub reopened: u64,
+}
+
+/// One change of a finding's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    pub at: String,
+    pub run_id: Option<i64>,
+    pub status: FindingStatus,
+    pub reason: Option<String>,
+    pub actor: Option<String>,
+}
+
+/// A finding as stored, with its history (oldest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFinding {
+    pub id: String,
+    pub kind: FindingType,
+    pub status: FindingStatus,
+    pub resource: String,
+    pub principal: String,
+    pub account: String,
+    pub reason: Option<String>,
+    pub archived_by: Option<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub updated_at: String,
+    pub evidence: serde_json::Value,
+    pub stale: bool,
+    pub history: Vec<StatusChange>,
+}
+
+/// Which findings a list asks for. Conditions combine with AND.
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    pub kind: Option<FindingType>,
+    pub status: Option<FindingStatus>,
+    pub account: Option<String>,
+    /// The principal's ARN, in any case.
+    pub arn: Option<String>,
+}
+
+/// Per account and type, findings by status.
+pub type FindingCounts = BTreeMap<(String, FindingType), BTreeMap<FindingStatus, i64>>;
+
+/// What is kept of a stored finding while an evaluation is applied.
+struct Current {
+    status: FindingStatus,
+    archived_by: Option<String>,
+    reason: Option<String>,
+    evidence: String,
+}
+
+/// The account's stored findings, by id.
+async fn current_findings(
+    tx: &mut Tx<'_>,
+    account: &str,
+) -> Result<HashMap<String, (FindingType, Current)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, type, status, archived_by, reason, evidence FROM aardvark_findings \
+         WHERE account_id = $1",
+    )
+    .bind(account)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut current = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let kind: String = row.try_get(1)?;
+        let status: String = row.try_get(2)?;
+        current.insert(
+            row.try_get(0)?,
+            (
+                FindingType::try_from(kind).map_err(DbError::undecodable)?,
+                Current {
+                    status: FindingStatus::try_from(status).map_err(DbError::undecodable)?,
+                    archived_by: row.try_get(3)?,
+                    reason: row.try_get(4)?,
+                    evidence: row.try_get(5)?,
+                },
+            ),
+        );
+    }
+    Ok(current)
+}
+
+/// What applying an evaluation writes, gathered so that most of it goes many rows to a
+/// statement.
+#[derive(Default)]
+struct Writes<'a> {
+    /// New findings: id, what holds, status, reason, evidence.
+    opened: Vec<(String, &'a Holding, FindingStatus, String, String)>,
+    /// Status changes of stored findings (each kept in the history too).
+    status: Vec<(String, StatusChange)>,
+    /// History rows of new findings.
+    history: Vec<(String, StatusChange)>,
+    /// Stored findings seen again.
+    sighted: Vec<String>,
+    /// Stored findings whose evidence changed.
+    evidence: Vec<(String, String)>,
+}
+
+/// Rows per multi-row statement: the statement's parameters within the shared limit.
+fn rows_per_statement(columns: usize) -> usize {
+    (super::vocabulary::PARAMS_PER_STATEMENT / columns).max(1)
+}
+
+/// `($1, $2, ...), ($n, ...)`: placeholders of `rows` rows of `columns` columns.
+fn values(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", row * columns + c))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Writes<'_> {
+    async fn apply(self, tx: &mut Tx<'_>, account: &str, now: &str) -> Result<(), DbError> {
+        for chunk in self.opened.chunks(rows_per_statement(9)) {
+            let sql = format!(
+                "INSERT INTO aardvark_findings (id, type, status, resource, principal, account_id, \
+                 reason, evidence, first_seen, last_seen, updated_at, stale) VALUES {}",
+                (0..chunk.len())
+                    .map(|row| {
+                        let at = |c: usize| format!("${}", row * 9 + c);
+                        format!(
+                            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0)",
+                            at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(9), at(9)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, holding, status, reason, evidence) in chunk {
+                query = query
+                    .bind(id)
+                    .bind(holding.kind.as_str())
+                    .bind(status.as_str())
+                    .bind(&holding.resource)
+                    .bind(&holding.principal)
+                    .bind(account)
+                    .bind(reason)
+                    .bind(evidence)
+                    .bind(now);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        for (id, change) in &self.status {
+            sqlx::query(
+                "UPDATE aardvark_findings SET status = $1, reason = $2, archived_by = $3, updated_at = $4 \
+                 WHERE id = $5",
+            )
+            .bind(change.status.as_str())
+            .bind(&change.reason)
+            .bind(&change.actor)
+            .bind(&change.at)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        }
+        let history = self.history.iter().chain(&self.status);
+        let history: Vec<&(String, StatusChange)> = history.collect();
+        for chunk in history.chunks(rows_per_statement(6)) {
+            let sql = format!(
+                "INSERT INTO aardvark_finding_history (finding_id, at, run_id, status, reason, actor) VALUES {}",
+                values(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql);
+            for (id, change) in chunk {
+                query = query
+                    .bind(id)
+                    .bind(&change.at)
+                    .bind(change.run_id)
+                    .bind(change.status.as_str())
+                    .bind(&change.reason)
+                    .bind(&change.actor);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        for (id, evidence) in &self.evidence {
+            sqlx::query("UPDATE aardvark_findings SET evidence = $1 WHERE id = $2")
+                .bind(evidence)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        for chunk in self.sighted.chunks(rows_per_statement(1) - 1) {
+            let ids: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "UPDATE aardvark_findings SET last_seen = $1 WHERE id IN ({})",
+                ids.join(", ")
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The reason an exclusion archives with.
+fn excluded_reason(rule: &str) -> String {
+    format!("excluded by FINDINGS_EXCLUDE rule {rule}")
+}
+
+const FINDING_COLUMNS: &str =
+    "id, type, status, resource, principal, account_id, reason, archived_by, \
+     first_seen, last_seen, updated_at, evidence, CAST(stale AS BIGINT)";
+
+fn finding_of(row: &sqlx::any::AnyRow) -> Result<StoredFinding, DbError> {
+    let kind: String = row.try_get(1)?;
+    let status: String = row.try_get(2)?;
+    let evidence: String = row.try_get(11)?;
+    Ok(StoredFinding {
+        id: row.try_get(0)?,
+        kind: FindingType::try_from(kind).map_err(DbError::undecodable)?,
+        status: FindingStatus::try_from(status).map_err(DbError::undecodable)?,
+        resource: row.try_get(3)?,
+        principal: row.try_get(4)?,
+        account: row.try_get(5)?,
+        reason: row.try_get(6)?,
+        archived_by: row.try_get(7)?,
+        first_seen: row.try_get(8)?,
+        last_seen: row.try_get(9)?,
+        updated_at: row.try_get(10)?,
+        evidence: serde_json::from_str(&evidence)
+            .map_err(|err| DbError::undecodable(format!("stored evidence: {err}")))?,
+        stale: row.try_get::<i64, _>(12)? != 0,
+        history: Vec::new(),
+    })
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
+
+async fn record_change(tx: &mut Tx<'_>, id: &str, change: &StatusChange) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO aardvark_finding_history (finding_id, at, run_id, status, reason, actor) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(&change.at)
+    .bind(change.run_id)
+    .bind(change.status.as_str())
+    .bind(&change.reason)
+    .bind(&change.actor)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Sets a finding's status (and who and why), and keeps the change.
+async fn change_status(tx: &mut Tx<'_>, id: &str, change: StatusChange) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE aardvark_findings SET status = $1, reason = $2, archived_by = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(change.status.as_str())
+    .bind(&change.reason)
+    .bind(&change.actor)
+    .bind(&change.at)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    record_change(tx, id, &change).await
+}
+
+impl Database {
+    /// Applies one account's evaluation in one transaction: new findings open (active, or
+    /// archived by an exclusion), holding ones are seen again (resolved ones reopen; those an
+    /// exclusion archived follow the rules as they are now; those archived by hand stay so),
+    /// and active ones that no longer hold resolve with their reason. Findings of types not
+    /// evaluated are kept as they are, marked stale. New findings, history rows and sightings
+    /// are written many to a statement; a finding is written alone only when its status or
+    /// evidence changes.
+    pub async fn apply_evaluation(
+        &self,
+        evaluation: &Evaluation,
+        run_id: Option<i64>,
+        now: &str,
+    ) -> Result<Changes, DbError> {
+        let mut tx = self.pool().begin().await?;
+        // A write first: SQLite then takes its write lock now, waiting for it (a read first
+        // would make the later writes fail at once when another writer came between), and
+        // PostgreSQL locks the account's findings against a concurrent evaluation. It marks
+        // stale the findings of the types not evaluated.
+        let evaluated: Vec<String> = evaluation
+            .types
+            .iter()
+            .map(|kind| format!("'{}'", kind.as_str()))
+            .collect();
+        let fresh = if evaluated.is_empty() {
+            "0 = 1".to_owned()
+        } else {
+            format!("type IN ({})", evaluated.join(", "))
+        };
+        sqlx::query(&format!(
+            "UPDATE aardvark_findings SET stale = CASE WHEN {fresh} THEN 0 ELSE 1 END \
+             WHERE account_id = $1"
+        ))
+        .bind(&evaluation.account)
+        .execute(&mut *tx)
+        .await?;
+        let current = current_findings(&mut tx, &evaluation.account).await?;
+        let change = |status, reason: String| StatusChange {
+            at: now.to_owned(),
+            run_id,
+            status,
+            reason: Some(reason),
+            actor: None,
+        };
+        let mut writes = Writes::default();
+        let mut changes = Changes::default();
+        let mut seen = std::collections::HashSet::new();
+        for holding in &evaluation.holding {
+            let id = finding_id(holding.kind, &holding.resource);
+            seen.insert(id.clone());
+            let evidence = holding.evidence.to_string();
+            let wanted = match &holding.excluded_by {
+                Some(rule) => (FindingStatus::Archived, excluded_reason(rule)),
+                None => (FindingStatus::Active, "found".to_owned()),
+            };
+            let Some((_, was)) = current.get(&id) else {
+                writes
+                    .opened
+                    .push((id.clone(), holding, wanted.0, wanted.1.clone(), evidence));
+                writes.history.push((id, change(wanted.0, wanted.1)));
+                changes.opened += 1;
+                continue;
+            };
+            writes.sighted.push(id.clone());
+            if was.evidence != evidence {
+                writes.evidence.push((id.clone(), evidence));
+            }
+            let by_hand = was.status == FindingStatus::Archived && was.archived_by.is_some();
+            let unchanged = match wanted.0 {
+                FindingStatus::Active => was.status == FindingStatus::Active,
+                _ => {
+                    was.status == FindingStatus::Archived && was.reason.as_ref() == Some(&wanted.1)
+                }
+            };
+            if by_hand || unchanged {
+                continue;
+            }
+            let reason = match (wanted.0, was.status) {
+                (FindingStatus::Active, FindingStatus::Resolved) => "found again".to_owned(),
+                (FindingStatus::Active, _) => {
+                    "no FINDINGS_EXCLUDE rule matches any more".to_owned()
+                }
+                _ => wanted.1,
+            };
+            if wanted.0 == FindingStatus::Archived {
+                changes.archived += 1;
+            } else {
+                changes.reopened += 1;
+            }
+            writes.status.push((id, change(wanted.0, reason)));
+        }
+        let cleared: HashMap<String, &str> = evaluation
+            .cleared
+            .iter()
+            .map(|c| (finding_id(c.kind, &c.resource), c.reason.as_str()))
+            .collect();
+        for (id, (kind, was)) in &current {
+            if seen.contains(id) || !evaluation.types.contains(kind) {
+                continue;
+            }
+            let by_rule = was.status == FindingStatus::Archived && was.archived_by.is_none();
+            if was.status == FindingStatus::Active || by_rule {
+                let reason = cleared.get(id).copied().unwrap_or(match kind {
+                    FindingType::UnusedAccessKey => "the access key was deleted",
+                    _ => "the principal was deleted",
+                });
+                writes.status.push((
+                    id.clone(),
+                    change(FindingStatus::Resolved, reason.to_owned()),
+                ));
+                changes.resolved += 1;
+            }
+        }
+        writes.apply(&mut tx, &evaluation.account, now).await?;
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    /// Archives (`archive`) or makes active again a finding by hand; `None` when there is no
+    /// such finding. Kept in its history with who and why.
+    pub async fn set_finding_archived(
+        &self,
+        id: &str,
+        archive: bool,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Option<StoredFinding>, DbError> {
+        let mut tx = self.pool().begin().await?;
+        // A write first (see `apply_evaluation`), which also says whether it exists.
+        let exists = sqlx::query("UPDATE aardvark_findings SET stale = stale WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if exists == 0 {
+            return Ok(None);
+        }
+        let (status, archived_by) = if archive {
+            (FindingStatus::Archived, Some(actor.to_owned()))
+        } else {
+            (FindingStatus::Active, None)
+        };
+        let change = StatusChange {
+            at: crate::time::stored_now(),
+            run_id: None,
+            status,
+            reason: Some(reason.to_owned()),
+            actor: archived_by.clone(),
+        };
+        change_status(&mut tx, id, change).await?;
+        if !archive {
+            // Kept in the history: who made it active again.
+            sqlx::query(
+                "UPDATE aardvark_finding_history SET actor = $1 WHERE id = \
+                 (SELECT MAX(id) FROM aardvark_finding_history WHERE finding_id = $2)",
+            )
+            .bind(actor)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.finding(id).await
+    }
+
+    /// One finding with its history.
+    pub async fn finding(&self, id: &str) -> Result<Option<StoredFinding>, DbError> {
+        let row = sqlx::query(&format!(
+            "SELECT {FINDING_COLUMNS} FROM aardvark_findings WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut finding = finding_of(&row)?;
+        finding.history = self
+            .finding_histories(std::slice::from_ref(&finding.id))
+            .await?
+            .remove(&finding.id)
+            .unwrap_or_default();
+        Ok(Some(finding))
+    }
+
+    /// A page of findings (by account, type, resource) and how many match.
+    pub async fn findings_page(
+        &self,
+        filter: &FindingFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(i64, Vec<StoredFinding>), DbError> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        let mut condition = |sql: &str, value: String| {
+            binds.push(value);
+            conditions.push(sql.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(kind) = filter.kind {
+            condition("type = ?", kind.as_str().to_owned());
+        }
+        if let Some(status) = filter.status {
+            condition("status = ?", status.as_str().to_owned());
+        }
+        if let Some(account) = &filter.account {
+            condition("account_id = ?", account.clone());
+        }
+        if let Some(arn) = &filter.arn {
+            condition("LOWER(principal) = ?", arn.to_lowercase());
+        }
+        let filter_sql = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let count_sql =
+            format!("SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_findings {filter_sql}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for value in &binds {
+            count = count.bind(value);
+        }
+        let total = count.fetch_one(self.pool()).await?;
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM aardvark_findings {filter_sql} \
+             ORDER BY account_id, type, resource LIMIT {limit} OFFSET {offset}"
+        );
+        let mut query = sqlx::query(&sql);
+        for value in &binds {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let mut findings: Vec<StoredFinding> =
+            rows.iter().map(finding_of).collect::<Result<_, _>>()?;
+        let ids: Vec<String> = findings.iter().map(|f| f.id.clone()).collect();
+        let mut histories = self.finding_histories(&ids).await?;
+        for finding in &mut findings {
+            finding.history = histories.remove(&finding.id).unwrap_or_default();
+        }
+        Ok((total, findings))
+    }
+
+    async fn finding_histories(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<StatusChange>>, DbError> {
+        let mut histories: HashMap<String, Vec<StatusChange>> = HashMap::new();
+        for chunk in ids.chunks(super::vocabulary::PARAMS_PER_STATEMENT) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT finding_id, at, CAST(run_id AS BIGINT), status, reason, actor \
+                 FROM aardvark_finding_history WHERE finding_id IN ({}) ORDER BY id",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let status: String = row.try_get(3)?;
+                histories
+                    .entry(row.try_get(0)?)
+                    .or_default()
+                    .push(StatusChange {
+                        at: row.try_get(1)?,
+                        run_id: row.try_get(2)?,
+                        status: FindingStatus::try_from(status).map_err(DbError::undecodable)?,
+                        reason: row.try_get(4)?,
+                        actor: row.try_get(5)?,
+                    });
+            }
+        }
+        Ok(histories)
+    }
+
+    /// Findings per account and type, by status.
+    pub async fn finding_counts(&self) -> Result<FindingCounts, DbError> {
+        let rows = sqlx::query(
+            "SELECT account_id, type, status, CAST(COUNT(*) AS BIGINT) FROM aardvark_findings \
+             GROUP BY account_id, type, status",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut counts = FindingCounts::new();
+        for row in rows {
+            let kind: String = row.try_get(1)?;
+            let status: String = row.try_get(2)?;
+            counts
+                .entry((
+                    row.try_get(0)?,
+                    FindingType::try_from(kind).map_err(DbError::undecodable)?,
+                ))
+                .or_default()
+                .insert(
+                    FindingStatus::try_from(status).map_err(DbError::undecodable)?,
+                    row.try_get(3)?,
+                );
+        }
+        Ok(counts)
+    }
+
+    /// The rules (window and exclusions, as text) findings were last evaluated with.
+    pub async fn findings_rules(&self) -> Result<Option<String>, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT rules FROM aardvark_findings_rules WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    pub async fn set_findings_rules(&self, rules: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO aardvark_findings_rules (id, rules) VALUES (1, $1) \
+             ON CONFLICT (id) DO UPDATE SET rules = excluded.rules",
+        )
+        .bind(rules)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

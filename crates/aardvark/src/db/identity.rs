@@ -1,0 +1,446 @@
+//! Identity details: what `GetAccountAuthorizationDetails`, the credential report and
+//! `ListAccessKeys` say of an account, stored per account and part (each collection of a part
+//! replaces that part's rows of the account in one transaction, so a part is never half
+//! stored), policy documents once per distinct document (by digest), and the facts findings
+//! are evaluated from.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::error::DbError;
+use super::Database;
+
+/// A role, user or group as `GetAccountAuthorizationDetails` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityRecord {
+    pub arn: String,
+    /// `role`, `user` or `group`.
+    pub kind: String,
+    pub created_ms: Option<i64>,
+    /// Roles: `RoleLastUsed`.
+    pub last_used_ms: Option<i64>,
+    pub last_used_region: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    /// ARNs of attached managed policies.
+    pub managed_policies: Vec<String>,
+    /// Inline policies: name and decoded document.
+    pub inline_policies: Vec<(String, serde_json::Value)>,
+}
+
+/// A managed policy with its default version's decoded document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagedPolicy {
+    pub arn: String,
+    pub name: String,
+    pub default_version: String,
+    pub document: serde_json::Value,
+}
+
+/// An account's authorization details, all pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthorizationDetails {
+    pub principals: Vec<IdentityRecord>,
+    pub policies: Vec<ManagedPolicy>,
+}
+
+/// One user's row of the credential report, with its keys' ids where `ListAccessKeys` gave
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserCredentials {
+    pub arn: String,
+    pub user_name: String,
+    pub created_ms: Option<i64>,
+    pub password_enabled: bool,
+    pub password_last_used_ms: Option<i64>,
+    /// The report's word when it gives no date (`N/A`, `no_information`, `not_supported`).
+    pub password_last_used_note: Option<String>,
+    pub password_last_changed_ms: Option<i64>,
+    pub mfa_active: bool,
+    /// The user's keys (slots 1 and 2 of the report that hold one).
+    pub keys: Vec<AccessKeyRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    /// 1 or 2: the report's `access_key_1` or `access_key_2`.
+    pub slot: i64,
+    pub key_id: Option<String>,
+    pub active: bool,
+    /// The report's `last_rotated`: when the key was created.
+    pub created_ms: Option<i64>,
+    pub last_used_ms: Option<i64>,
+    pub last_used_region: Option<String>,
+    pub last_used_service: Option<String>,
+}
+
+impl AccessKeyRecord {
+    /// What a finding names the key by: its id, or the user and slot when `ListAccessKeys`
+    /// could not say it.
+    pub fn resource(&self, user_arn: &str) -> String {
+        match &self.key_id {
+            Some(id) => id.clone(),
+            None => format!("{user_arn}#access_key_{}", self.slot),
+        }
+    }
+}
+
+/// One principal's Access Advisor data as findings read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageFacts {
+    pub arn: String,
+    pub kind: String,
+    pub created_ms: Option<i64>,
+    /// (namespace, last authenticated; 0 when never).
+    pub services: Vec<(String, i64)>,
+    /// (namespace, action, last accessed; 0 when never).
+    pub actions: Vec<(String, String, i64)>,
+}
+
+/// What findings are evaluated from, for one account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountFacts {
+    pub identities: Vec<IdentityRecord>,
+    pub credentials: Vec<UserCredentials>,
+    pub usage: Vec<UsageFacts>,
+}
+
+/// A document's digest: SHA-256 of its compact JSON (keys sorted, as `serde_json` keeps them).
+pub fn document_digest(document: &serde_json::Value) -> String {
+    let digest = Sha256::digest(document.to_string().as_bytes());
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn stored_json<T: serde::de::DeserializeOwned>(text: String) -> Result<T, DbError> {
+    serde_json::from_str(&text)
+        .map_err(|err| DbError::undecodable(format!("stored identity JSON: {err}")))
+}
+
+fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+impl Database {
+    /// Replaces the account's authorization details (principals and managed policies) in one
+    /// transaction; documents are written once per digest.
+    pub async fn store_authorization_details(
+        &self,
+        account_id: &str,
+        details: &AuthorizationDetails,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["aardvark_identities", "aardvark_managed_policies"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut documents: HashMap<String, &serde_json::Value> = HashMap::new();
+        for principal in &details.principals {
+            let inline: BTreeMap<&str, String> = principal
+                .inline_policies
+                .iter()
+                .map(|(name, document)| {
+                    let digest = document_digest(document);
+                    documents.insert(digest.clone(), document);
+                    (name.as_str(), digest)
+                })
+                .collect();
+            sqlx::query(
+                "INSERT INTO aardvark_identities (arn, account_id, kind, created_ms, last_used_ms, \
+                 last_used_region, tags, groups_json, managed_policies, inline_policies) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&principal.arn)
+            .bind(account_id)
+            .bind(&principal.kind)
+            .bind(principal.created_ms)
+            .bind(principal.last_used_ms)
+            .bind(&principal.last_used_region)
+            .bind(serde_json::to_string(&principal.tags).unwrap_or_default())
+            .bind(serde_json::to_string(&principal.groups).unwrap_or_default())
+            .bind(serde_json::to_string(&principal.managed_policies).unwrap_or_default())
+            .bind(serde_json::to_string(&inline).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for policy in &details.policies {
+            let digest = document_digest(&policy.document);
+            documents.insert(digest.clone(), &policy.document);
+            sqlx::query(
+                "INSERT INTO aardvark_managed_policies (account_id, arn, name, default_version, digest) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(account_id)
+            .bind(&policy.arn)
+            .bind(&policy.name)
+            .bind(&policy.default_version)
+            .bind(&digest)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (digest, document) in documents {
+            sqlx::query(
+                "INSERT INTO aardvark_policy_documents (digest, document) VALUES ($1, $2) \
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(digest)
+            .bind(document.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the account's credential report rows and access keys in one transaction.
+    pub async fn store_credentials(
+        &self,
+        account_id: &str,
+        users: &[UserCredentials],
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        for table in ["aardvark_credentials", "aardvark_access_keys"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for user in users {
+            sqlx::query(
+                "INSERT INTO aardvark_credentials (arn, account_id, user_name, created_ms, \
+                 password_enabled, password_last_used_ms, password_last_used_note, \
+                 password_last_changed_ms, mfa_active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&user.arn)
+            .bind(account_id)
+            .bind(&user.user_name)
+            .bind(user.created_ms)
+            .bind(flag(user.password_enabled))
+            .bind(user.password_last_used_ms)
+            .bind(&user.password_last_used_note)
+            .bind(user.password_last_changed_ms)
+            .bind(flag(user.mfa_active))
+            .execute(&mut *tx)
+            .await?;
+            for key in &user.keys {
+                sqlx::query(
+                    "INSERT INTO aardvark_access_keys (arn, slot, account_id, key_id, active, \
+                     created_ms, last_used_ms, last_used_region, last_used_service) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(&user.arn)
+                .bind(key.slot)
+                .bind(account_id)
+                .bind(&key.key_id)
+                .bind(flag(key.active))
+                .bind(key.created_ms)
+                .bind(key.last_used_ms)
+                .bind(&key.last_used_region)
+                .bind(&key.last_used_service)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes the account's identity details and findings (with their history), in one
+    /// transaction; returns how many findings went.
+    pub async fn forget_identity_and_findings(&self, account_id: &str) -> Result<u64, DbError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "DELETE FROM aardvark_finding_history WHERE finding_id IN \
+             (SELECT id FROM aardvark_findings WHERE account_id = $1)",
+        )
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        let findings = sqlx::query("DELETE FROM aardvark_findings WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        for table in [
+            "aardvark_identities",
+            "aardvark_managed_policies",
+            "aardvark_credentials",
+            "aardvark_access_keys",
+        ] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(findings)
+    }
+
+    /// The stored document of `digest`.
+    pub async fn policy_document(&self, digest: &str) -> Result<Option<String>, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT document FROM aardvark_policy_documents WHERE digest = $1")
+                .bind(digest)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// Accounts with any identity detail or Access Advisor data stored, by id.
+    pub async fn accounts_with_facts(&self) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT account_id FROM aardvark_identities UNION SELECT account_id FROM aardvark_credentials \
+             UNION SELECT account FROM aardvark_principals ORDER BY 1",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Everything stored of the account that findings are evaluated from.
+    pub async fn account_facts(&self, account_id: &str) -> Result<AccountFacts, DbError> {
+        Ok(AccountFacts {
+            identities: self.identities_of(account_id).await?,
+            credentials: self.credentials_of(account_id).await?,
+            usage: self.usage_of(account_id).await?,
+        })
+    }
+
+    async fn identities_of(&self, account_id: &str) -> Result<Vec<IdentityRecord>, DbError> {
+        let rows = sqlx::query(
+            "SELECT arn, kind, CAST(created_ms AS BIGINT), CAST(last_used_ms AS BIGINT), \
+             last_used_region, tags, groups_json, managed_policies FROM aardvark_identities \
+             WHERE account_id = $1 ORDER BY arn",
+        )
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(IdentityRecord {
+                    arn: row.try_get(0)?,
+                    kind: row.try_get(1)?,
+                    created_ms: row.try_get(2)?,
+                    last_used_ms: row.try_get(3)?,
+                    last_used_region: row.try_get(4)?,
+                    tags: stored_json(row.try_get(5)?)?,
+                    groups: stored_json(row.try_get(6)?)?,
+                    managed_policies: stored_json(row.try_get(7)?)?,
+                    inline_policies: Vec::new(),
+                })
+            })
+            .collect()
+    }
+
+    async fn credentials_of(&self, account_id: &str) -> Result<Vec<UserCredentials>, DbError> {
+        let rows = sqlx::query(
+            "SELECT arn, user_name, CAST(created_ms AS BIGINT), CAST(password_enabled AS BIGINT), \
+             CAST(password_last_used_ms AS BIGINT), password_last_used_note, \
+             CAST(password_last_changed_ms AS BIGINT), CAST(mfa_active AS BIGINT) \
+             FROM aardvark_credentials WHERE account_id = $1 ORDER BY arn",
+        )
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut users: Vec<UserCredentials> = rows
+            .into_iter()
+            .map(|row| {
+                Ok(UserCredentials {
+                    arn: row.try_get(0)?,
+                    user_name: row.try_get(1)?,
+                    created_ms: row.try_get(2)?,
+                    password_enabled: row.try_get::<i64, _>(3)? != 0,
+                    password_last_used_ms: row.try_get(4)?,
+                    password_last_used_note: row.try_get(5)?,
+                    password_last_changed_ms: row.try_get(6)?,
+                    mfa_active: row.try_get::<i64, _>(7)? != 0,
+                    keys: Vec::new(),
+                })
+            })
+            .collect::<Result<_, DbError>>()?;
+        let position: HashMap<String, usize> = users
+            .iter()
+            .enumerate()
+            .map(|(at, user)| (user.arn.clone(), at))
+            .collect();
+        let keys = sqlx::query(
+            "SELECT arn, CAST(slot AS BIGINT), key_id, CAST(active AS BIGINT), CAST(created_ms AS BIGINT), \
+             CAST(last_used_ms AS BIGINT), last_used_region, last_used_service \
+             FROM aardvark_access_keys WHERE account_id = $1 ORDER BY arn, slot",
+        )
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        for row in keys {
+            let arn: String = row.try_get(0)?;
+            if let Some(&at) = position.get(&arn) {
+                users[at].keys.push(AccessKeyRecord {
+                    slot: row.try_get(1)?,
+                    key_id: row.try_get(2)?,
+                    active: row.try_get::<i64, _>(3)? != 0,
+                    created_ms: row.try_get(4)?,
+                    last_used_ms: row.try_get(5)?,
+                    last_used_region: row.try_get(6)?,
+                    last_used_service: row.try_get(7)?,
+                });
+            }
+        }
+        Ok(users)
+    }
+
+    /// The account's roles' and users' services and tracked actions.
+    async fn usage_of(&self, account_id: &str) -> Result<Vec<UsageFacts>, DbError> {
+        let rows = sqlx::query(
+            "SELECT o.arn, p.kind, CAST(p.created_ms AS BIGINT), a.\"serviceNamespace\", \
+             CAST(a.\"lastAuthenticated\" AS BIGINT) FROM aardvark_principals p \
+             JOIN aws_iam_object o ON o.id = p.item_id \
+             LEFT JOIN advisor_data a ON a.item_id = p.item_id \
+             WHERE p.account = $1 AND p.kind IN ('role', 'user') ORDER BY o.arn",
+        )
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut usage: Vec<UsageFacts> = Vec::new();
+        for row in rows {
+            let arn: String = row.try_get(0)?;
+            if usage.last().is_none_or(|last| last.arn != arn) {
+                usage.push(UsageFacts {
+                    arn,
+                    kind: row.try_get(1)?,
+                    created_ms: row.try_get(2)?,
+                    ..Default::default()
+                });
+            }
+            let namespace: Option<String> = row.try_get(3)?;
+            if let (Some(namespace), Some(facts)) = (namespace, usage.last_mut()) {
+                let last: Option<i64> = row.try_get(4)?;
+                facts.services.push((namespace, last.unwrap_or(0)));
+            }
+        }
+        let position: HashMap<String, usize> = usage
+            .iter()
+            .enumerate()
+            .map(|(at, facts)| (facts.arn.clone(), at))
+            .collect();
+        let actions = sqlx::query(
+            "SELECT o.arn, x.\"serviceNamespace\", x.action, CAST(x.\"lastAccessed\" AS BIGINT) \
+             FROM aardvark_actions x JOIN aardvark_principals p ON p.item_id = x.item_id \
+             JOIN aws_iam_object o ON o.id = p.item_id WHERE p.account = $1 \
+             ORDER BY o.arn, x.\"serviceNamespace\", x.action",
+        )
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        for row in actions {
+            let arn: String = row.try_get(0)?;
+            if let Some(&at) = position.get(&arn) {
+                usage[at]
+                    .actions
+                    .push((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?));
+            }
+        }
+        Ok(usage)
+    }
+}
