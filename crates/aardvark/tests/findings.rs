@@ -13,7 +13,7 @@ use aardvark::collector::progress::Progress;
 use aardvark::collector::UpdateRequest;
 use aardvark::config::{AccountSource, Settings};
 use aardvark::db::Database;
-use aardvark::findings::Exclusion;
+use aardvark::findings::{Exclusion, FindingRules};
 use aws_sim::identity::{AccessKey, Identity, IdentityCall, IdentityFaults, Password, Tag};
 use aws_sim::scenario::{Account, Principal, ServiceUse};
 use aws_sim::{AccountFaults, PrincipalKind, Scenario, SimHandle};
@@ -444,7 +444,8 @@ async fn findings_have_a_lifecycle(backend: Backend) {
     later.shutdown().await;
 }
 
-/// A part that fails keeps that part's findings as they were, marked stale.
+/// A part that fails (a denied report, a document that does not read) stores nothing of
+/// itself and keeps that part's findings as they were, marked stale.
 async fn findings_of_a_part_not_collected_stay_stale(backend: Backend) {
     let Some(db) = fresh_db(backend).await else {
         return;
@@ -454,7 +455,8 @@ async fn findings_of_a_part_not_collected_stay_stale(backend: Backend) {
     let database = db.db.clone();
     collect(&sim, &database, settings(&sim, &db, &[])).await;
     let before = findings(&database).await;
-    let denied = scenario(now, true).with_account_faults(
+    // The report cannot be read, and one document does not read: both parts fail.
+    let mut denied = scenario(now, true).with_account_faults(
         ACCOUNT,
         AccountFaults {
             identity: IdentityFaults {
@@ -464,20 +466,54 @@ async fn findings_of_a_part_not_collected_stay_stale(backend: Backend) {
             ..Default::default()
         },
     );
+    let young = denied.accounts[0]
+        .principals
+        .iter_mut()
+        .find(|p| p.name == "young")
+        .unwrap();
+    young.faults.malformed_policy = true;
     let later = aws_sim::start(denied).await.unwrap();
     collect(&later, &database, settings(&later, &db, &[])).await;
+    let (_, runs) = database.runs_page(0, 1).await.unwrap();
+    let records = database.run_accounts(runs[0].id).await.unwrap();
+    let record = records.iter().find(|r| r.account_id == ACCOUNT).unwrap();
+    assert_eq!(record.status.as_str(), "ok");
+    let parts = &record.parts;
+    assert_eq!(parts[0].code.as_deref(), Some("MalformedPolicyDocument"));
+    let message = parts[0].message.as_deref().unwrap();
+    assert!(
+        message
+            .starts_with("policy young-access of arn:aws:iam::222222222222:role/young: not JSON"),
+        "{message}"
+    );
+    assert_eq!(parts[1].code.as_deref(), Some("AccessDenied"));
+    // Nothing of the failed parts was stored: the first collection's details stand.
+    let facts = database.account_facts(ACCOUNT).await.unwrap();
+    let role = facts
+        .identities
+        .iter()
+        .find(|i| i.arn == arn("role", "unused-91"))
+        .unwrap();
+    assert_eq!(role.last_used_ms, Some(days_ago(now, 91)));
+    let alice = facts
+        .credentials
+        .iter()
+        .find(|u| u.arn == arn("user", "alice"))
+        .unwrap();
+    assert_eq!(
+        alice.keys.len(),
+        2,
+        "the deleted key is still there: the report was not read"
+    );
     let (_, all) = database
         .findings_page(&Default::default(), 0, 1000)
         .await
         .unwrap();
-    for finding in &all {
-        let credentials = matches!(
-            finding.kind.as_str(),
-            "unused_access_key" | "unused_password"
-        );
+    for finding in all.iter().filter(|f| f.account == ACCOUNT) {
+        let judged = finding.kind.as_str() == "unused_permission";
         assert_eq!(
             finding.stale,
-            credentials,
+            !judged,
             "{} {}",
             finding.kind.as_str(),
             finding.resource
@@ -494,7 +530,208 @@ async fn findings_of_a_part_not_collected_stay_stale(backend: Backend) {
     );
 }
 
+/// Identity details stored exactly as the simulator holds them (roles' last uses, tags, groups,
+/// attached policies, inline documents decoded and stored once each, passwords, keys with their
+/// ids), in accounts with every part allowed, without the credential report, and without the
+/// authorization details.
+async fn identity_details_are_stored_exactly(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let deny = |calls: Vec<IdentityCall>| AccountFaults {
+        identity: IdentityFaults {
+            deny: calls,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let scenario = Scenario::generated(7, 3, 24)
+        .with_account_faults(
+            "100000000001",
+            deny(vec![IdentityCall::GetCredentialReport]),
+        )
+        .with_account_faults(
+            "100000000002",
+            deny(vec![IdentityCall::GetAccountAuthorizationDetails]),
+        );
+    let expected = scenario.expected_identities().unwrap();
+    let sim = aws_sim::start(scenario).await.unwrap();
+    collect(&sim, &db.db, settings(&sim, &db, &[])).await;
+    let mut stored_identities = BTreeMap::new();
+    let mut documents = std::collections::BTreeSet::new();
+    for account in sim.account_ids() {
+        let facts = db.db.account_facts(account).await.unwrap();
+        let inline = db.db.inline_policies_of(account).await.unwrap();
+        let credentials: BTreeMap<String, _> = facts
+            .credentials
+            .iter()
+            .map(|user| (user.arn.clone(), user.clone()))
+            .collect();
+        for identity in facts.identities {
+            let policies: Vec<(String, String)> = inline[&identity.arn]
+                .iter()
+                .map(|(name, document)| (name.clone(), document.to_string()))
+                .collect();
+            documents.extend(policies.iter().map(|(_, d)| d.clone()));
+            let keys = credentials.get(&identity.arn).map(|user| {
+                let keys: Vec<(Option<String>, bool, Option<i64>, Option<i64>)> = user
+                    .keys
+                    .iter()
+                    .map(|k| (k.key_id.clone(), k.active, k.created_ms, k.last_used_ms))
+                    .collect();
+                (user.password_enabled, user.password_last_used_ms, keys)
+            });
+            stored_identities.insert(
+                identity.arn.clone(),
+                (
+                    identity.kind.clone(),
+                    identity.created_ms,
+                    identity.last_used_ms,
+                    identity.last_used_region.clone(),
+                    identity.tags.clone(),
+                    identity.groups.clone(),
+                    identity.managed_policies.clone(),
+                    policies,
+                    keys,
+                ),
+            );
+        }
+    }
+    let expected_identities: BTreeMap<String, _> = expected
+        .iter()
+        .map(|(arn, e)| {
+            let keys = e.credentials.as_ref().map(|identity| {
+                let keys: Vec<(Option<String>, bool, Option<i64>, Option<i64>)> = identity
+                    .access_keys
+                    .iter()
+                    .map(|k| (k.id.clone(), k.active, Some(k.created_ms), k.last_used_ms))
+                    .collect();
+                let password = identity.password.as_ref();
+                (
+                    password.is_some(),
+                    password.and_then(|p| p.last_used_ms),
+                    keys,
+                )
+            });
+            // Documents compare as the JSON they are, whatever their spacing.
+            let policies: Vec<(String, String)> = e
+                .inline_policies
+                .iter()
+                .map(|(name, d)| {
+                    (
+                        name.clone(),
+                        serde_json::from_str::<Value>(d).unwrap().to_string(),
+                    )
+                })
+                .collect();
+            let kind = match e.kind {
+                PrincipalKind::Role => "role",
+                PrincipalKind::User => "user",
+                _ => "group",
+            };
+            (
+                arn.clone(),
+                (
+                    kind.to_owned(),
+                    Some(e.created_ms),
+                    e.last_used_ms,
+                    e.last_used_region.clone(),
+                    e.tags.clone(),
+                    e.groups.clone(),
+                    e.managed_policies.clone(),
+                    policies,
+                    keys,
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(stored_identities.len(), expected_identities.len());
+    assert_eq!(stored_identities, expected_identities);
+    assert!(expected.keys().all(|arn| !arn.contains("100000000002")));
+    assert!(expected.values().any(|e| e
+        .credentials
+        .as_ref()
+        .is_some_and(|c| c.access_keys.len() == 2)));
+    assert!(
+        expected.values().any(|e| e.last_used_ms.is_some())
+            && expected.values().any(|e| !e.groups.is_empty())
+    );
+    // Each distinct document once, whoever attaches it; SecurityAudit once for every account.
+    let world = sim.scenario().world().unwrap();
+    for account in world.iter().filter(|a| a.id != "100000000002") {
+        for policy in account
+            .principals
+            .iter()
+            .filter(|p| p.kind == PrincipalKind::Policy)
+        {
+            let document: Value = serde_json::from_str(&policy.policies[0].1).unwrap();
+            documents.insert(document.to_string());
+        }
+    }
+    let audit: Value = serde_json::from_str(aws_sim::identity::AUDIT_DOCUMENT).unwrap();
+    documents.insert(audit.to_string());
+    let stored_documents: Vec<String> = db
+        .strings("SELECT document FROM aardvark_policy_documents")
+        .await;
+    let distinct: std::collections::BTreeSet<String> = stored_documents.iter().cloned().collect();
+    assert_eq!(distinct.len(), stored_documents.len(), "each document once");
+    assert_eq!(
+        distinct, documents,
+        "inline, customer-managed and SecurityAudit"
+    );
+    let audit = db
+        .strings(
+            "SELECT DISTINCT digest FROM aardvark_managed_policies WHERE name = 'SecurityAudit'",
+        )
+        .await;
+    assert_eq!(audit.len(), 1);
+    sim.shutdown().await;
+}
+
+/// A server or `update` starting with other exclusions evaluates every account again.
+async fn changed_rules_evaluate_every_account_again(backend: Backend) {
+    let Some(db) = fresh_db(backend).await else {
+        return;
+    };
+    let sim = aws_sim::start(scenario(now_ms(), false)).await.unwrap();
+    collect(&sim, &db.db, settings(&sim, &db, &[])).await;
+    let active = |db: Database| async move {
+        let filter = aardvark::db::findings::FindingFilter {
+            status: Some(aardvark::db::findings::FindingStatus::Active),
+            ..Default::default()
+        };
+        db.findings_page(&filter, 0, 0).await.unwrap().0
+    };
+    let before = active(db.db.clone()).await;
+    assert!(before > 0);
+    let same = aardvark::findings::reevaluate_if_rules_changed(
+        &db.db,
+        &settings(&sim, &db, &[]).finding_rules(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(same, 0, "the same rules: nothing to do");
+    let rules = settings(&sim, &db, &[ACCOUNT, DENIED]).finding_rules();
+    let accounts = aardvark::findings::reevaluate_if_rules_changed(&db.db, &rules)
+        .await
+        .unwrap();
+    assert_eq!(accounts, 2);
+    assert_eq!(
+        active(db.db.clone()).await,
+        0,
+        "every finding archived by the account rules"
+    );
+    let back = aardvark::findings::reevaluate_if_rules_changed(&db.db, &FindingRules::default())
+        .await
+        .unwrap();
+    assert_eq!(back, 2);
+    assert_eq!(active(db.db.clone()).await, before);
+    sim.shutdown().await;
+}
+
 on_both_backends!(
+    identity_details_are_stored_exactly,
+    changed_rules_evaluate_every_account_again,
     findings_have_a_lifecycle,
     findings_of_a_part_not_collected_stay_stale
 );
@@ -517,6 +754,11 @@ async fn findings_over_the_wire_and_in_every_report_format() {
     .output()
     .unwrap();
     assert!(update.status.success(), "{}", common::output_text(&update));
+    let summary = String::from_utf8_lossy(&update.stdout);
+    assert!(
+        summary.contains("identity details not collected (Access Advisor data unaffected): authorization_details in 1, credential_report in 1 accounts\n  333333333333 authorization_details: AccessDenied: GetAccountAuthorizationDetails: User: "),
+        "{summary}"
+    );
     let database = db.db.clone();
 
     // Read-only without tokens.
@@ -581,6 +823,28 @@ async fn findings_over_the_wire_and_in_every_report_format() {
         .filter(|e| e["account"] == ACCOUNT)
         .collect();
     assert_eq!(per_account.len(), 4, "four types in the account");
+    // `/metrics`: findings by type and status, every pair.
+    let metrics = app.get("/metrics").await;
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let findings_metric = |kind: &str, status: &str| {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "aardvark_findings"
+                    && s.labels.get("finding_type") == Some(kind)
+                    && s.labels.get("status") == Some(status)
+            })
+            .unwrap_or_else(|| panic!("aardvark_findings{{{kind}, {status}}}"));
+        match sample.value {
+            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+            ref other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(findings_metric("unused_password", "active"), 1.0);
+    assert_eq!(findings_metric("unused_password", "archived"), 1.0);
+    assert_eq!(findings_metric("unused_role", "resolved"), 0.0);
     // `/api/1/unused?status=` needs no account.
     assert_eq!(app.get("/api/1/unused?status=unused").await.status, 200);
     let accounts = app.get("/api/1/accounts").await.json();

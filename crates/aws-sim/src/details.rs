@@ -164,12 +164,7 @@ fn authorization_details(
 }
 
 fn policy_arn(state: &SimState, account: &AccountState, name: &str) -> String {
-    let partition = &state.scenario.partition;
-    if name == identity::AUDIT_POLICY {
-        format!("arn:{partition}:iam::aws:policy/{name}")
-    } else {
-        format!("arn:{partition}:iam::{}:policy/{name}", account.account.id)
-    }
+    identity::managed_policy_arn(&state.scenario.partition, &account.account.id, name)
 }
 
 /// A user, group or role as `GetAccountAuthorizationDetails` shows it.
@@ -196,9 +191,14 @@ fn principal_detail(state: &SimState, account: &AccountState, p: &ResolvedPrinci
     }
     xml.open(policy_list);
     for (policy, document) in &p.policies {
+        let sent = if p.faults.malformed_policy {
+            url_encoded(&document[..document.len() / 2])
+        } else {
+            url_encoded(document)
+        };
         xml.open("member")
             .element("PolicyName", policy)
-            .element("PolicyDocument", url_encoded(document))
+            .element("PolicyDocument", sent)
             .close("member");
     }
     xml.close(policy_list);

@@ -139,6 +139,16 @@ pub(crate) fn generated(
     identity
 }
 
+/// The ARN of the managed policy `name` attached in `account`: AWS's own for
+/// [`AUDIT_POLICY`], the account's otherwise.
+pub fn managed_policy_arn(partition: &str, account: &str, name: &str) -> String {
+    if name == AUDIT_POLICY {
+        format!("arn:{partition}:iam::aws:policy/{name}")
+    } else {
+        format!("arn:{partition}:iam::{account}:policy/{name}")
+    }
+}
+
 /// A policy document granting every action of `namespaces` (`ns:*`), as AWS stores it.
 pub fn grant_document(namespaces: &[&str]) -> String {
     let actions: Vec<String> = namespaces.iter().map(|ns| format!("{ns}:*")).collect();

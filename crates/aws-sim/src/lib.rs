@@ -34,8 +34,8 @@ mod server;
 
 pub use catalog::SERVICES;
 pub use scenario::{
-    AccountFaults, AssumeRoleFault, Burst, ExpectedService, PrincipalFaults, PrincipalKind,
-    RateLimit, Scenario,
+    AccountFaults, AssumeRoleFault, Burst, ExpectedIdentity, ExpectedService, PrincipalFaults,
+    PrincipalKind, RateLimit, Scenario,
 };
 pub use server::{start, start_on, SimHandle, StartError};
 pub use stats::Stats;

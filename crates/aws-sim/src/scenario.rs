@@ -293,6 +293,9 @@ pub struct PrincipalFaults {
     pub vanishes: bool,
     /// The finished job's result is not well-formed XML.
     pub malformed_result: bool,
+    /// `GetAccountAuthorizationDetails` sends its inline policy document as text that is not
+    /// JSON once URL-decoded.
+    pub malformed_policy: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -861,6 +864,87 @@ impl Scenario {
                     .collect();
                 services.sort();
                 expected.insert(principal.arn.clone(), services);
+            }
+        }
+        Ok(expected)
+    }
+}
+
+/// What a correct collector stores of one role's, user's or group's identity details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedIdentity {
+    pub kind: PrincipalKind,
+    pub created_ms: i64,
+    pub last_used_ms: Option<i64>,
+    pub last_used_region: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    /// ARNs of the attached managed policies.
+    pub managed_policies: Vec<String>,
+    /// Inline policies: name and document (JSON text).
+    pub inline_policies: Vec<(String, String)>,
+    /// Users: the password and keys the credential report gives (`None` when the account's
+    /// report cannot be read).
+    pub credentials: Option<Identity>,
+}
+
+impl Scenario {
+    /// What a correct collector stores of identity details, by ARN: every role, user and
+    /// group of every collectable account whose `GetAccountAuthorizationDetails` is allowed
+    /// and sends only documents that read.
+    pub fn expected_identities(&self) -> Result<BTreeMap<String, ExpectedIdentity>, ScenarioError> {
+        use identity::IdentityCall::{
+            GenerateCredentialReport, GetAccountAuthorizationDetails, GetCredentialReport,
+        };
+        let mut expected = BTreeMap::new();
+        for account in self.world()?.iter().filter(|a| a.collectable()) {
+            let denied = &account.faults.identity.deny;
+            let malformed = account.principals.iter().any(|p| p.faults.malformed_policy);
+            if denied.contains(&GetAccountAuthorizationDetails) || malformed {
+                continue;
+            }
+            let report = !denied.contains(&GenerateCredentialReport)
+                && !denied.contains(&GetCredentialReport);
+            for p in account
+                .principals
+                .iter()
+                .filter(|p| p.kind != PrincipalKind::Policy)
+            {
+                let identity = &p.identity;
+                expected.insert(
+                    p.arn.clone(),
+                    ExpectedIdentity {
+                        kind: p.kind,
+                        created_ms: p.created_ms(),
+                        last_used_ms: identity
+                            .last_used_ms
+                            .filter(|_| p.kind == PrincipalKind::Role),
+                        last_used_region: identity
+                            .last_used_region
+                            .clone()
+                            .filter(|_| p.kind == PrincipalKind::Role),
+                        tags: if p.kind == PrincipalKind::Group {
+                            BTreeMap::new()
+                        } else {
+                            identity
+                                .tags
+                                .iter()
+                                .map(|t| (t.key.clone(), t.value.clone()))
+                                .collect()
+                        },
+                        groups: identity.groups.clone(),
+                        managed_policies: identity
+                            .managed_policies
+                            .iter()
+                            .map(|name| {
+                                identity::managed_policy_arn(&self.partition, &account.id, name)
+                            })
+                            .collect(),
+                        inline_policies: p.policies.clone(),
+                        credentials: (report && p.kind == PrincipalKind::User)
+                            .then(|| identity.clone()),
+                    },
+                );
             }
         }
         Ok(expected)

@@ -26,8 +26,9 @@ pub struct Writes {
     pub enabled: bool,
 }
 
-/// The longest reason a write takes.
+/// The longest reason and name a write takes (as the document says).
 const MAX_REASON_CHARS: usize = 1000;
+const MAX_BY_CHARS: usize = 200;
 
 /// One change of a finding's status.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -142,8 +143,8 @@ pub(crate) fn filter(params: &RequestParams) -> Result<FindingFilter, ApiError> 
     path = "/api/1/findings",
     tag = "findings",
     params(
-        ("type" = Option<String>, Query, description = "Only findings of this type: `unused_role`, `unused_access_key`, `unused_password` or `unused_permission`"),
-        ("status" = Option<String>, Query, description = "Only findings with this status: `active`, `resolved` or `archived`"),
+        ("type" = Option<FindingType>, Query, description = "Only findings of this type"),
+        ("status" = Option<FindingStatus>, Query, description = "Only findings with this status"),
         ("account" = Option<String>, Query, pattern = "^[0-9]{12}$", description = "Only this account's findings"),
         ("arn" = Option<String>, Query, description = "Only this principal's findings (any case)"),
         super::declared::ListPaging,
@@ -282,12 +283,13 @@ pub async fn summary(State(reader): State<Reader>) -> Result<Response, ApiError>
 
 /// What archiving or unarchiving by hand takes.
 #[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ArchiveRequest {
-    /// Why (kept in the finding's history); 1 to 1000 characters.
+    /// Why (kept in the finding's history).
+    #[schema(min_length = 1, max_length = 1000)]
     reason: String,
     /// Who (kept as the finding's `archived_by`); default `api`.
     #[serde(default)]
+    #[schema(max_length = 200)]
     by: Option<String>,
 }
 
@@ -309,7 +311,7 @@ async fn set_archived(
             "the body must be JSON {{\"reason\": \"...\", \"by\": \"...\"}}: {err}"
         ))
     })?;
-    let reason = request.reason.trim();
+    let reason = request.reason.as_str();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
         return Err(ApiError::bad_request(format!(
             "'reason' must be 1 to {MAX_REASON_CHARS} characters"
@@ -318,11 +320,12 @@ async fn set_archived(
     let by = request
         .by
         .as_deref()
-        .map(str::trim)
         .filter(|by| !by.is_empty())
         .unwrap_or("api");
-    if by.chars().count() > 200 {
-        return Err(ApiError::bad_request("'by' must be at most 200 characters"));
+    if by.chars().count() > MAX_BY_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "'by' must be at most {MAX_BY_CHARS} characters"
+        )));
     }
     let finding = reader
         .database()

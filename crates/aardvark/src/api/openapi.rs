@@ -38,6 +38,8 @@ use crate::db::Reader;
         super::unused::UnusedSort,
         super::unused::UnusedStatus,
         crate::unused::PrincipalKind,
+        crate::db::findings::FindingType,
+        crate::db::findings::FindingStatus,
         super::ErrorBody
     ))
 )]

@@ -423,3 +423,40 @@ async fn access_key_ids(
     }
     first_failure.map_or(Ok(()), Err)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_url_decoded_into_json() {
+        // As the IAM API Reference's GetAccountAuthorizationDetails example sends one.
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D";
+        let document = decoded("arn:aws:iam::123456789012:role/r", "p", encoded).unwrap();
+        assert_eq!(
+            document,
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+        );
+        let spaced = "%7B%22Sid%22%3A%20%22a%20b%2Bc%22%7D";
+        assert_eq!(decoded("o", "p", spaced).unwrap()["Sid"], "a b+c");
+    }
+
+    #[test]
+    fn bad_documents_name_the_policy_and_the_problem() {
+        let half = decoded(
+            "arn:aws:iam::123456789012:role/r",
+            "inline",
+            "%7B%22Version%22",
+        )
+        .unwrap_err();
+        assert_eq!(half.code, "MalformedPolicyDocument");
+        assert!(
+            half.message
+                .starts_with("policy inline of arn:aws:iam::123456789012:role/r: not JSON"),
+            "{}",
+            half.message
+        );
+        let bytes = decoded("o", "p", "%FF%FE").unwrap_err();
+        assert!(bytes.message.contains("not UTF-8"), "{}", bytes.message);
+    }
+}

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use super::aws::Failure;
 pub use crate::db::runs::AccountStatus;
-use crate::db::runs::{AccountRecord, RecordedFailure, RecordedPart, RunStatus, RunTotals};
+use crate::db::runs::{
+    AccountRecord, PartStatus, RecordedFailure, RecordedPart, RunStatus, RunTotals,
+};
 
 /// Why a principal has no result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,6 +301,7 @@ impl RunReport {
                 out.push_str(&format!("  {arn}\n"));
             }
         }
+        out.push_str(&self.parts_summary());
         let mut pruned: Vec<&String> = self.accounts.iter().flat_map(|a| &a.pruned).collect();
         pruned.sort();
         if !pruned.is_empty() {
@@ -306,6 +309,51 @@ impl RunReport {
             for arn in pruned {
                 out.push_str(&format!("  {arn}\n"));
             }
+        }
+        out
+    }
+}
+
+impl RunReport {
+    /// The identity parts not collected (best effort: their accounts are not failed), counted
+    /// per part, with each account's reason.
+    fn parts_summary(&self) -> String {
+        let mut failed: Vec<(&str, &str, &str, &str)> = self
+            .accounts
+            .iter()
+            .flat_map(|account| {
+                account
+                    .parts
+                    .iter()
+                    .filter(|p| p.status == PartStatus::Failed)
+                    .map(|part| {
+                        (
+                            part.part.as_str(),
+                            account.id.as_str(),
+                            part.code.as_deref().unwrap_or_default(),
+                            part.message.as_deref().unwrap_or_default(),
+                        )
+                    })
+            })
+            .collect();
+        if failed.is_empty() {
+            return String::new();
+        }
+        failed.sort();
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for (part, ..) in &failed {
+            *counts.entry(part).or_default() += 1;
+        }
+        let counted: Vec<String> = counts
+            .iter()
+            .map(|(part, n)| format!("{part} in {n}"))
+            .collect();
+        let mut out = format!(
+            "identity details not collected (Access Advisor data unaffected): {} accounts\n",
+            counted.join(", ")
+        );
+        for (part, account, code, message) in failed {
+            out.push_str(&format!("  {account} {part}: {code}: {message}\n"));
         }
         out
     }

@@ -13,7 +13,8 @@ use super::Database;
 use crate::named::named;
 
 /// What a finding reports, as IAM Access Analyzer's unused-access analyzer names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum FindingType {
     UnusedRole,
     UnusedAccessKey,
@@ -36,7 +37,8 @@ impl FindingType {
     ];
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum FindingStatus {
     Active,
     Resolved,

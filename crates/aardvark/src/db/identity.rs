@@ -279,6 +279,32 @@ impl Database {
         Ok(findings)
     }
 
+    /// Each principal's inline policies in the account (name and decoded document), by ARN.
+    pub async fn inline_policies_of(
+        &self,
+        account_id: &str,
+    ) -> Result<BTreeMap<String, Vec<(String, serde_json::Value)>>, DbError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT arn, inline_policies FROM aardvark_identities WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut policies = BTreeMap::new();
+        for (arn, inline) in rows {
+            let digests: BTreeMap<String, String> = stored_json(inline)?;
+            let mut documents = Vec::new();
+            for (name, digest) in digests {
+                let text = self.policy_document(&digest).await?.ok_or_else(|| {
+                    DbError::undecodable(format!("policy document {digest} is missing"))
+                })?;
+                documents.push((name, stored_json(text)?));
+            }
+            policies.insert(arn, documents);
+        }
+        Ok(policies)
+    }
+
     /// The stored document of `digest`.
     pub async fn policy_document(&self, digest: &str) -> Result<Option<String>, DbError> {
         Ok(
