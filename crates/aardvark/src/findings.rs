@@ -187,7 +187,12 @@ pub fn evaluate(
     let since = crate::unused::window_start(now_ms, rules.days);
     let used = |ms: Option<i64>| ms.is_some_and(|ms| ms > since);
     let too_new = |created: Option<i64>| created.is_some_and(|ms| ms > since);
-    let identity_of = |arn: &str| facts.identities.iter().find(|i| i.arn == arn);
+    let identities: std::collections::HashMap<&str, &IdentityRecord> = facts
+        .identities
+        .iter()
+        .map(|identity| (identity.arn.as_str(), identity))
+        .collect();
+    let identity_of = |arn: &str| identities.get(arn).copied();
     let mut evaluation = Evaluation {
         account: account.to_owned(),
         types: judged.types(),
@@ -360,6 +365,10 @@ pub async fn evaluate_account(
     unreachable!("the last attempt returns")
 }
 
+/// Accounts evaluated at once when every account is evaluated again (on SQLite their writes
+/// take turns: `Database::write_turn`).
+const EVALUATIONS_AT_ONCE: usize = 8;
+
 /// Attempts at applying an evaluation when the database is busy or the connection lost.
 const EVALUATION_ATTEMPTS: u32 = 3;
 
@@ -375,9 +384,17 @@ pub async fn reevaluate_if_rules_changed(
         return Ok(0);
     }
     let accounts = db.accounts_with_facts().await?;
-    for account in &accounts {
-        evaluate_account(db, account, Judged::ALL, rules, None).await?;
-    }
+    // Several accounts at once: reading an account's facts waits on the database more than
+    // it computes, and PostgreSQL writes different accounts' findings side by side.
+    use futures::{StreamExt, TryStreamExt};
+    let evaluations: Vec<_> = accounts
+        .iter()
+        .map(|account| evaluate_account(db, account, Judged::ALL, rules, None))
+        .collect();
+    futures::stream::iter(evaluations)
+        .buffer_unordered(EVALUATIONS_AT_ONCE)
+        .try_collect::<Vec<_>>()
+        .await?;
     db.set_findings_rules(&fingerprint).await?;
     Ok(accounts.len())
 }

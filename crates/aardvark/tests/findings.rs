@@ -412,6 +412,28 @@ async fn findings_have_a_lifecycle(backend: Backend) {
     );
     assert_eq!(findings(&database).await, second);
 
+    // While a finding holds it is seen at every evaluation; once it stops, its last sighting
+    // stays that of the evaluation before.
+    let stored = |kind, resource: String| {
+        let db = database.clone();
+        async move {
+            let id = aardvark::db::findings::finding_id(kind, &resource);
+            db.finding(&id).await.unwrap().unwrap()
+        }
+    };
+    use aardvark::db::findings::FindingType::{UnusedAccessKey, UnusedRole};
+    let resolved = stored(UnusedRole, arn("role", "unused-91")).await;
+    // (The run's start evaluated every account again with the changed exclusions, on the
+    // data then stored: the role was last seen holding there.)
+    assert!(resolved.last_seen >= resolved.first_seen);
+    assert!(resolved.updated_at > resolved.last_seen);
+    let holding = stored(UnusedAccessKey, "AKIABOB00000000002".into()).await;
+    assert!(holding.last_seen > holding.first_seen);
+    assert_eq!(
+        holding.last_seen, resolved.updated_at,
+        "the second evaluation"
+    );
+
     // Back to the first world: the role's finding is found again, with its whole history.
     collect(&sim, &database, settings(&sim, &db, &[])).await;
     let role_finding = database

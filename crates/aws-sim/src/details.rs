@@ -147,7 +147,7 @@ fn authorization_details(
                 PrincipalKind::User => (0, principal_detail(state, account, p)),
                 PrincipalKind::Group => (1, principal_detail(state, account, p)),
                 PrincipalKind::Role => (2, principal_detail(state, account, p)),
-                PrincipalKind::Policy => (3, managed_policy(state, account, p)),
+                PrincipalKind::Policy => (3, managed_policy(account, p)),
             },
             Detail::AwsPolicy(name) => (3, aws_policy(state, account, name)),
         };
@@ -284,7 +284,7 @@ fn policy_detail(
         .close("member");
 }
 
-fn managed_policy(_state: &SimState, account: &AccountState, p: &ResolvedPrincipal) -> Xml {
+fn managed_policy(account: &AccountState, p: &ResolvedPrincipal) -> Xml {
     let mut xml = Xml::default();
     let document = p.policies.first().map_or("{}", |(_, d)| d.as_str());
     policy_detail(

@@ -78,11 +78,14 @@ CREATE TABLE aardvark_findings (
 	-- Who archived it by hand; NULL for an exclusion.
 	archived_by TEXT,
 	first_seen TEXT NOT NULL,
+	-- Whether its condition held at the latest evaluation of its type in its account. While
+	-- it holds, its last sighting is that evaluation's (aardvark_finding_evaluations), so
+	-- that an evaluation that changes nothing writes no finding; when it stops, last_seen
+	-- keeps the last one.
+	holds BIGINT NOT NULL,
 	last_seen TEXT NOT NULL,
 	updated_at TEXT NOT NULL,
-	evidence TEXT NOT NULL,
-	-- Its part was not collected at the account's latest collection: as it was before.
-	stale BIGINT NOT NULL DEFAULT 0
+	evidence TEXT NOT NULL
 );
 CREATE INDEX aardvark_findings_account ON aardvark_findings (account_id, type);
 CREATE INDEX aardvark_findings_principal ON aardvark_findings (principal);
@@ -96,6 +99,16 @@ CREATE TABLE aardvark_finding_history (
 	actor TEXT
 );
 CREATE INDEX aardvark_finding_history_finding ON aardvark_finding_history (finding_id);
+-- Each account's latest evaluation of each type: when, in which run, the one before it, and
+-- whether the latest collection could not judge it (its part failed: findings stale).
+CREATE TABLE aardvark_finding_evaluations (
+	account_id TEXT NOT NULL,
+	type TEXT NOT NULL,
+	evaluated_at TEXT NOT NULL,
+	previous_at TEXT,
+	stale BIGINT NOT NULL,
+	PRIMARY KEY (account_id, type)
+);
 -- The window and exclusions findings were last evaluated with (one row).
 CREATE TABLE aardvark_findings_rules (
 	id BIGINT PRIMARY KEY,

@@ -49,8 +49,13 @@ named!(FindingStatus { Active => "active", Resolved => "resolved", Archived => "
 /// A finding's id: the first 128 bits of SHA-256 over its type and resource, in hex, so that
 /// it is the same at every run and safe in a URL path.
 pub fn finding_id(kind: FindingType, resource: &str) -> String {
-    let digest = Sha256::digest(format!("{}\n{resource}", kind.as_str()).as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let mut hasher = Sha256::new();
+    hasher.update(kind.as_str().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(resource.as_bytes());
+    let digest = hasher.finalize();
+    let first: [u8; 16] = digest[..16].try_into().expect("SHA-256 has 32 bytes");
+    format!("{:032x}", u128::from_be_bytes(first))
 }
 
 /// A finding whose condition holds now.
@@ -91,6 +96,8 @@ pub struct Changes {
     pub resolved: u64,
     pub archived: u64,
     pub reopened: u64,
+    /// Findings still holding whose evidence changed.
+    pub updated: u64,
 }
 
 /// One change of a finding's status.
@@ -141,38 +148,51 @@ struct Current {
     archived_by: Option<String>,
     reason: Option<String>,
     evidence: String,
+    holds: bool,
 }
 
-/// The account's stored findings, by id.
+/// The account's stored findings, by id (read as one JSON row: see `rows_as_json`).
 async fn current_findings(
     tx: &mut Tx<'_>,
+    dialect: super::Dialect,
     account: &str,
 ) -> Result<HashMap<String, (FindingType, Current)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT id, type, status, archived_by, reason, evidence FROM aardvark_findings \
-         WHERE account_id = $1",
-    )
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        i64,
+    );
+    let text: String = sqlx::query_scalar(&dialect.rows_as_json(
+        "id, type, status, archived_by, reason, evidence, holds",
+        "FROM aardvark_findings WHERE account_id = $1",
+    ))
     .bind(account)
-    .fetch_all(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    let mut current = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let kind: String = row.try_get(1)?;
-        let status: String = row.try_get(2)?;
-        current.insert(
-            row.try_get(0)?,
-            (
-                FindingType::try_from(kind).map_err(DbError::undecodable)?,
-                Current {
-                    status: FindingStatus::try_from(status).map_err(DbError::undecodable)?,
-                    archived_by: row.try_get(3)?,
-                    reason: row.try_get(4)?,
-                    evidence: row.try_get(5)?,
-                },
-            ),
-        );
-    }
-    Ok(current)
+    let rows: Vec<Row> = serde_json::from_str(&text)
+        .map_err(|err| DbError::undecodable(format!("stored findings: {err}")))?;
+    rows.into_iter()
+        .map(|(id, kind, status, archived_by, reason, evidence, holds)| {
+            let current = Current {
+                status: FindingStatus::try_from(status).map_err(DbError::undecodable)?,
+                archived_by,
+                reason,
+                evidence,
+                holds: holds != 0,
+            };
+            Ok((
+                id,
+                (
+                    FindingType::try_from(kind).map_err(DbError::undecodable)?,
+                    current,
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// What applying an evaluation writes, gathered so that most of it goes many rows to a
@@ -185,10 +205,16 @@ struct Writes<'a> {
     status: Vec<(String, StatusChange)>,
     /// History rows of new findings.
     history: Vec<(String, StatusChange)>,
-    /// Stored findings seen again.
-    sighted: Vec<String>,
+    /// Stored findings that hold again (`true`) or stopped holding, with when they were
+    /// last seen holding.
+    holds: Vec<(String, bool, Option<String>)>,
     /// Stored findings whose evidence changed.
     evidence: Vec<(String, String)>,
+}
+
+/// Placeholders of `rows` rows of the evaluations' four columns.
+fn dialect_rows(dialect: super::Dialect, rows: usize) -> String {
+    dialect.values_placeholders(rows, 4)
 }
 
 /// Rows per multi-row statement: the statement's parameters within the shared limit.
@@ -196,35 +222,19 @@ fn rows_per_statement(columns: usize) -> usize {
     (super::vocabulary::PARAMS_PER_STATEMENT / columns).max(1)
 }
 
-/// `($1, $2, ...), ($n, ...)`: placeholders of `rows` rows of `columns` columns.
-fn values(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", row * columns + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Writes<'_> {
-    async fn apply(self, tx: &mut Tx<'_>, account: &str, now: &str) -> Result<(), DbError> {
-        for chunk in self.opened.chunks(rows_per_statement(9)) {
+    async fn apply(
+        self,
+        tx: &mut Tx<'_>,
+        dialect: super::Dialect,
+        account: &str,
+        now: &str,
+    ) -> Result<(), DbError> {
+        for chunk in self.opened.chunks(rows_per_statement(11)) {
             let sql = format!(
                 "INSERT INTO aardvark_findings (id, type, status, resource, principal, account_id, \
-                 reason, evidence, first_seen, last_seen, updated_at, stale) VALUES {}",
-                (0..chunk.len())
-                    .map(|row| {
-                        let at = |c: usize| format!("${}", row * 9 + c);
-                        format!(
-                            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 0)",
-                            at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8), at(9), at(9), at(9)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                 reason, evidence, first_seen, last_seen, updated_at, holds) VALUES {}",
+                dialect.values_placeholders_then(chunk.len(), 11, ", 1")
             );
             let mut query = sqlx::query(&sql);
             for (id, holding, status, reason, evidence) in chunk {
@@ -237,6 +247,8 @@ impl Writes<'_> {
                     .bind(account)
                     .bind(reason)
                     .bind(evidence)
+                    .bind(now)
+                    .bind(now)
                     .bind(now);
             }
             query.execute(&mut **tx).await?;
@@ -259,7 +271,7 @@ impl Writes<'_> {
         for chunk in history.chunks(rows_per_statement(6)) {
             let sql = format!(
                 "INSERT INTO aardvark_finding_history (finding_id, at, run_id, status, reason, actor) VALUES {}",
-                values(chunk.len(), 6)
+                dialect.values_placeholders(chunk.len(), 6)
             );
             let mut query = sqlx::query(&sql);
             for (id, change) in chunk {
@@ -280,17 +292,15 @@ impl Writes<'_> {
                 .execute(&mut **tx)
                 .await?;
         }
-        for chunk in self.sighted.chunks(rows_per_statement(1) - 1) {
-            let ids: Vec<String> = (2..chunk.len() + 2).map(|n| format!("${n}")).collect();
-            let sql = format!(
-                "UPDATE aardvark_findings SET last_seen = $1 WHERE id IN ({})",
-                ids.join(", ")
-            );
-            let mut query = sqlx::query(&sql).bind(now);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut **tx).await?;
+        for (id, holds, last_seen) in &self.holds {
+            sqlx::query(
+                "UPDATE aardvark_findings SET holds = $1, last_seen = COALESCE($2, last_seen) WHERE id = $3",
+            )
+            .bind(i64::from(*holds))
+            .bind(last_seen)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }
@@ -301,9 +311,15 @@ fn excluded_reason(rule: &str) -> String {
     format!("excluded by FINDINGS_EXCLUDE rule {rule}")
 }
 
-const FINDING_COLUMNS: &str =
-    "id, type, status, resource, principal, account_id, reason, archived_by, \
-     first_seen, last_seen, updated_at, evidence, CAST(stale AS BIGINT)";
+const FINDING_COLUMNS: &str = "f.id, f.type, f.status, f.resource, f.principal, f.account_id, \
+     f.reason, f.archived_by, f.first_seen, \
+     CASE WHEN f.holds = 1 AND e.evaluated_at IS NOT NULL THEN e.evaluated_at ELSE f.last_seen END, \
+     f.updated_at, f.evidence, CAST(COALESCE(e.stale, 0) AS BIGINT)";
+
+/// Findings with their type's latest evaluation in their account (their last sighting while
+/// they hold, and whether they are stale).
+const FINDINGS_FROM: &str = "aardvark_findings f LEFT JOIN aardvark_finding_evaluations e \
+     ON e.account_id = f.account_id AND e.type = f.type";
 
 fn finding_of(row: &sqlx::any::AnyRow) -> Result<StoredFinding, DbError> {
     let kind: String = row.try_get(1)?;
@@ -367,38 +383,49 @@ impl Database {
     /// archived by an exclusion), holding ones are seen again (resolved ones reopen; those an
     /// exclusion archived follow the rules as they are now; those archived by hand stay so),
     /// and active ones that no longer hold resolve with their reason. Findings of types not
-    /// evaluated are kept as they are, marked stale. New findings, history rows and sightings
-    /// are written many to a statement; a finding is written alone only when its status or
-    /// evidence changes.
+    /// evaluated are kept as they are, marked stale. A finding's last sighting while it holds
+    /// is its type's latest evaluation, so an evaluation that changes nothing writes one row
+    /// per type; new findings and history rows go many to a statement, and a stored finding
+    /// is written only when its status, evidence or holding changes.
     pub async fn apply_evaluation(
         &self,
         evaluation: &Evaluation,
         run_id: Option<i64>,
         now: &str,
     ) -> Result<Changes, DbError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
-        // A write first: SQLite then takes its write lock now, waiting for it (a read first
+        // Writes first: SQLite then takes its write lock now, waiting for it (a read first
         // would make the later writes fail at once when another writer came between), and
-        // PostgreSQL locks the account's findings against a concurrent evaluation. It marks
-        // stale the findings of the types not evaluated.
-        let evaluated: Vec<String> = evaluation
-            .types
-            .iter()
-            .map(|kind| format!("'{}'", kind.as_str()))
-            .collect();
-        let fresh = if evaluated.is_empty() {
-            "0 = 1".to_owned()
-        } else {
-            format!("type IN ({})", evaluated.join(", "))
-        };
-        sqlx::query(&format!(
-            "UPDATE aardvark_findings SET stale = CASE WHEN {fresh} THEN 0 ELSE 1 END \
-             WHERE account_id = $1"
-        ))
-        .bind(&evaluation.account)
-        .execute(&mut *tx)
-        .await?;
-        let current = current_findings(&mut tx, &evaluation.account).await?;
+        // PostgreSQL locks the account's evaluations against a concurrent one.
+        // One row per type: an evaluated type's evaluation moves on (the one before kept as
+        // `previous_at`); a type not evaluated keeps its last evaluation and turns stale.
+        let rows = dialect_rows(self.dialect(), FindingType::ALL.len());
+        let sql = format!(
+            "INSERT INTO aardvark_finding_evaluations (account_id, type, evaluated_at, stale) \
+             VALUES {rows} ON CONFLICT (account_id, type) DO UPDATE SET \
+             previous_at = CASE WHEN excluded.stale = 0 THEN aardvark_finding_evaluations.evaluated_at \
+                 ELSE aardvark_finding_evaluations.previous_at END, \
+             evaluated_at = CASE WHEN excluded.stale = 0 THEN excluded.evaluated_at \
+                 ELSE aardvark_finding_evaluations.evaluated_at END, \
+             stale = excluded.stale RETURNING type, previous_at"
+        );
+        let mut upsert = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+        for kind in FindingType::ALL {
+            upsert = upsert
+                .bind(&evaluation.account)
+                .bind(kind.as_str())
+                .bind(now)
+                .bind(i64::from(!evaluation.types.contains(&kind)));
+        }
+        let mut previous: HashMap<FindingType, Option<String>> = HashMap::new();
+        for (kind, before) in upsert.fetch_all(&mut *tx).await? {
+            previous.insert(
+                FindingType::try_from(kind).map_err(DbError::undecodable)?,
+                before,
+            );
+        }
+        let current = current_findings(&mut tx, self.dialect(), &evaluation.account).await?;
         let change = |status, reason: String| StatusChange {
             at: now.to_owned(),
             run_id,
@@ -425,9 +452,12 @@ impl Database {
                 changes.opened += 1;
                 continue;
             };
-            writes.sighted.push(id.clone());
+            if !was.holds {
+                writes.holds.push((id.clone(), true, None));
+            }
             if was.evidence != evidence {
                 writes.evidence.push((id.clone(), evidence));
+                changes.updated += 1;
             }
             let by_hand = was.status == FindingStatus::Archived && was.archived_by.is_some();
             let unchanged = match wanted.0 {
@@ -462,6 +492,11 @@ impl Database {
             if seen.contains(id) || !evaluation.types.contains(kind) {
                 continue;
             }
+            if was.holds {
+                // Last seen holding at the evaluation before this one.
+                let last = previous.get(kind).cloned().flatten();
+                writes.holds.push((id.clone(), false, last));
+            }
             let by_rule = was.status == FindingStatus::Archived && was.archived_by.is_none();
             if was.status == FindingStatus::Active || by_rule {
                 let reason = cleared.get(id).copied().unwrap_or(match kind {
@@ -475,7 +510,9 @@ impl Database {
                 changes.resolved += 1;
             }
         }
-        writes.apply(&mut tx, &evaluation.account, now).await?;
+        writes
+            .apply(&mut tx, self.dialect(), &evaluation.account, now)
+            .await?;
         tx.commit().await?;
         Ok(changes)
     }
@@ -491,7 +528,7 @@ impl Database {
     ) -> Result<Option<StoredFinding>, DbError> {
         let mut tx = self.pool().begin().await?;
         // A write first (see `apply_evaluation`), which also says whether it exists.
-        let exists = sqlx::query("UPDATE aardvark_findings SET stale = stale WHERE id = $1")
+        let exists = sqlx::query("UPDATE aardvark_findings SET holds = holds WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?
@@ -530,7 +567,7 @@ impl Database {
     /// One finding with its history.
     pub async fn finding(&self, id: &str) -> Result<Option<StoredFinding>, DbError> {
         let row = sqlx::query(&format!(
-            "SELECT {FINDING_COLUMNS} FROM aardvark_findings WHERE id = $1"
+            "SELECT {FINDING_COLUMNS} FROM {FINDINGS_FROM} WHERE f.id = $1"
         ))
         .bind(id)
         .fetch_optional(self.pool())
@@ -559,16 +596,16 @@ impl Database {
             conditions.push(sql.replace('?', &format!("${}", binds.len())));
         };
         if let Some(kind) = filter.kind {
-            condition("type = ?", kind.as_str().to_owned());
+            condition("f.type = ?", kind.as_str().to_owned());
         }
         if let Some(status) = filter.status {
-            condition("status = ?", status.as_str().to_owned());
+            condition("f.status = ?", status.as_str().to_owned());
         }
         if let Some(account) = &filter.account {
-            condition("account_id = ?", account.clone());
+            condition("f.account_id = ?", account.clone());
         }
         if let Some(arn) = &filter.arn {
-            condition("LOWER(principal) = ?", arn.to_lowercase());
+            condition("LOWER(f.principal) = ?", arn.to_lowercase());
         }
         let filter_sql = if conditions.is_empty() {
             String::new()
@@ -576,15 +613,15 @@ impl Database {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let count_sql =
-            format!("SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_findings {filter_sql}");
+            format!("SELECT CAST(COUNT(*) AS BIGINT) FROM aardvark_findings f {filter_sql}");
         let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
         for value in &binds {
             count = count.bind(value);
         }
         let total = count.fetch_one(self.pool()).await?;
         let sql = format!(
-            "SELECT {FINDING_COLUMNS} FROM aardvark_findings {filter_sql} \
-             ORDER BY account_id, type, resource LIMIT {limit} OFFSET {offset}"
+            "SELECT {FINDING_COLUMNS} FROM {FINDINGS_FROM} {filter_sql} \
+             ORDER BY f.account_id, f.type, f.resource LIMIT {limit} OFFSET {offset}"
         );
         let mut query = sqlx::query(&sql);
         for value in &binds {

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use super::error::DbError;
 use super::Database;
@@ -334,139 +333,168 @@ impl Database {
         })
     }
 
+    /// The rows `SELECT {columns} {rest}` (with `account_id` as `$1`) returns, read as `T`
+    /// from one JSON row.
+    async fn json_rows<T: serde::de::DeserializeOwned>(
+        &self,
+        columns: &str,
+        rest: &str,
+        account_id: &str,
+    ) -> Result<Vec<T>, DbError> {
+        let text: String = sqlx::query_scalar(&self.dialect().rows_as_json(columns, rest))
+            .bind(account_id)
+            .fetch_one(self.pool())
+            .await?;
+        stored_json(text)
+    }
+
     async fn identities_of(&self, account_id: &str) -> Result<Vec<IdentityRecord>, DbError> {
-        let rows = sqlx::query(
-            "SELECT arn, kind, CAST(created_ms AS BIGINT), CAST(last_used_ms AS BIGINT), \
-             last_used_region, tags, groups_json, managed_policies FROM aardvark_identities \
-             WHERE account_id = $1 ORDER BY arn",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(IdentityRecord {
-                    arn: row.try_get(0)?,
-                    kind: row.try_get(1)?,
-                    created_ms: row.try_get(2)?,
-                    last_used_ms: row.try_get(3)?,
-                    last_used_region: row.try_get(4)?,
-                    tags: stored_json(row.try_get(5)?)?,
-                    groups: stored_json(row.try_get(6)?)?,
-                    managed_policies: stored_json(row.try_get(7)?)?,
-                    inline_policies: Vec::new(),
-                })
-            })
-            .collect()
+        type Row = (
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            String,
+            String,
+            String,
+        );
+        let rows: Vec<Row> = self
+            .json_rows(
+                "arn, kind, created_ms, last_used_ms, last_used_region, tags, groups_json, managed_policies",
+                "FROM aardvark_identities WHERE account_id = $1",
+                account_id,
+            )
+            .await?;
+        let mut identities = rows
+            .into_iter()
+            .map(
+                |(arn, kind, created_ms, last_used_ms, last_used_region, tags, groups, managed)| {
+                    Ok(IdentityRecord {
+                        arn,
+                        kind,
+                        created_ms,
+                        last_used_ms,
+                        last_used_region,
+                        tags: stored_json(tags)?,
+                        groups: stored_json(groups)?,
+                        managed_policies: stored_json(managed)?,
+                        inline_policies: Vec::new(),
+                    })
+                },
+            )
+            .collect::<Result<Vec<_>, DbError>>()?;
+        identities.sort_by(|a, b| a.arn.cmp(&b.arn));
+        Ok(identities)
     }
 
     async fn credentials_of(&self, account_id: &str) -> Result<Vec<UserCredentials>, DbError> {
-        let rows = sqlx::query(
-            "SELECT arn, user_name, CAST(created_ms AS BIGINT), CAST(password_enabled AS BIGINT), \
-             CAST(password_last_used_ms AS BIGINT), password_last_used_note, \
-             CAST(password_last_changed_ms AS BIGINT), CAST(mfa_active AS BIGINT) \
-             FROM aardvark_credentials WHERE account_id = $1 ORDER BY arn",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
+        type Row = (
+            String,
+            String,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            i64,
+        );
+        let rows: Vec<Row> = self
+            .json_rows(
+                "arn, user_name, created_ms, password_enabled, password_last_used_ms, \
+                 password_last_used_note, password_last_changed_ms, mfa_active",
+                "FROM aardvark_credentials WHERE account_id = $1",
+                account_id,
+            )
+            .await?;
         let mut users: Vec<UserCredentials> = rows
             .into_iter()
-            .map(|row| {
-                Ok(UserCredentials {
-                    arn: row.try_get(0)?,
-                    user_name: row.try_get(1)?,
-                    created_ms: row.try_get(2)?,
-                    password_enabled: row.try_get::<i64, _>(3)? != 0,
-                    password_last_used_ms: row.try_get(4)?,
-                    password_last_used_note: row.try_get(5)?,
-                    password_last_changed_ms: row.try_get(6)?,
-                    mfa_active: row.try_get::<i64, _>(7)? != 0,
-                    keys: Vec::new(),
-                })
-            })
-            .collect::<Result<_, DbError>>()?;
+            .map(
+                |(arn, user_name, created_ms, enabled, last_used, note, changed, mfa)| {
+                    UserCredentials {
+                        arn,
+                        user_name,
+                        created_ms,
+                        password_enabled: enabled != 0,
+                        password_last_used_ms: last_used,
+                        password_last_used_note: note,
+                        password_last_changed_ms: changed,
+                        mfa_active: mfa != 0,
+                        keys: Vec::new(),
+                    }
+                },
+            )
+            .collect();
+        users.sort_by(|a, b| a.arn.cmp(&b.arn));
         let position: HashMap<String, usize> = users
             .iter()
             .enumerate()
             .map(|(at, user)| (user.arn.clone(), at))
             .collect();
-        let keys = sqlx::query(
-            "SELECT arn, CAST(slot AS BIGINT), key_id, CAST(active AS BIGINT), CAST(created_ms AS BIGINT), \
-             CAST(last_used_ms AS BIGINT), last_used_region, last_used_service \
-             FROM aardvark_access_keys WHERE account_id = $1 ORDER BY arn, slot",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
-        for row in keys {
-            let arn: String = row.try_get(0)?;
+        type KeyRow = (
+            String,
+            i64,
+            Option<String>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+        );
+        let mut keys: Vec<KeyRow> = self
+            .json_rows(
+                "arn, slot, key_id, active, created_ms, last_used_ms, last_used_region, last_used_service",
+                "FROM aardvark_access_keys WHERE account_id = $1",
+                account_id,
+            )
+            .await?;
+        keys.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (arn, slot, key_id, active, created_ms, last_used_ms, region, service) in keys {
             if let Some(&at) = position.get(&arn) {
                 users[at].keys.push(AccessKeyRecord {
-                    slot: row.try_get(1)?,
-                    key_id: row.try_get(2)?,
-                    active: row.try_get::<i64, _>(3)? != 0,
-                    created_ms: row.try_get(4)?,
-                    last_used_ms: row.try_get(5)?,
-                    last_used_region: row.try_get(6)?,
-                    last_used_service: row.try_get(7)?,
+                    slot,
+                    key_id,
+                    active: active != 0,
+                    created_ms,
+                    last_used_ms,
+                    last_used_region: region,
+                    last_used_service: service,
                 });
             }
         }
         Ok(users)
     }
 
-    /// The account's roles' and users' services and tracked actions.
+    /// The account's roles' and users' services and tracked actions, by ARN (one statement,
+    /// one row).
     async fn usage_of(&self, account_id: &str) -> Result<Vec<UsageFacts>, DbError> {
-        let rows = sqlx::query(
-            "SELECT o.arn, p.kind, CAST(p.created_ms AS BIGINT), a.\"serviceNamespace\", \
-             CAST(a.\"lastAuthenticated\" AS BIGINT) FROM aardvark_principals p \
-             JOIN aws_iam_object o ON o.id = p.item_id \
-             LEFT JOIN advisor_data a ON a.item_id = p.item_id \
-             WHERE p.account = $1 AND p.kind IN ('role', 'user') ORDER BY o.arn",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
-        let mut usage: Vec<UsageFacts> = Vec::new();
-        for row in rows {
-            let arn: String = row.try_get(0)?;
-            if usage.last().is_none_or(|last| last.arn != arn) {
-                usage.push(UsageFacts {
-                    arn,
-                    kind: row.try_get(1)?,
-                    created_ms: row.try_get(2)?,
-                    ..Default::default()
-                });
-            }
-            let namespace: Option<String> = row.try_get(3)?;
-            if let (Some(namespace), Some(facts)) = (namespace, usage.last_mut()) {
-                let last: Option<i64> = row.try_get(4)?;
-                facts.services.push((namespace, last.unwrap_or(0)));
-            }
-        }
-        let position: HashMap<String, usize> = usage
-            .iter()
-            .enumerate()
-            .map(|(at, facts)| (facts.arn.clone(), at))
+        type Principal = (
+            String,
+            String,
+            Option<i64>,
+            Vec<(Option<String>, i64)>,
+            Vec<(String, String, i64)>,
+        );
+        let text: String = sqlx::query_scalar(self.dialect().account_usage())
+            .bind(account_id)
+            .fetch_one(self.pool())
+            .await?;
+        let principals: Vec<Principal> = serde_json::from_str(&text)
+            .map_err(|err| DbError::undecodable(format!("an account's usage: {err}")))?;
+        let mut usage: Vec<UsageFacts> = principals
+            .into_iter()
+            .map(|(arn, kind, created_ms, services, actions)| UsageFacts {
+                arn,
+                kind,
+                created_ms,
+                services: services
+                    .into_iter()
+                    .filter_map(|(namespace, last)| Some((namespace?, last)))
+                    .collect(),
+                actions,
+            })
             .collect();
-        let actions = sqlx::query(
-            "SELECT o.arn, x.\"serviceNamespace\", x.action, CAST(x.\"lastAccessed\" AS BIGINT) \
-             FROM aardvark_actions x JOIN aardvark_principals p ON p.item_id = x.item_id \
-             JOIN aws_iam_object o ON o.id = p.item_id WHERE p.account = $1 \
-             ORDER BY o.arn, x.\"serviceNamespace\", x.action",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
-        for row in actions {
-            let arn: String = row.try_get(0)?;
-            if let Some(&at) = position.get(&arn) {
-                usage[at]
-                    .actions
-                    .push((row.try_get(1)?, row.try_get(2)?, row.try_get(3)?));
-            }
-        }
+        usage.sort_by(|a, b| a.arn.cmp(&b.arn));
         Ok(usage)
     }
 }

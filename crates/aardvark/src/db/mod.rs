@@ -32,6 +32,7 @@ pub use uri::DatabaseTarget;
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
+    "aardvark_finding_evaluations",
     "aardvark_finding_history",
     "aardvark_findings",
     "aardvark_findings_rules",
@@ -87,6 +88,10 @@ pub struct Database {
     rendering: Rendering,
     /// How this database's collection lock is taken.
     lock_method: lock::LockMethod,
+    /// Turns for this process's writers that read before they write (findings' evaluations),
+    /// so that they wait here rather than in SQLite's busy handler, which sleeps milliseconds
+    /// at a time; shared by clones.
+    write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Database {
@@ -170,7 +175,17 @@ impl Database {
             dialect,
             rendering,
             lock_method,
+            write_turn: Default::default(),
         })
+    }
+
+    /// This process's turn to write, for writers that would otherwise wait in SQLite's busy
+    /// handler; `None` on PostgreSQL, whose writers of different rows go side by side.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.write_turn.lock().await),
+            Dialect::Postgres => None,
+        }
     }
 
     pub fn dialect(&self) -> Dialect {
