@@ -11,7 +11,7 @@ use regex::Regex;
 use serde_json::json;
 
 use crate::db::findings::{Changes, Cleared, Evaluation, FindingType, Holding};
-use crate::db::identity::{AccountFacts, IdentityRecord, UserCredentials};
+use crate::db::identity::{AccountFacts, IdentityRecord, UsageFacts, UserCredentials};
 use crate::db::{Database, DbError};
 use crate::time::rfc3339_seconds_from_millis;
 
@@ -184,160 +184,205 @@ pub fn evaluate(
     rules: &FindingRules,
     now_ms: i64,
 ) -> Evaluation {
-    let since = crate::unused::window_start(now_ms, rules.days);
-    let used = |ms: Option<i64>| ms.is_some_and(|ms| ms > since);
-    let too_new = |created: Option<i64>| created.is_some_and(|ms| ms > since);
-    let identities: std::collections::HashMap<&str, &IdentityRecord> = facts
-        .identities
-        .iter()
-        .map(|identity| (identity.arn.as_str(), identity))
-        .collect();
-    let identity_of = |arn: &str| identities.get(arn).copied();
-    let mut evaluation = Evaluation {
-        account: account.to_owned(),
-        types: judged.types(),
-        ..Default::default()
+    let mut evaluator = Evaluator {
+        account,
+        rules,
+        since: crate::unused::window_start(now_ms, rules.days),
+        identities: facts
+            .identities
+            .iter()
+            .map(|identity| (identity.arn.as_str(), identity))
+            .collect(),
+        evaluation: Evaluation {
+            account: account.to_owned(),
+            types: judged.types(),
+            ..Default::default()
+        },
     };
-    let mut finding = |kind, resource: String, principal: &str, holds, reason: &str, evidence| {
+    if judged.details {
+        for role in facts.identities.iter().filter(|i| i.kind == "role") {
+            evaluator.role(role);
+        }
+    }
+    if judged.credentials {
+        for user in &facts.credentials {
+            evaluator.password(user);
+            evaluator.keys(user);
+        }
+    }
+    if judged.usage {
+        for principal in &facts.usage {
+            evaluator.permissions(principal);
+        }
+    }
+    evaluator.evaluation
+}
+
+/// One account's evaluation under way: the rules, the window's start, the principals'
+/// identities (for tag exclusions), and what was found so far.
+struct Evaluator<'a> {
+    account: &'a str,
+    rules: &'a FindingRules,
+    since: i64,
+    identities: std::collections::HashMap<&'a str, &'a IdentityRecord>,
+    evaluation: Evaluation,
+}
+
+impl Evaluator<'_> {
+    /// Used inside the window.
+    fn used(&self, ms: Option<i64>) -> bool {
+        ms.is_some_and(|ms| ms > self.since)
+    }
+
+    /// Created inside the window: too new to tell.
+    fn too_new(&self, created: Option<i64>) -> bool {
+        created.is_some_and(|ms| ms > self.since)
+    }
+
+    /// Records a resource's condition: holding (with the exclusion that archives it, if
+    /// any), or not, and why.
+    fn found(
+        &mut self,
+        kind: FindingType,
+        resource: String,
+        principal: &str,
+        holds: bool,
+        reason: &str,
+        evidence: serde_json::Value,
+    ) {
         if holds {
-            evaluation.holding.push(Holding {
+            let identity = self.identities.get(principal).copied();
+            self.evaluation.holding.push(Holding {
                 kind,
-                excluded_by: rules.excluded_by(account, principal, identity_of(principal)),
+                excluded_by: self.rules.excluded_by(self.account, principal, identity),
                 resource,
                 principal: principal.to_owned(),
                 evidence,
             });
         } else {
-            evaluation.cleared.push(Cleared {
+            self.evaluation.cleared.push(Cleared {
                 kind,
                 resource,
                 reason: reason.to_owned(),
             });
         }
-    };
-    if judged.details {
-        for role in facts.identities.iter().filter(|i| i.kind == "role") {
-            let evidence = json!({
-                "created": date(role.created_ms),
-                "last_used": date(role.last_used_ms),
-                "last_used_region": role.last_used_region,
-                "window_days": rules.days,
-            });
-            let holds = !used(role.last_used_ms) && !too_new(role.created_ms);
-            finding(
-                FindingType::UnusedRole,
-                role.arn.clone(),
-                &role.arn,
-                holds,
-                "the role was used again",
-                evidence,
-            );
-        }
     }
-    if judged.credentials {
-        for user in &facts.credentials {
-            password_finding(user, rules, since, &mut finding);
-            for key in &user.keys {
-                let evidence = json!({
-                    "key_id": key.key_id,
-                    "slot": key.slot,
-                    "active": key.active,
-                    "created": date(key.created_ms),
-                    "last_used": date(key.last_used_ms),
-                    "last_used_region": key.last_used_region,
-                    "last_used_service": key.last_used_service,
-                    "window_days": rules.days,
-                });
-                let (holds, reason) = if !key.active {
-                    (false, "the access key was deactivated")
-                } else {
-                    let unused = !used(key.last_used_ms) && !too_new(key.created_ms);
-                    (unused, "the access key was used again")
-                };
-                finding(
-                    FindingType::UnusedAccessKey,
-                    key.resource(&user.arn),
-                    &user.arn,
-                    holds,
-                    reason,
-                    evidence,
-                );
-            }
-        }
-    }
-    if judged.usage {
-        for principal in &facts.usage {
-            let unused_services: Vec<serde_json::Value> = principal
-                .services
-                .iter()
-                .filter(|(_, last)| !used(Some(*last)))
-                .map(|(namespace, last)| json!({"namespace": namespace, "last_used": date((*last > 0).then_some(*last))}))
-                .collect();
-            let unused_actions: Vec<serde_json::Value> = principal
-                .actions
-                .iter()
-                .filter(|(_, _, last)| !used(Some(*last)))
-                .map(|(namespace, action, last)| json!({"action": format!("{namespace}:{action}"), "last_used": date((*last > 0).then_some(*last))}))
-                .collect();
-            let created = principal
-                .created_ms
-                .or_else(|| identity_of(&principal.arn).and_then(|i| i.created_ms));
-            let holds =
-                (!unused_services.is_empty() || !unused_actions.is_empty()) && !too_new(created);
-            let evidence = json!({
-                "created": date(created),
-                "services": principal.services.len(),
-                "unused_services": unused_services,
-                "unused_actions": unused_actions,
-                "window_days": rules.days,
-            });
-            finding(
-                FindingType::UnusedPermission,
-                principal.arn.clone(),
-                &principal.arn,
-                holds,
-                "every permission was used in the window",
-                evidence,
-            );
-        }
-    }
-    evaluation
-}
 
-fn password_finding(
-    user: &UserCredentials,
-    rules: &FindingRules,
-    since: i64,
-    finding: &mut impl FnMut(FindingType, String, &str, bool, &str, serde_json::Value),
-) {
-    let evidence = json!({
-        "user": user.user_name,
-        "created": date(user.created_ms),
-        "password_enabled": user.password_enabled,
-        "password_last_used": date(user.password_last_used_ms),
-        "password_last_used_note": user.password_last_used_note,
-        "password_last_changed": date(user.password_last_changed_ms),
-        "window_days": rules.days,
-    });
-    let (holds, reason) = if !user.password_enabled {
-        (false, "the password was removed")
-    } else {
-        let used = user.password_last_used_ms.is_some_and(|ms| ms > since);
-        // A password set inside the window, never used since, is too new to tell.
-        let set = user.password_last_changed_ms.or(user.created_ms);
-        (
-            !used && set.is_none_or(|ms| ms <= since),
-            "the password was used again",
-        )
-    };
-    finding(
-        FindingType::UnusedPassword,
-        user.arn.clone(),
-        &user.arn,
-        holds,
-        reason,
-        evidence,
-    );
+    fn role(&mut self, role: &IdentityRecord) {
+        let evidence = json!({
+            "created": date(role.created_ms),
+            "last_used": date(role.last_used_ms),
+            "last_used_region": role.last_used_region,
+            "window_days": self.rules.days,
+        });
+        let holds = !self.used(role.last_used_ms) && !self.too_new(role.created_ms);
+        self.found(
+            FindingType::UnusedRole,
+            role.arn.clone(),
+            &role.arn,
+            holds,
+            "the role was used again",
+            evidence,
+        );
+    }
+
+    fn password(&mut self, user: &UserCredentials) {
+        let evidence = json!({
+            "user": user.user_name,
+            "created": date(user.created_ms),
+            "password_enabled": user.password_enabled,
+            "password_last_used": date(user.password_last_used_ms),
+            "password_last_used_note": user.password_last_used_note,
+            "password_last_changed": date(user.password_last_changed_ms),
+            "window_days": self.rules.days,
+        });
+        let (holds, reason) = if !user.password_enabled {
+            (false, "the password was removed")
+        } else {
+            // A password set inside the window, never used since, is too new to tell.
+            let set = user.password_last_changed_ms.or(user.created_ms);
+            (
+                !self.used(user.password_last_used_ms) && !self.too_new(set),
+                "the password was used again",
+            )
+        };
+        self.found(
+            FindingType::UnusedPassword,
+            user.arn.clone(),
+            &user.arn,
+            holds,
+            reason,
+            evidence,
+        );
+    }
+
+    fn keys(&mut self, user: &UserCredentials) {
+        for key in &user.keys {
+            let evidence = json!({
+                "key_id": key.key_id,
+                "slot": key.slot,
+                "active": key.active,
+                "created": date(key.created_ms),
+                "last_used": date(key.last_used_ms),
+                "last_used_region": key.last_used_region,
+                "last_used_service": key.last_used_service,
+                "window_days": self.rules.days,
+            });
+            let (holds, reason) = if !key.active {
+                (false, "the access key was deactivated")
+            } else {
+                let unused = !self.used(key.last_used_ms) && !self.too_new(key.created_ms);
+                (unused, "the access key was used again")
+            };
+            self.found(
+                FindingType::UnusedAccessKey,
+                key.resource(&user.arn),
+                &user.arn,
+                holds,
+                reason,
+                evidence,
+            );
+        }
+    }
+
+    fn permissions(&mut self, principal: &UsageFacts) {
+        let since = self.since;
+        let unused = |last: i64| last <= since;
+        let unused_services: Vec<serde_json::Value> = principal
+            .services
+            .iter()
+            .filter(|(_, last)| unused(*last))
+            .map(|(namespace, last)| json!({"namespace": namespace, "last_used": date((*last > 0).then_some(*last))}))
+            .collect();
+        let unused_actions: Vec<serde_json::Value> = principal
+            .actions
+            .iter()
+            .filter(|(_, _, last)| unused(*last))
+            .map(|(namespace, action, last)| json!({"action": format!("{namespace}:{action}"), "last_used": date((*last > 0).then_some(*last))}))
+            .collect();
+        let created = principal.created_ms.or_else(|| {
+            self.identities
+                .get(principal.arn.as_str())
+                .and_then(|i| i.created_ms)
+        });
+        let holds =
+            (!unused_services.is_empty() || !unused_actions.is_empty()) && !self.too_new(created);
+        let evidence = json!({
+            "created": date(created),
+            "services": principal.services.len(),
+            "unused_services": unused_services,
+            "unused_actions": unused_actions,
+            "window_days": self.rules.days,
+        });
+        self.found(
+            FindingType::UnusedPermission,
+            principal.arn.clone(),
+            &principal.arn,
+            holds,
+            "every permission was used in the window",
+            evidence,
+        );
+    }
 }
 
 /// Evaluates one account from what storage holds of it and applies the result.

@@ -21,6 +21,9 @@ use common::{fresh_db, Backend};
 use serde_json::Value;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// An access key as compared: id, active, created, last used.
+type StoredKey = (Option<String>, bool, Option<i64>, Option<i64>);
 const ACCOUNT: &str = "222222222222";
 const DENIED: &str = "333333333333";
 const OLD: i64 = 1_577_836_800_000;
@@ -596,7 +599,7 @@ async fn identity_details_are_stored_exactly(backend: Backend) {
                 .collect();
             documents.extend(policies.iter().map(|(_, d)| d.clone()));
             let keys = credentials.get(&identity.arn).map(|user| {
-                let keys: Vec<(Option<String>, bool, Option<i64>, Option<i64>)> = user
+                let keys: Vec<StoredKey> = user
                     .keys
                     .iter()
                     .map(|k| (k.key_id.clone(), k.active, k.created_ms, k.last_used_ms))
@@ -623,7 +626,7 @@ async fn identity_details_are_stored_exactly(backend: Backend) {
         .iter()
         .map(|(arn, e)| {
             let keys = e.credentials.as_ref().map(|identity| {
-                let keys: Vec<(Option<String>, bool, Option<i64>, Option<i64>)> = identity
+                let keys: Vec<StoredKey> = identity
                     .access_keys
                     .iter()
                     .map(|k| (k.id.clone(), k.active, Some(k.created_ms), k.last_used_ms))

@@ -40,12 +40,6 @@ pub fn parse(csv_text: &[u8]) -> Result<Vec<UserCredentials>, ReportError> {
         })?
         .clone();
     let columns: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h, i)).collect();
-    let column = |name: &'static str| {
-        columns
-            .get(name)
-            .copied()
-            .ok_or(ReportError::MissingColumn(name))
-    };
     for name in [
         USER,
         ARN,
@@ -55,75 +49,110 @@ pub fn parse(csv_text: &[u8]) -> Result<Vec<UserCredentials>, ReportError> {
         PASSWORD_LAST_CHANGED,
         MFA_ACTIVE,
     ] {
-        column(name)?;
+        if !columns.contains_key(name) {
+            return Err(ReportError::MissingColumn(name));
+        }
     }
     let mut users = Vec::new();
     for (index, record) in reader.records().enumerate() {
-        let line = index as u64 + 2;
-        let bad = |problem: String| ReportError::Line { line, problem };
-        let record = record.map_err(|err| bad(err.to_string()))?;
-        let field = |name: &'static str| -> Result<&str, ReportError> {
-            record
-                .get(column(name)?)
-                .ok_or_else(|| bad(format!("no value for {name}")))
+        let row = Row {
+            line: index as u64 + 2,
+            columns: &columns,
+            record: record.map_err(|err| ReportError::Line {
+                line: index as u64 + 2,
+                problem: err.to_string(),
+            })?,
         };
-        if field(USER)? == "<root_account>" {
-            continue;
+        if row.field(USER)? != "<root_account>" {
+            users.push(row.user()?);
         }
-        let date = |name: &'static str| -> Result<Option<i64>, ReportError> {
-            let text = field(name)?;
-            if NO_VALUE.contains(&text) {
-                return Ok(None);
-            }
-            chrono::DateTime::parse_from_rfc3339(text)
-                .map(|time| Some(time.timestamp_millis()))
-                .map_err(|_| bad(format!("{name} is {text:?}, not an ISO 8601 date")))
-        };
-        let flag = |name: &'static str| -> Result<bool, ReportError> {
-            match field(name)? {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                text if NO_VALUE.contains(&text) => Ok(false),
-                text => Err(bad(format!("{name} is {text:?}, not true or false"))),
-            }
-        };
-        let text = |name: &'static str| -> Result<Option<String>, ReportError> {
-            let value = field(name)?;
-            Ok((!NO_VALUE.contains(&value)).then(|| value.to_owned()))
-        };
-        let password_last_used = field(PASSWORD_LAST_USED)?;
+    }
+    Ok(users)
+}
+
+/// One line of the report, read by column name.
+struct Row<'a> {
+    line: u64,
+    columns: &'a HashMap<&'a str, usize>,
+    record: csv::StringRecord,
+}
+
+impl Row<'_> {
+    fn bad(&self, problem: String) -> ReportError {
+        ReportError::Line {
+            line: self.line,
+            problem,
+        }
+    }
+
+    fn field(&self, name: &'static str) -> Result<&str, ReportError> {
+        let at = self
+            .columns
+            .get(name)
+            .copied()
+            .ok_or(ReportError::MissingColumn(name))?;
+        self.record
+            .get(at)
+            .ok_or_else(|| self.bad(format!("no value for {name}")))
+    }
+
+    fn date(&self, name: &'static str) -> Result<Option<i64>, ReportError> {
+        let text = self.field(name)?;
+        if NO_VALUE.contains(&text) {
+            return Ok(None);
+        }
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|time| Some(time.timestamp_millis()))
+            .map_err(|_| self.bad(format!("{name} is {text:?}, not an ISO 8601 date")))
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ReportError> {
+        match self.field(name)? {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            text if NO_VALUE.contains(&text) => Ok(false),
+            text => Err(self.bad(format!("{name} is {text:?}, not true or false"))),
+        }
+    }
+
+    fn text(&self, name: &'static str) -> Result<Option<String>, ReportError> {
+        let value = self.field(name)?;
+        Ok((!NO_VALUE.contains(&value)).then(|| value.to_owned()))
+    }
+
+    /// The user of this line, with the keys its two slots hold.
+    fn user(&self) -> Result<UserCredentials, ReportError> {
+        let password_last_used = self.field(PASSWORD_LAST_USED)?;
         let mut user = UserCredentials {
-            arn: field(ARN)?.to_owned(),
-            user_name: field(USER)?.to_owned(),
-            created_ms: date(CREATED)?,
-            password_enabled: flag(PASSWORD_ENABLED)?,
-            password_last_used_ms: date(PASSWORD_LAST_USED)?,
+            arn: self.field(ARN)?.to_owned(),
+            user_name: self.field(USER)?.to_owned(),
+            created_ms: self.date(CREATED)?,
+            password_enabled: self.flag(PASSWORD_ENABLED)?,
+            password_last_used_ms: self.date(PASSWORD_LAST_USED)?,
             password_last_used_note: NO_VALUE
                 .contains(&password_last_used)
                 .then(|| password_last_used.to_owned()),
-            password_last_changed_ms: date(PASSWORD_LAST_CHANGED)?,
-            mfa_active: flag(MFA_ACTIVE)?,
+            password_last_changed_ms: self.date(PASSWORD_LAST_CHANGED)?,
+            mfa_active: self.flag(MFA_ACTIVE)?,
             keys: Vec::new(),
         };
-        for (slot, names) in [(1, KEY_1), (2, KEY_2)] {
-            let [active, rotated, used, region, service] = names;
+        for (slot, [active, rotated, used, region, service]) in [(1, KEY_1), (2, KEY_2)] {
             // A slot holds a key when it has a creation date.
-            let Some(created_ms) = date(rotated)? else {
+            let Some(created_ms) = self.date(rotated)? else {
                 continue;
             };
             user.keys.push(AccessKeyRecord {
                 slot,
                 key_id: None,
-                active: flag(active)?,
+                active: self.flag(active)?,
                 created_ms: Some(created_ms),
-                last_used_ms: date(used)?,
-                last_used_region: text(region)?,
-                last_used_service: text(service)?,
+                last_used_ms: self.date(used)?,
+                last_used_region: self.text(region)?,
+                last_used_service: self.text(service)?,
             });
         }
-        users.push(user);
+        Ok(user)
     }
-    Ok(users)
 }
 
 const KEY_1: [&str; 5] = [

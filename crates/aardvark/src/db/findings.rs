@@ -195,6 +195,167 @@ async fn current_findings(
         .collect()
 }
 
+/// Records the account's evaluation of each type, first in the transaction (a write first:
+/// SQLite then takes its write lock now, waiting for it, where a read first would make the
+/// later writes fail at once when another writer came between; PostgreSQL locks the
+/// account's evaluations against a concurrent one). An evaluated type's evaluation moves on,
+/// the one before kept as `previous_at`, which is returned by type; a type not evaluated
+/// keeps its last evaluation and turns stale.
+async fn record_evaluations(
+    tx: &mut Tx<'_>,
+    dialect: super::Dialect,
+    evaluation: &Evaluation,
+    now: &str,
+) -> Result<HashMap<FindingType, Option<String>>, DbError> {
+    let sql = format!(
+        "INSERT INTO aardvark_finding_evaluations (account_id, type, evaluated_at, stale) \
+         VALUES {} ON CONFLICT (account_id, type) DO UPDATE SET \
+         previous_at = CASE WHEN excluded.stale = 0 THEN aardvark_finding_evaluations.evaluated_at \
+             ELSE aardvark_finding_evaluations.previous_at END, \
+         evaluated_at = CASE WHEN excluded.stale = 0 THEN excluded.evaluated_at \
+             ELSE aardvark_finding_evaluations.evaluated_at END, \
+         stale = excluded.stale RETURNING type, previous_at",
+        dialect.values_placeholders(FindingType::ALL.len(), 4)
+    );
+    let mut upsert = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+    for kind in FindingType::ALL {
+        upsert = upsert
+            .bind(&evaluation.account)
+            .bind(kind.as_str())
+            .bind(now)
+            .bind(i64::from(!evaluation.types.contains(&kind)));
+    }
+    let mut previous = HashMap::new();
+    for (kind, before) in upsert.fetch_all(&mut **tx).await? {
+        previous.insert(
+            FindingType::try_from(kind).map_err(DbError::undecodable)?,
+            before,
+        );
+    }
+    Ok(previous)
+}
+
+/// The status a holding finding should have: archived by the exclusion that matches it, or
+/// active.
+fn wanted(holding: &Holding) -> (FindingStatus, String) {
+    match &holding.excluded_by {
+        Some(rule) => (FindingStatus::Archived, excluded_reason(rule)),
+        None => (FindingStatus::Active, "found".to_owned()),
+    }
+}
+
+/// What an evaluation changes, from the findings stored (`current`) and the evaluation each
+/// type had before this one (`previous`).
+fn plan<'a>(
+    evaluation: &'a Evaluation,
+    current: &HashMap<String, (FindingType, Current)>,
+    previous: &HashMap<FindingType, Option<String>>,
+    run_id: Option<i64>,
+    now: &str,
+) -> (Writes<'a>, Changes) {
+    let change = |status, reason: String| StatusChange {
+        at: now.to_owned(),
+        run_id,
+        status,
+        reason: Some(reason),
+        actor: None,
+    };
+    let mut writes = Writes::default();
+    let mut changes = Changes::default();
+    let mut seen = std::collections::HashSet::new();
+    for holding in &evaluation.holding {
+        let id = finding_id(holding.kind, &holding.resource);
+        seen.insert(id.clone());
+        let evidence = holding.evidence.to_string();
+        let (status, reason) = wanted(holding);
+        let Some((_, was)) = current.get(&id) else {
+            writes
+                .opened
+                .push((id.clone(), holding, status, reason.clone(), evidence));
+            writes.history.push((id, change(status, reason)));
+            changes.opened += 1;
+            continue;
+        };
+        if !was.holds {
+            writes.holds.push((id.clone(), true, None));
+        }
+        if was.evidence != evidence {
+            writes.evidence.push((id.clone(), evidence));
+            changes.updated += 1;
+        }
+        let by_hand = was.status == FindingStatus::Archived && was.archived_by.is_some();
+        let unchanged = match status {
+            FindingStatus::Active => was.status == FindingStatus::Active,
+            _ => was.status == FindingStatus::Archived && was.reason.as_ref() == Some(&reason),
+        };
+        if by_hand || unchanged {
+            continue;
+        }
+        let reason = match (status, was.status) {
+            (FindingStatus::Active, FindingStatus::Resolved) => "found again".to_owned(),
+            (FindingStatus::Active, _) => "no FINDINGS_EXCLUDE rule matches any more".to_owned(),
+            _ => reason,
+        };
+        if status == FindingStatus::Archived {
+            changes.archived += 1;
+        } else {
+            changes.reopened += 1;
+        }
+        writes.status.push((id, change(status, reason)));
+    }
+    plan_gone(
+        evaluation,
+        current,
+        previous,
+        &seen,
+        &change,
+        &mut writes,
+        &mut changes,
+    );
+    (writes, changes)
+}
+
+/// Stored findings of the evaluated types that no longer hold (`seen` holds those that do):
+/// they stop holding, last seen at the evaluation before this one, and active ones (or those
+/// an exclusion archived) resolve with their reason.
+fn plan_gone(
+    evaluation: &Evaluation,
+    current: &HashMap<String, (FindingType, Current)>,
+    previous: &HashMap<FindingType, Option<String>>,
+    seen: &std::collections::HashSet<String>,
+    change: &dyn Fn(FindingStatus, String) -> StatusChange,
+    writes: &mut Writes<'_>,
+    changes: &mut Changes,
+) {
+    let cleared: HashMap<String, &str> = evaluation
+        .cleared
+        .iter()
+        .map(|c| (finding_id(c.kind, &c.resource), c.reason.as_str()))
+        .collect();
+    for (id, (kind, was)) in current {
+        if seen.contains(id) || !evaluation.types.contains(kind) {
+            continue;
+        }
+        if was.holds {
+            // Last seen holding at the evaluation before this one.
+            let last = previous.get(kind).cloned().flatten();
+            writes.holds.push((id.clone(), false, last));
+        }
+        let by_rule = was.status == FindingStatus::Archived && was.archived_by.is_none();
+        if was.status == FindingStatus::Active || by_rule {
+            let reason = cleared.get(id).copied().unwrap_or(match kind {
+                FindingType::UnusedAccessKey => "the access key was deleted",
+                _ => "the principal was deleted",
+            });
+            writes.status.push((
+                id.clone(),
+                change(FindingStatus::Resolved, reason.to_owned()),
+            ));
+            changes.resolved += 1;
+        }
+    }
+}
+
 /// What applying an evaluation writes, gathered so that most of it goes many rows to a
 /// statement.
 #[derive(Default)]
@@ -212,9 +373,30 @@ struct Writes<'a> {
     evidence: Vec<(String, String)>,
 }
 
-/// Placeholders of `rows` rows of the evaluations' four columns.
-fn dialect_rows(dialect: super::Dialect, rows: usize) -> String {
-    dialect.values_placeholders(rows, 4)
+/// History rows, many to a statement.
+async fn insert_history(
+    tx: &mut Tx<'_>,
+    dialect: super::Dialect,
+    history: &[&(String, StatusChange)],
+) -> Result<(), DbError> {
+    for chunk in history.chunks(rows_per_statement(6)) {
+        let sql = format!(
+            "INSERT INTO aardvark_finding_history (finding_id, at, run_id, status, reason, actor) VALUES {}",
+            dialect.values_placeholders(chunk.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, change) in chunk {
+            query = query
+                .bind(id)
+                .bind(&change.at)
+                .bind(change.run_id)
+                .bind(change.status.as_str())
+                .bind(&change.reason)
+                .bind(&change.actor);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Rows per multi-row statement: the statement's parameters within the shared limit.
@@ -225,6 +407,21 @@ fn rows_per_statement(columns: usize) -> usize {
 impl Writes<'_> {
     async fn apply(
         self,
+        tx: &mut Tx<'_>,
+        dialect: super::Dialect,
+        account: &str,
+        now: &str,
+    ) -> Result<(), DbError> {
+        self.insert_opened(tx, dialect, account, now).await?;
+        self.update_each(tx).await?;
+        let history: Vec<&(String, StatusChange)> =
+            self.history.iter().chain(&self.status).collect();
+        insert_history(tx, dialect, &history).await
+    }
+
+    /// New findings, many to a statement.
+    async fn insert_opened(
+        &self,
         tx: &mut Tx<'_>,
         dialect: super::Dialect,
         account: &str,
@@ -253,37 +450,29 @@ impl Writes<'_> {
             }
             query.execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// Stored findings whose status, evidence or holding changed, one statement each.
+    async fn update_each(&self, tx: &mut Tx<'_>) -> Result<(), DbError> {
         for (id, change) in &self.status {
+            // Who archived it stays beside it while it is archived; the history keeps who
+            // changed it whatever the change.
+            let archived_by = change
+                .actor
+                .as_ref()
+                .filter(|_| change.status == FindingStatus::Archived);
             sqlx::query(
                 "UPDATE aardvark_findings SET status = $1, reason = $2, archived_by = $3, updated_at = $4 \
                  WHERE id = $5",
             )
             .bind(change.status.as_str())
             .bind(&change.reason)
-            .bind(&change.actor)
+            .bind(archived_by)
             .bind(&change.at)
             .bind(id)
             .execute(&mut **tx)
             .await?;
-        }
-        let history = self.history.iter().chain(&self.status);
-        let history: Vec<&(String, StatusChange)> = history.collect();
-        for chunk in history.chunks(rows_per_statement(6)) {
-            let sql = format!(
-                "INSERT INTO aardvark_finding_history (finding_id, at, run_id, status, reason, actor) VALUES {}",
-                dialect.values_placeholders(chunk.len(), 6)
-            );
-            let mut query = sqlx::query(&sql);
-            for (id, change) in chunk {
-                query = query
-                    .bind(id)
-                    .bind(&change.at)
-                    .bind(change.run_id)
-                    .bind(change.status.as_str())
-                    .bind(&change.reason)
-                    .bind(&change.actor);
-            }
-            query.execute(&mut **tx).await?;
         }
         for (id, evidence) in &self.evidence {
             sqlx::query("UPDATE aardvark_findings SET evidence = $1 WHERE id = $2")
@@ -346,38 +535,6 @@ fn finding_of(row: &sqlx::any::AnyRow) -> Result<StoredFinding, DbError> {
 
 type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
-async fn record_change(tx: &mut Tx<'_>, id: &str, change: &StatusChange) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO aardvark_finding_history (finding_id, at, run_id, status, reason, actor) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id)
-    .bind(&change.at)
-    .bind(change.run_id)
-    .bind(change.status.as_str())
-    .bind(&change.reason)
-    .bind(&change.actor)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Sets a finding's status (and who and why), and keeps the change.
-async fn change_status(tx: &mut Tx<'_>, id: &str, change: StatusChange) -> Result<(), DbError> {
-    sqlx::query(
-        "UPDATE aardvark_findings SET status = $1, reason = $2, archived_by = $3, updated_at = $4 \
-         WHERE id = $5",
-    )
-    .bind(change.status.as_str())
-    .bind(&change.reason)
-    .bind(&change.actor)
-    .bind(&change.at)
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    record_change(tx, id, &change).await
-}
-
 impl Database {
     /// Applies one account's evaluation in one transaction: new findings open (active, or
     /// archived by an exclusion), holding ones are seen again (resolved ones reopen; those an
@@ -395,121 +552,9 @@ impl Database {
     ) -> Result<Changes, DbError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
-        // Writes first: SQLite then takes its write lock now, waiting for it (a read first
-        // would make the later writes fail at once when another writer came between), and
-        // PostgreSQL locks the account's evaluations against a concurrent one.
-        // One row per type: an evaluated type's evaluation moves on (the one before kept as
-        // `previous_at`); a type not evaluated keeps its last evaluation and turns stale.
-        let rows = dialect_rows(self.dialect(), FindingType::ALL.len());
-        let sql = format!(
-            "INSERT INTO aardvark_finding_evaluations (account_id, type, evaluated_at, stale) \
-             VALUES {rows} ON CONFLICT (account_id, type) DO UPDATE SET \
-             previous_at = CASE WHEN excluded.stale = 0 THEN aardvark_finding_evaluations.evaluated_at \
-                 ELSE aardvark_finding_evaluations.previous_at END, \
-             evaluated_at = CASE WHEN excluded.stale = 0 THEN excluded.evaluated_at \
-                 ELSE aardvark_finding_evaluations.evaluated_at END, \
-             stale = excluded.stale RETURNING type, previous_at"
-        );
-        let mut upsert = sqlx::query_as::<_, (String, Option<String>)>(&sql);
-        for kind in FindingType::ALL {
-            upsert = upsert
-                .bind(&evaluation.account)
-                .bind(kind.as_str())
-                .bind(now)
-                .bind(i64::from(!evaluation.types.contains(&kind)));
-        }
-        let mut previous: HashMap<FindingType, Option<String>> = HashMap::new();
-        for (kind, before) in upsert.fetch_all(&mut *tx).await? {
-            previous.insert(
-                FindingType::try_from(kind).map_err(DbError::undecodable)?,
-                before,
-            );
-        }
+        let previous = record_evaluations(&mut tx, self.dialect(), evaluation, now).await?;
         let current = current_findings(&mut tx, self.dialect(), &evaluation.account).await?;
-        let change = |status, reason: String| StatusChange {
-            at: now.to_owned(),
-            run_id,
-            status,
-            reason: Some(reason),
-            actor: None,
-        };
-        let mut writes = Writes::default();
-        let mut changes = Changes::default();
-        let mut seen = std::collections::HashSet::new();
-        for holding in &evaluation.holding {
-            let id = finding_id(holding.kind, &holding.resource);
-            seen.insert(id.clone());
-            let evidence = holding.evidence.to_string();
-            let wanted = match &holding.excluded_by {
-                Some(rule) => (FindingStatus::Archived, excluded_reason(rule)),
-                None => (FindingStatus::Active, "found".to_owned()),
-            };
-            let Some((_, was)) = current.get(&id) else {
-                writes
-                    .opened
-                    .push((id.clone(), holding, wanted.0, wanted.1.clone(), evidence));
-                writes.history.push((id, change(wanted.0, wanted.1)));
-                changes.opened += 1;
-                continue;
-            };
-            if !was.holds {
-                writes.holds.push((id.clone(), true, None));
-            }
-            if was.evidence != evidence {
-                writes.evidence.push((id.clone(), evidence));
-                changes.updated += 1;
-            }
-            let by_hand = was.status == FindingStatus::Archived && was.archived_by.is_some();
-            let unchanged = match wanted.0 {
-                FindingStatus::Active => was.status == FindingStatus::Active,
-                _ => {
-                    was.status == FindingStatus::Archived && was.reason.as_ref() == Some(&wanted.1)
-                }
-            };
-            if by_hand || unchanged {
-                continue;
-            }
-            let reason = match (wanted.0, was.status) {
-                (FindingStatus::Active, FindingStatus::Resolved) => "found again".to_owned(),
-                (FindingStatus::Active, _) => {
-                    "no FINDINGS_EXCLUDE rule matches any more".to_owned()
-                }
-                _ => wanted.1,
-            };
-            if wanted.0 == FindingStatus::Archived {
-                changes.archived += 1;
-            } else {
-                changes.reopened += 1;
-            }
-            writes.status.push((id, change(wanted.0, reason)));
-        }
-        let cleared: HashMap<String, &str> = evaluation
-            .cleared
-            .iter()
-            .map(|c| (finding_id(c.kind, &c.resource), c.reason.as_str()))
-            .collect();
-        for (id, (kind, was)) in &current {
-            if seen.contains(id) || !evaluation.types.contains(kind) {
-                continue;
-            }
-            if was.holds {
-                // Last seen holding at the evaluation before this one.
-                let last = previous.get(kind).cloned().flatten();
-                writes.holds.push((id.clone(), false, last));
-            }
-            let by_rule = was.status == FindingStatus::Archived && was.archived_by.is_none();
-            if was.status == FindingStatus::Active || by_rule {
-                let reason = cleared.get(id).copied().unwrap_or(match kind {
-                    FindingType::UnusedAccessKey => "the access key was deleted",
-                    _ => "the principal was deleted",
-                });
-                writes.status.push((
-                    id.clone(),
-                    change(FindingStatus::Resolved, reason.to_owned()),
-                ));
-                changes.resolved += 1;
-            }
-        }
+        let (writes, changes) = plan(evaluation, &current, &previous, run_id, now);
         writes
             .apply(&mut tx, self.dialect(), &evaluation.account, now)
             .await?;
@@ -536,30 +581,29 @@ impl Database {
         if exists == 0 {
             return Ok(None);
         }
-        let (status, archived_by) = if archive {
-            (FindingStatus::Archived, Some(actor.to_owned()))
+        let status = if archive {
+            FindingStatus::Archived
         } else {
-            (FindingStatus::Active, None)
+            FindingStatus::Active
         };
         let change = StatusChange {
             at: crate::time::stored_now(),
             run_id: None,
             status,
             reason: Some(reason.to_owned()),
-            actor: archived_by.clone(),
+            actor: Some(actor.to_owned()),
         };
-        change_status(&mut tx, id, change).await?;
-        if !archive {
-            // Kept in the history: who made it active again.
-            sqlx::query(
-                "UPDATE aardvark_finding_history SET actor = $1 WHERE id = \
-                 (SELECT MAX(id) FROM aardvark_finding_history WHERE finding_id = $2)",
-            )
-            .bind(actor)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let writes = Writes {
+            status: vec![(id.to_owned(), change)],
+            ..Default::default()
+        };
+        writes.update_each(&mut tx).await?;
+        insert_history(
+            &mut tx,
+            self.dialect(),
+            &writes.status.iter().collect::<Vec<_>>(),
+        )
+        .await?;
         tx.commit().await?;
         self.finding(id).await
     }
