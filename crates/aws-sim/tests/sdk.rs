@@ -1217,6 +1217,12 @@ async fn credential_reports_start_complete_and_list_every_user() {
     assert_eq!(code_and_message(&missing).0, "NoSuchEntity");
 }
 
+/// The state `GenerateCredentialReport` answers.
+async fn generated(iam: &aws_sdk_iam::Client) -> String {
+    let out = iam.generate_credential_report().send().await.unwrap();
+    out.state().unwrap().as_str().to_owned()
+}
+
 #[tokio::test]
 async fn identity_faults_deny_limit_and_expire() {
     use aws_sim::identity::{IdentityCall, IdentityFaults};
@@ -1258,51 +1264,15 @@ async fn identity_faults_deny_limit_and_expire() {
     assert_eq!(code_and_message(&keys).0, "AccessDenied");
     let limited = iam.generate_credential_report().send().await.unwrap_err();
     assert_eq!(code_and_message(&limited).0, "LimitExceeded");
-    assert_eq!(
-        iam.generate_credential_report()
-            .send()
-            .await
-            .unwrap()
-            .state()
-            .unwrap()
-            .as_str(),
-        "STARTED"
-    );
-    assert_eq!(
-        iam.generate_credential_report()
-            .send()
-            .await
-            .unwrap()
-            .state()
-            .unwrap()
-            .as_str(),
-        "COMPLETE"
-    );
+    assert_eq!(generated(&iam).await, "STARTED");
+    assert_eq!(generated(&iam).await, "COMPLETE");
     let busy = iam.get_credential_report().send().await.unwrap_err();
     assert_eq!(code_and_message(&busy).0, "ReportInProgress");
     let expired = iam.get_credential_report().send().await.unwrap_err();
     assert_eq!(code_and_message(&expired).0, "ReportExpired");
     // Expired: generated again, then read.
-    assert_eq!(
-        iam.generate_credential_report()
-            .send()
-            .await
-            .unwrap()
-            .state()
-            .unwrap()
-            .as_str(),
-        "STARTED"
-    );
-    assert_eq!(
-        iam.generate_credential_report()
-            .send()
-            .await
-            .unwrap()
-            .state()
-            .unwrap()
-            .as_str(),
-        "COMPLETE"
-    );
+    assert_eq!(generated(&iam).await, "STARTED");
+    assert_eq!(generated(&iam).await, "COMPLETE");
     assert!(iam.get_credential_report().send().await.is_ok());
     // The other account is untouched.
     let fine = iam_in(&sim, A, false).await;

@@ -339,6 +339,21 @@ async fn set_archived(
     ))
 }
 
+/// Why a write by hand is refused, as the document says it for both writes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // read by the document only: `set_archived` answers them
+pub enum WriteRefused {
+    #[response(status = 400, description = "The body is not a reason")]
+    BadBody(super::ErrorBody),
+    #[response(
+        status = 403,
+        description = "The server has no API_TOKENS: it takes no writes"
+    )]
+    ReadOnly(super::ErrorBody),
+    #[response(status = 404, description = "No finding has this id")]
+    Unknown(super::ErrorBody),
+}
+
 /// Archives a finding by hand, with why (and who); it stays archived until unarchived.
 #[utoipa::path(
     post,
@@ -348,9 +363,7 @@ async fn set_archived(
     request_body = ArchiveRequest,
     responses(
         (status = 200, description = "The finding, archived", body = FindingEntry),
-        (status = 400, description = "The body is not a reason", body = super::ErrorBody),
-        (status = 403, description = "The server has no API_TOKENS: it takes no writes", body = super::ErrorBody),
-        (status = 404, description = "No finding has this id", body = super::ErrorBody),
+        WriteRefused,
         super::declared::DatabaseUnreachable,
     )
 )]
@@ -373,9 +386,7 @@ pub async fn archive(
     request_body = ArchiveRequest,
     responses(
         (status = 200, description = "The finding, active", body = FindingEntry),
-        (status = 400, description = "The body is not a reason", body = super::ErrorBody),
-        (status = 403, description = "The server has no API_TOKENS: it takes no writes", body = super::ErrorBody),
-        (status = 404, description = "No finding has this id", body = super::ErrorBody),
+        WriteRefused,
         super::declared::DatabaseUnreachable,
     )
 )]

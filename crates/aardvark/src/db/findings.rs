@@ -235,6 +235,30 @@ async fn record_evaluations(
     Ok(previous)
 }
 
+/// What an evaluation's findings are known by, worked out before the write begins (hashing
+/// ids and writing evidence is most of an account's planning; on SQLite writes take turns).
+struct Prepared<'a> {
+    /// Each holding finding's id and evidence text.
+    holding: Vec<(String, String, &'a Holding)>,
+    /// Why each evaluated resource does not hold, by finding id.
+    cleared: HashMap<String, &'a str>,
+}
+
+fn prepare(evaluation: &Evaluation) -> Prepared<'_> {
+    Prepared {
+        holding: evaluation
+            .holding
+            .iter()
+            .map(|h| (finding_id(h.kind, &h.resource), h.evidence.to_string(), h))
+            .collect(),
+        cleared: evaluation
+            .cleared
+            .iter()
+            .map(|c| (finding_id(c.kind, &c.resource), c.reason.as_str()))
+            .collect(),
+    }
+}
+
 /// The status a holding finding should have: archived by the exclusion that matches it, or
 /// active.
 fn wanted(holding: &Holding) -> (FindingStatus, String) {
@@ -248,6 +272,7 @@ fn wanted(holding: &Holding) -> (FindingStatus, String) {
 /// type had before this one (`previous`).
 fn plan<'a>(
     evaluation: &'a Evaluation,
+    prepared: &Prepared<'a>,
     current: &HashMap<String, (FindingType, Current)>,
     previous: &HashMap<FindingType, Option<String>>,
     run_id: Option<i64>,
@@ -263,10 +288,9 @@ fn plan<'a>(
     let mut writes = Writes::default();
     let mut changes = Changes::default();
     let mut seen = std::collections::HashSet::new();
-    for holding in &evaluation.holding {
-        let id = finding_id(holding.kind, &holding.resource);
+    for (id, evidence, holding) in &prepared.holding {
+        let (id, evidence, holding) = (id.clone(), evidence.clone(), *holding);
         seen.insert(id.clone());
-        let evidence = holding.evidence.to_string();
         let (status, reason) = wanted(holding);
         let Some((_, was)) = current.get(&id) else {
             writes
@@ -303,55 +327,60 @@ fn plan<'a>(
         }
         writes.status.push((id, change(status, reason)));
     }
-    plan_gone(
+    let gone = Gone {
         evaluation,
-        current,
+        cleared: &prepared.cleared,
         previous,
-        &seen,
-        &change,
-        &mut writes,
-        &mut changes,
-    );
+        seen: &seen,
+    };
+    gone.plan(current, &change, &mut writes, &mut changes);
     (writes, changes)
 }
 
-/// Stored findings of the evaluated types that no longer hold (`seen` holds those that do):
-/// they stop holding, last seen at the evaluation before this one, and active ones (or those
-/// an exclusion archived) resolve with their reason.
-fn plan_gone(
-    evaluation: &Evaluation,
-    current: &HashMap<String, (FindingType, Current)>,
-    previous: &HashMap<FindingType, Option<String>>,
-    seen: &std::collections::HashSet<String>,
-    change: &dyn Fn(FindingStatus, String) -> StatusChange,
-    writes: &mut Writes<'_>,
-    changes: &mut Changes,
-) {
-    let cleared: HashMap<String, &str> = evaluation
-        .cleared
-        .iter()
-        .map(|c| (finding_id(c.kind, &c.resource), c.reason.as_str()))
-        .collect();
-    for (id, (kind, was)) in current {
-        if seen.contains(id) || !evaluation.types.contains(kind) {
-            continue;
-        }
-        if was.holds {
-            // Last seen holding at the evaluation before this one.
-            let last = previous.get(kind).cloned().flatten();
-            writes.holds.push((id.clone(), false, last));
-        }
-        let by_rule = was.status == FindingStatus::Archived && was.archived_by.is_none();
-        if was.status == FindingStatus::Active || by_rule {
-            let reason = cleared.get(id).copied().unwrap_or(match kind {
-                FindingType::UnusedAccessKey => "the access key was deleted",
-                _ => "the principal was deleted",
-            });
-            writes.status.push((
-                id.clone(),
-                change(FindingStatus::Resolved, reason.to_owned()),
-            ));
-            changes.resolved += 1;
+/// What is known of the findings an evaluation did not find holding.
+struct Gone<'a> {
+    evaluation: &'a Evaluation,
+    /// Why each evaluated resource does not hold, by finding id.
+    cleared: &'a HashMap<String, &'a str>,
+    previous: &'a HashMap<FindingType, Option<String>>,
+    /// The ids of the findings that hold.
+    seen: &'a std::collections::HashSet<String>,
+}
+
+impl Gone<'_> {
+    /// Stored findings of the evaluated types that no longer hold: they stop holding, last
+    /// seen at the evaluation before this one, and active ones (or those an exclusion
+    /// archived) resolve with their reason.
+    fn plan(
+        &self,
+        current: &HashMap<String, (FindingType, Current)>,
+        change: &dyn Fn(FindingStatus, String) -> StatusChange,
+        writes: &mut Writes<'_>,
+        changes: &mut Changes,
+    ) {
+        let (evaluation, cleared, previous, seen) =
+            (self.evaluation, self.cleared, self.previous, self.seen);
+        for (id, (kind, was)) in current {
+            if seen.contains(id) || !evaluation.types.contains(kind) {
+                continue;
+            }
+            if was.holds {
+                // Last seen holding at the evaluation before this one.
+                let last = previous.get(kind).cloned().flatten();
+                writes.holds.push((id.clone(), false, last));
+            }
+            let by_rule = was.status == FindingStatus::Archived && was.archived_by.is_none();
+            if was.status == FindingStatus::Active || by_rule {
+                let reason = cleared.get(id).copied().unwrap_or(match kind {
+                    FindingType::UnusedAccessKey => "the access key was deleted",
+                    _ => "the principal was deleted",
+                });
+                writes.status.push((
+                    id.clone(),
+                    change(FindingStatus::Resolved, reason.to_owned()),
+                ));
+                changes.resolved += 1;
+            }
         }
     }
 }
@@ -550,11 +579,12 @@ impl Database {
         run_id: Option<i64>,
         now: &str,
     ) -> Result<Changes, DbError> {
+        let prepared = prepare(evaluation);
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         let previous = record_evaluations(&mut tx, self.dialect(), evaluation, now).await?;
         let current = current_findings(&mut tx, self.dialect(), &evaluation.account).await?;
-        let (writes, changes) = plan(evaluation, &current, &previous, run_id, now);
+        let (writes, changes) = plan(evaluation, &prepared, &current, &previous, run_id, now);
         writes
             .apply(&mut tx, self.dialect(), &evaluation.account, now)
             .await?;
