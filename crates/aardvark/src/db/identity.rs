@@ -117,18 +117,105 @@ fn stored_json<T: serde::de::DeserializeOwned>(text: String) -> Result<T, DbErro
         .map_err(|err| DbError::undecodable(format!("stored identity JSON: {err}")))
 }
 
+/// One value of a row to insert.
+enum Cell {
+    Text(Option<String>),
+    Int(Option<i64>),
+}
+
+impl Cell {
+    fn json<T: serde::Serialize>(value: &T) -> Self {
+        Cell::Text(Some(serde_json::to_string(value).unwrap_or_default()))
+    }
+}
+
+/// Inserts `rows` into `table` (its name and columns), as many to a statement as the
+/// parameter limit allows, with `then` (an `ON CONFLICT` clause) after each statement's
+/// values.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: super::Dialect,
+    table: &str,
+    then: &str,
+    rows: &[Vec<Cell>],
+) -> Result<(), DbError> {
+    let Some(columns) = rows.first().map(Vec::len) else {
+        return Ok(());
+    };
+    let per_statement = (super::vocabulary::PARAMS_PER_STATEMENT / columns).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let sql = format!(
+            "INSERT INTO {table} VALUES {}{then}",
+            dialect.values_placeholders(chunk.len(), columns)
+        );
+        let mut query = sqlx::query(&sql);
+        for cell in chunk.iter().flatten() {
+            query = match cell {
+                Cell::Text(text) => query.bind(text.as_deref()),
+                Cell::Int(number) => query.bind(*number),
+            };
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 fn flag(value: bool) -> i64 {
     i64::from(value)
 }
 
 impl Database {
     /// Replaces the account's authorization details (principals and managed policies) in one
-    /// transaction; documents are written once per digest.
+    /// transaction, many rows to a statement; documents are written once per digest.
     pub async fn store_authorization_details(
         &self,
         account_id: &str,
         details: &AuthorizationDetails,
     ) -> Result<(), DbError> {
+        let mut documents: BTreeMap<String, String> = BTreeMap::new();
+        let mut identities = Vec::with_capacity(details.principals.len());
+        for principal in &details.principals {
+            let inline: BTreeMap<&str, String> = principal
+                .inline_policies
+                .iter()
+                .map(|(name, document)| {
+                    let digest = document_digest(document);
+                    documents.insert(digest.clone(), document.to_string());
+                    (name.as_str(), digest)
+                })
+                .collect();
+            identities.push(vec![
+                Cell::Text(Some(principal.arn.clone())),
+                Cell::Text(Some(account_id.to_owned())),
+                Cell::Text(Some(principal.kind.clone())),
+                Cell::Int(principal.created_ms),
+                Cell::Int(principal.last_used_ms),
+                Cell::Text(principal.last_used_region.clone()),
+                Cell::json(&principal.tags),
+                Cell::json(&principal.groups),
+                Cell::json(&principal.managed_policies),
+                Cell::json(&inline),
+            ]);
+        }
+        let policies: Vec<Vec<Cell>> = details
+            .policies
+            .iter()
+            .map(|policy| {
+                let digest = document_digest(&policy.document);
+                documents.insert(digest.clone(), policy.document.to_string());
+                vec![
+                    Cell::Text(Some(account_id.to_owned())),
+                    Cell::Text(Some(policy.arn.clone())),
+                    Cell::Text(Some(policy.name.clone())),
+                    Cell::Text(Some(policy.default_version.clone())),
+                    Cell::Text(Some(digest)),
+                ]
+            })
+            .collect();
+        let documents: Vec<Vec<Cell>> = documents
+            .into_iter()
+            .map(|(digest, document)| vec![Cell::Text(Some(digest)), Cell::Text(Some(document))])
+            .collect();
         let mut tx = self.pool().begin().await?;
         for table in ["aardvark_identities", "aardvark_managed_policies"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
@@ -136,70 +223,72 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut documents: HashMap<String, &serde_json::Value> = HashMap::new();
-        for principal in &details.principals {
-            let inline: BTreeMap<&str, String> = principal
-                .inline_policies
-                .iter()
-                .map(|(name, document)| {
-                    let digest = document_digest(document);
-                    documents.insert(digest.clone(), document);
-                    (name.as_str(), digest)
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO aardvark_identities (arn, account_id, kind, created_ms, last_used_ms, \
-                 last_used_region, tags, groups_json, managed_policies, inline_policies) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&principal.arn)
-            .bind(account_id)
-            .bind(&principal.kind)
-            .bind(principal.created_ms)
-            .bind(principal.last_used_ms)
-            .bind(&principal.last_used_region)
-            .bind(serde_json::to_string(&principal.tags).unwrap_or_default())
-            .bind(serde_json::to_string(&principal.groups).unwrap_or_default())
-            .bind(serde_json::to_string(&principal.managed_policies).unwrap_or_default())
-            .bind(serde_json::to_string(&inline).unwrap_or_default())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for policy in &details.policies {
-            let digest = document_digest(&policy.document);
-            documents.insert(digest.clone(), &policy.document);
-            sqlx::query(
-                "INSERT INTO aardvark_managed_policies (account_id, arn, name, default_version, digest) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(account_id)
-            .bind(&policy.arn)
-            .bind(&policy.name)
-            .bind(&policy.default_version)
-            .bind(&digest)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (digest, document) in documents {
-            sqlx::query(
-                "INSERT INTO aardvark_policy_documents (digest, document) VALUES ($1, $2) \
-                 ON CONFLICT (digest) DO NOTHING",
-            )
-            .bind(digest)
-            .bind(document.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
+        let dialect = self.dialect();
+        insert_rows(
+            &mut tx,
+            dialect,
+            "aardvark_identities (arn, account_id, kind, created_ms, last_used_ms, \
+             last_used_region, tags, groups_json, managed_policies, inline_policies)",
+            "",
+            &identities,
+        )
+        .await?;
+        insert_rows(
+            &mut tx,
+            dialect,
+            "aardvark_managed_policies (account_id, arn, name, default_version, digest)",
+            "",
+            &policies,
+        )
+        .await?;
+        insert_rows(
+            &mut tx,
+            dialect,
+            "aardvark_policy_documents (digest, document)",
+            " ON CONFLICT (digest) DO NOTHING",
+            &documents,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Replaces the account's credential report rows and access keys in one transaction.
+    /// Replaces the account's credential report rows and access keys in one transaction, many
+    /// rows to a statement.
     pub async fn store_credentials(
         &self,
         account_id: &str,
         users: &[UserCredentials],
     ) -> Result<(), DbError> {
+        let account = || Cell::Text(Some(account_id.to_owned()));
+        let mut credentials = Vec::with_capacity(users.len());
+        let mut keys = Vec::new();
+        for user in users {
+            credentials.push(vec![
+                Cell::Text(Some(user.arn.clone())),
+                account(),
+                Cell::Text(Some(user.user_name.clone())),
+                Cell::Int(user.created_ms),
+                Cell::Int(Some(flag(user.password_enabled))),
+                Cell::Int(user.password_last_used_ms),
+                Cell::Text(user.password_last_used_note.clone()),
+                Cell::Int(user.password_last_changed_ms),
+                Cell::Int(Some(flag(user.mfa_active))),
+            ]);
+            for key in &user.keys {
+                keys.push(vec![
+                    Cell::Text(Some(user.arn.clone())),
+                    Cell::Int(Some(key.slot)),
+                    account(),
+                    Cell::Text(key.key_id.clone()),
+                    Cell::Int(Some(flag(key.active))),
+                    Cell::Int(key.created_ms),
+                    Cell::Int(key.last_used_ms),
+                    Cell::Text(key.last_used_region.clone()),
+                    Cell::Text(key.last_used_service.clone()),
+                ]);
+            }
+        }
         let mut tx = self.pool().begin().await?;
         for table in ["aardvark_credentials", "aardvark_access_keys"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
@@ -207,42 +296,26 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
         }
-        for user in users {
-            sqlx::query(
-                "INSERT INTO aardvark_credentials (arn, account_id, user_name, created_ms, \
-                 password_enabled, password_last_used_ms, password_last_used_note, \
-                 password_last_changed_ms, mfa_active) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&user.arn)
-            .bind(account_id)
-            .bind(&user.user_name)
-            .bind(user.created_ms)
-            .bind(flag(user.password_enabled))
-            .bind(user.password_last_used_ms)
-            .bind(&user.password_last_used_note)
-            .bind(user.password_last_changed_ms)
-            .bind(flag(user.mfa_active))
-            .execute(&mut *tx)
-            .await?;
-            for key in &user.keys {
-                sqlx::query(
-                    "INSERT INTO aardvark_access_keys (arn, slot, account_id, key_id, active, \
-                     created_ms, last_used_ms, last_used_region, last_used_service) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&user.arn)
-                .bind(key.slot)
-                .bind(account_id)
-                .bind(&key.key_id)
-                .bind(flag(key.active))
-                .bind(key.created_ms)
-                .bind(key.last_used_ms)
-                .bind(&key.last_used_region)
-                .bind(&key.last_used_service)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        let dialect = self.dialect();
+        insert_rows(
+            &mut tx,
+            dialect,
+            "aardvark_credentials (arn, account_id, user_name, created_ms, \
+             password_enabled, password_last_used_ms, password_last_used_note, \
+             password_last_changed_ms, mfa_active)",
+            "",
+            &credentials,
+        )
+        .await?;
+        insert_rows(
+            &mut tx,
+            dialect,
+            "aardvark_access_keys (arn, slot, account_id, key_id, active, \
+             created_ms, last_used_ms, last_used_region, last_used_service)",
+            "",
+            &keys,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
