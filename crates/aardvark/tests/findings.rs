@@ -838,6 +838,17 @@ async fn findings_over_the_wire_and_in_every_report_format() {
         )
         .await;
     refused.assert_error(403, "API_TOKENS");
+    // A write's route takes POST only, and says so.
+    let options = app
+        .send(app.client.request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/1/findings/{id}/archive", app.base_url),
+        ))
+        .await;
+    assert_eq!(options.headers.get("allow").unwrap(), "POST, OPTIONS");
+    let get = app.get(&format!("/api/1/findings/{id}/unarchive")).await;
+    assert_eq!(get.status, 405);
+    assert_eq!(get.headers.get("allow").unwrap(), "POST, OPTIONS");
     let summary = app.get("/api/1/findings/summary").await.json();
     assert_eq!(summary["totals"]["unused_password"]["active"], 1);
     assert_eq!(summary["totals"]["unused_password"]["archived"], 1);

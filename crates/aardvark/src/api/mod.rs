@@ -75,6 +75,8 @@ const METHOD_NOT_ALLOWED_MESSAGE: &str = "The method is not allowed for the requ
 
 /// Methods `/api/1/advisors` answers.
 const ADVISORS_METHODS: &str = "GET, POST, HEAD, OPTIONS";
+/// The methods of the writes by hand (`/api/1/findings/{id}/archive`, `/unarchive`).
+const WRITE_METHODS: &str = "POST, OPTIONS";
 
 /// An error answer: a status and a message naming what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +184,22 @@ async fn healthcheck() -> &'static str {
     "ok"
 }
 
+/// A route that takes POST only, with its `Allow` in answers to OPTIONS and in its 405s.
+fn write_route<H, T>(handler: H) -> axum::routing::MethodRouter<Reader>
+where
+    H: axum::handler::Handler<T, Reader>,
+    T: 'static,
+{
+    axum::routing::post(handler)
+        .options(|| async {
+            (
+                StatusCode::OK,
+                [(header::ALLOW, HeaderValue::from_static(WRITE_METHODS))],
+            )
+        })
+        .fallback(|| async { method_not_allowed(WRITE_METHODS) })
+}
+
 /// The application's routes over a database's read path, with authentication (when tokens
 /// are set), the edge's checks and headers, and request metrics around them.
 pub fn router(reader: Reader, options: &ApiOptions) -> Router {
@@ -209,11 +227,11 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         .route("/api/1/findings/{id}", get(findings::finding))
         .route(
             "/api/1/findings/{id}/archive",
-            axum::routing::post(findings::archive),
+            write_route(findings::archive),
         )
         .route(
             "/api/1/findings/{id}/unarchive",
-            axum::routing::post(findings::unarchive),
+            write_route(findings::unarchive),
         )
         .route("/healthcheck", get(healthcheck))
         .merge(openapi::routes(options))
