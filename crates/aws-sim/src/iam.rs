@@ -183,8 +183,7 @@ pub(crate) fn handle(
     match action {
         "GenerateServiceLastAccessedDetails" => generate(state, account, params, request_id),
         "GetServiceLastAccessedDetails" => get_details(state, account, params, request_id),
-        other => crate::details::handle(state, account, other, params, request_id)
-            .unwrap_or_else(|| unknown_action(other, request_id)),
+        other => unknown_action(other, request_id),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::reply::Reply;
 use crate::scenario::{ExpectedService, Scenario, ScenarioError};
 use crate::state::{Caller, SimState};
 use crate::stats::Stats;
-use crate::{faults, iam, organizations, s3, sts, xml};
+use crate::{details, faults, iam, organizations, s3, sts, xml};
 
 /// The access key, region and service of a SigV4 `Authorization` header.
 fn credential_scope(headers: &HeaderMap) -> Option<(String, String, String)> {
@@ -141,7 +141,11 @@ async fn iam(
     if let Err(reply) = faults::before_iam_call(state, account, request_id).await {
         return reply.into_response();
     }
-    iam::handle(state, account, action, params, request_id).into_response()
+    // The identity calls first, then the listings and Access Advisor (which answer any other
+    // action as AWS answers an unknown one).
+    details::handle(state, account, action, params, request_id)
+        .unwrap_or_else(|| iam::handle(state, account, action, params, request_id))
+        .into_response()
 }
 
 /// A running simulator.

@@ -117,6 +117,59 @@ fn stored_json<T: serde::de::DeserializeOwned>(text: String) -> Result<T, DbErro
         .map_err(|err| DbError::undecodable(format!("stored identity JSON: {err}")))
 }
 
+/// The rows of an account's authorization details: its principals, its managed policies, and
+/// each distinct document once, by digest.
+fn detail_rows(account_id: &str, details: &AuthorizationDetails) -> (Rows, Rows, Rows) {
+    let mut documents: BTreeMap<String, String> = BTreeMap::new();
+    let mut identities = Vec::with_capacity(details.principals.len());
+    for principal in &details.principals {
+        let inline: BTreeMap<&str, String> = principal
+            .inline_policies
+            .iter()
+            .map(|(name, document)| {
+                let digest = document_digest(document);
+                documents.insert(digest.clone(), document.to_string());
+                (name.as_str(), digest)
+            })
+            .collect();
+        identities.push(vec![
+            Cell::Text(Some(principal.arn.clone())),
+            Cell::Text(Some(account_id.to_owned())),
+            Cell::Text(Some(principal.kind.clone())),
+            Cell::Int(principal.created_ms),
+            Cell::Int(principal.last_used_ms),
+            Cell::Text(principal.last_used_region.clone()),
+            Cell::json(&principal.tags),
+            Cell::json(&principal.groups),
+            Cell::json(&principal.managed_policies),
+            Cell::json(&inline),
+        ]);
+    }
+    let policies: Vec<Vec<Cell>> = details
+        .policies
+        .iter()
+        .map(|policy| {
+            let digest = document_digest(&policy.document);
+            documents.insert(digest.clone(), policy.document.to_string());
+            vec![
+                Cell::Text(Some(account_id.to_owned())),
+                Cell::Text(Some(policy.arn.clone())),
+                Cell::Text(Some(policy.name.clone())),
+                Cell::Text(Some(policy.default_version.clone())),
+                Cell::Text(Some(digest)),
+            ]
+        })
+        .collect();
+    let documents: Vec<Vec<Cell>> = documents
+        .into_iter()
+        .map(|(digest, document)| vec![Cell::Text(Some(digest)), Cell::Text(Some(document))])
+        .collect();
+    (identities, policies, documents)
+}
+
+/// Rows to insert.
+type Rows = Vec<Vec<Cell>>;
+
 /// One value of a row to insert.
 enum Cell {
     Text(Option<String>),
@@ -172,50 +225,7 @@ impl Database {
         account_id: &str,
         details: &AuthorizationDetails,
     ) -> Result<(), DbError> {
-        let mut documents: BTreeMap<String, String> = BTreeMap::new();
-        let mut identities = Vec::with_capacity(details.principals.len());
-        for principal in &details.principals {
-            let inline: BTreeMap<&str, String> = principal
-                .inline_policies
-                .iter()
-                .map(|(name, document)| {
-                    let digest = document_digest(document);
-                    documents.insert(digest.clone(), document.to_string());
-                    (name.as_str(), digest)
-                })
-                .collect();
-            identities.push(vec![
-                Cell::Text(Some(principal.arn.clone())),
-                Cell::Text(Some(account_id.to_owned())),
-                Cell::Text(Some(principal.kind.clone())),
-                Cell::Int(principal.created_ms),
-                Cell::Int(principal.last_used_ms),
-                Cell::Text(principal.last_used_region.clone()),
-                Cell::json(&principal.tags),
-                Cell::json(&principal.groups),
-                Cell::json(&principal.managed_policies),
-                Cell::json(&inline),
-            ]);
-        }
-        let policies: Vec<Vec<Cell>> = details
-            .policies
-            .iter()
-            .map(|policy| {
-                let digest = document_digest(&policy.document);
-                documents.insert(digest.clone(), policy.document.to_string());
-                vec![
-                    Cell::Text(Some(account_id.to_owned())),
-                    Cell::Text(Some(policy.arn.clone())),
-                    Cell::Text(Some(policy.name.clone())),
-                    Cell::Text(Some(policy.default_version.clone())),
-                    Cell::Text(Some(digest)),
-                ]
-            })
-            .collect();
-        let documents: Vec<Vec<Cell>> = documents
-            .into_iter()
-            .map(|(digest, document)| vec![Cell::Text(Some(digest)), Cell::Text(Some(document))])
-            .collect();
+        let (identities, policies, documents) = detail_rows(account_id, details);
         let mut tx = self.pool().begin().await?;
         for table in ["aardvark_identities", "aardvark_managed_policies"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
