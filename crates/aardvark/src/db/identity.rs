@@ -226,41 +226,29 @@ impl Database {
         details: &AuthorizationDetails,
     ) -> Result<(), DbError> {
         let (identities, policies, documents) = detail_rows(account_id, details);
-        let mut tx = self.pool().begin().await?;
-        for table in ["aardvark_identities", "aardvark_managed_policies"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let dialect = self.dialect();
-        insert_rows(
-            &mut tx,
-            dialect,
-            "aardvark_identities (arn, account_id, kind, created_ms, last_used_ms, \
-             last_used_region, tags, groups_json, managed_policies, inline_policies)",
-            "",
-            &identities,
+        self.replace_part(
+            account_id,
+            &["aardvark_identities", "aardvark_managed_policies"],
+            &[
+                (
+                    "aardvark_identities (arn, account_id, kind, created_ms, last_used_ms, \
+                     last_used_region, tags, groups_json, managed_policies, inline_policies)",
+                    "",
+                    &identities,
+                ),
+                (
+                    "aardvark_managed_policies (account_id, arn, name, default_version, digest)",
+                    "",
+                    &policies,
+                ),
+                (
+                    "aardvark_policy_documents (digest, document)",
+                    " ON CONFLICT (digest) DO NOTHING",
+                    &documents,
+                ),
+            ],
         )
-        .await?;
-        insert_rows(
-            &mut tx,
-            dialect,
-            "aardvark_managed_policies (account_id, arn, name, default_version, digest)",
-            "",
-            &policies,
-        )
-        .await?;
-        insert_rows(
-            &mut tx,
-            dialect,
-            "aardvark_policy_documents (digest, document)",
-            " ON CONFLICT (digest) DO NOTHING",
-            &documents,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// Replaces the account's credential report rows and access keys in one transaction, many
@@ -299,33 +287,46 @@ impl Database {
                 ]);
             }
         }
+        self.replace_part(
+            account_id,
+            &["aardvark_credentials", "aardvark_access_keys"],
+            &[
+                (
+                    "aardvark_credentials (arn, account_id, user_name, created_ms, \
+                     password_enabled, password_last_used_ms, password_last_used_note, \
+                     password_last_changed_ms, mfa_active)",
+                    "",
+                    &credentials,
+                ),
+                (
+                    "aardvark_access_keys (arn, slot, account_id, key_id, active, \
+                     created_ms, last_used_ms, last_used_region, last_used_service)",
+                    "",
+                    &keys,
+                ),
+            ],
+        )
+        .await
+    }
+
+    /// Replaces one part of an account in one transaction: its rows of `tables` go, then
+    /// each `(table and columns, conflict clause, rows)` is inserted.
+    async fn replace_part(
+        &self,
+        account_id: &str,
+        tables: &[&str],
+        inserts: &[(&str, &str, &Rows)],
+    ) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
-        for table in ["aardvark_credentials", "aardvark_access_keys"] {
+        for table in tables {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account_id)
                 .execute(&mut *tx)
                 .await?;
         }
-        let dialect = self.dialect();
-        insert_rows(
-            &mut tx,
-            dialect,
-            "aardvark_credentials (arn, account_id, user_name, created_ms, \
-             password_enabled, password_last_used_ms, password_last_used_note, \
-             password_last_changed_ms, mfa_active)",
-            "",
-            &credentials,
-        )
-        .await?;
-        insert_rows(
-            &mut tx,
-            dialect,
-            "aardvark_access_keys (arn, slot, account_id, key_id, active, \
-             created_ms, last_used_ms, last_used_region, last_used_service)",
-            "",
-            &keys,
-        )
-        .await?;
+        for (table, then, rows) in inserts {
+            insert_rows(&mut tx, self.dialect(), table, then, rows).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
