@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aardvark::collector::progress::Progress;
 use aardvark::collector::UpdateRequest;
-use aardvark::config::{AccountSource, Settings};
+use aardvark::config::Settings;
 use aardvark::db::Database;
 use aardvark::findings::{Exclusion, FindingRules};
 use aws_sim::identity::{AccessKey, Identity, IdentityCall, IdentityFaults, Password, Tag};
@@ -193,17 +193,11 @@ fn scenario(now: i64, later: bool) -> Scenario {
 
 fn settings(sim: &SimHandle, db: &common::TestDb, exclude: &[&str]) -> Settings {
     Settings {
-        database_uri: db.uri.clone(),
-        accounts: sim.account_ids().to_vec(),
-        account_source: AccountSource::Static,
-        updater_account_rate_limit: 0.0,
-        updater_poll_interval: Duration::from_millis(2),
-        updater_poll_max_interval: Duration::from_millis(20),
         findings_exclude: exclude
             .iter()
             .map(|rule| Exclusion::parse(rule).unwrap())
             .collect(),
-        ..Settings::default()
+        ..common::quick_settings(sim, db)
     }
 }
 

@@ -641,3 +641,17 @@ pub async fn closed_after(
     );
     (since.elapsed(), received)
 }
+
+/// Settings that collect every account of `sim` into `db` fast: unpaced, polling every few
+/// milliseconds.
+pub fn quick_settings(sim: &aws_sim::SimHandle, db: &TestDb) -> aardvark::config::Settings {
+    aardvark::config::Settings {
+        database_uri: db.uri.clone(),
+        accounts: sim.account_ids().to_vec(),
+        account_source: aardvark::config::AccountSource::Static,
+        updater_account_rate_limit: 0.0,
+        updater_poll_interval: std::time::Duration::from_millis(2),
+        updater_poll_max_interval: std::time::Duration::from_millis(20),
+        ..Default::default()
+    }
+}
