@@ -409,6 +409,61 @@ async fn throttling_storm_is_survived_and_the_rate_limit_respected() {
     );
 }
 
+/// Paced faster than AWS allows, an account's pacer comes down to AWS's rate and stays near it
+/// (a pacer that kept its rate would be throttled about four times for every call answered);
+/// throttles at an account's start cost it a slot each. Every throttled call is sent again
+/// until it is answered: everything is stored.
+#[tokio::test]
+async fn throttled_accounts_settle_at_their_limit() {
+    let Some(db) = fresh_db(Backend::Sqlite).await else {
+        return;
+    };
+    let scenario = Scenario::generated(28, 3, 8)
+        .with_account_faults(
+            &account_id(0),
+            AccountFaults {
+                rate_limit: Some(RateLimit {
+                    per_second: 10.0,
+                    burst: 2,
+                }),
+                ..Default::default()
+            },
+        )
+        .with_account_faults(
+            &account_id(1),
+            AccountFaults {
+                throttles: Some(Burst {
+                    first: 2,
+                    every: 0,
+                    status: None,
+                }),
+                ..Default::default()
+            },
+        );
+    let sim = aws_sim::start(scenario).await.unwrap();
+    let mut settings = settings_for(&sim, &db);
+    settings.updater_account_rate_limit = 50.0;
+    settings.updater_account_burst = 25;
+    // Throttles count for nothing against the attempts: AWS is asked again until it answers.
+    settings.updater_max_attempts = 1;
+    let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(report.exit_code(), 0, "{}", report.summary());
+    assert_same(&stored(&db.db).await, sim.expected());
+    let stats = sim.stats();
+    let limited = account_id(0);
+    let throttled = stats.throttles.get(&limited).copied().unwrap_or(0);
+    let answered = stats.calls_in(&limited) - throttled;
+    assert!(throttled > 0, "the limit was reached");
+    assert!(
+        throttled * 2 <= answered,
+        "{throttled} throttled for {answered} answered"
+    );
+    assert_eq!(stats.throttles.get(&account_id(1)), Some(&2));
+    assert_eq!(stats.throttles.len(), 2, "{:?}", stats.throttles);
+}
+
 #[tokio::test]
 async fn listings_and_job_results_are_paginated() {
     let Some(db) = fresh_db(Backend::Sqlite).await else {

@@ -56,12 +56,24 @@ fn sum(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     samples(scrape, metric, labels).into_iter().map(value).sum()
 }
 
-/// Four accounts: one SCP-denied, one throttled (every 15th IAM call), one whose sessions
-/// last a second, less than its collection at 20 requests a second.
+/// Four accounts: one answering every 20th IAM call 503 (retried by the SDK), one SCP-denied,
+/// one throttled (every 15th IAM call: sent again by its pacer), one whose sessions last a
+/// second, less than its collection at 20 requests a second.
 fn troubled_scenario() -> Scenario {
     let mut scenario = Scenario::generated(31, 4, 12);
     let ids = scenario.account_ids();
     scenario = scenario
+        .with_account_faults(
+            &ids[0],
+            AccountFaults {
+                server_errors: Some(Burst {
+                    first: 0,
+                    every: 20,
+                    status: Some(503),
+                }),
+                ..Default::default()
+            },
+        )
         .with_account_faults(
             &ids[1],
             AccountFaults {

@@ -33,25 +33,10 @@ pub async fn run(
     remove_sqlite_files(database)?;
     let absolute = std::env::current_dir()?.join(database);
     settings.database_uri = format!("sqlite:///{}", absolute.display());
-    settings.account_source = AccountSource::Static;
-    settings.accounts = sim.account_ids().to_vec();
-    settings.updater_account_rate_limit = 20.0;
-    settings.updater_account_burst = 20;
-    settings.updater_poll_interval = Duration::from_millis(50);
-    settings.updater_poll_max_interval = Duration::from_millis(400);
+    collection_settings(&mut settings, &sim);
     let db = Database::connect(&settings.database_uri, crate::api::wire::RENDERING).await?;
     db.migrate().await?;
-    let overrides = AwsOverrides {
-        endpoint_url: Some(sim.base_url.clone()),
-        credentials: Some(Credentials::new(
-            "AKIDDEMOHUB",
-            "demo-secret",
-            None,
-            None,
-            "aardvark-demo",
-        )),
-    };
-    let collector = Collector::new(settings.clone(), db.clone(), overrides).await;
+    let collector = Collector::new(settings.clone(), db.clone(), overrides(&sim)).await;
     let stop_on_signal = super::stop_on_signal(&collector);
     let report = collector.run(&UpdateRequest::default(), progress).await?;
     drop(stop_on_signal);
@@ -87,6 +72,30 @@ pub async fn run(
     db.close().await;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the demo collects from `sim` (the throttling benchmark collects the same way).
+pub fn collection_settings(settings: &mut Settings, sim: &aws_sim::SimHandle) {
+    settings.account_source = AccountSource::Static;
+    settings.accounts = sim.account_ids().to_vec();
+    settings.updater_account_rate_limit = 20.0;
+    settings.updater_account_burst = 20;
+    settings.updater_poll_interval = Duration::from_millis(50);
+    settings.updater_poll_max_interval = Duration::from_millis(400);
+}
+
+/// The simulator's endpoint and the hub credentials it takes.
+pub fn overrides(sim: &aws_sim::SimHandle) -> AwsOverrides {
+    AwsOverrides {
+        endpoint_url: Some(sim.base_url.clone()),
+        credentials: Some(Credentials::new(
+            "AKIDDEMOHUB",
+            "demo-secret",
+            None,
+            None,
+            "aardvark-demo",
+        )),
+    }
 }
 
 /// Where the data is, and curl lines that answer something: an account with data, and in it

@@ -3,7 +3,7 @@
 
 mod accounts;
 #[cfg(feature = "demo")]
-mod demo;
+pub mod demo;
 mod findings;
 mod report;
 pub mod wizard;

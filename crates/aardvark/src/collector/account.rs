@@ -10,10 +10,11 @@ use futures::StreamExt;
 
 use super::accounts::TargetAccount;
 use super::aws::Failure;
+use super::pacer::Pacer;
 use super::polling::{JobClock, Polling};
 use super::principal::{self, JobContext};
 use super::report::{AccountReport, PrincipalError};
-use super::run::{arn_account, store, Pacer, RunShared};
+use super::run::{arn_account, store, RunShared};
 use super::session::{is_expired, AccountSession};
 use crate::db::vocabulary::{PrincipalListing, PrincipalUsage};
 
@@ -37,6 +38,7 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     let pacer = Pacer::new(
         run.settings.updater_account_rate_limit,
         run.settings.updater_account_burst,
+        run.settings.updater_job_timeout,
     );
     let listing = async {
         // The first session first: its denial (an SCP, a missing role) fails the account.
@@ -72,6 +74,14 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         ),
         super::identity::collect(run, account, &session, &pacer),
     );
+    let rate = pacer.rate();
+    if rate < run.settings.updater_account_rate_limit {
+        tracing::info!(
+            account,
+            requests_per_second = format!("{rate:.1}"),
+            "AWS throttled the account: paced below UPDATER_ACCOUNT_RATE_LIMIT at its end"
+        );
+    }
     if session.sessions() > 1 {
         tracing::info!(
             account,
@@ -112,29 +122,45 @@ async fn evaluate_findings(run: &RunShared, account: &str, judged: crate::findin
 }
 
 /// Every role, user, group and customer-managed policy of the account, all pages, paced. A
-/// listing answered `ExpiredToken` is started again once, with a new session.
+/// listing answered `ExpiredToken` is started again once, with a new session. Paged by hand
+/// rather than with the SDK's paginators: a throttled page is asked again by the pacer, where a
+/// paginator ends at its first error.
 async fn list_principals(
     session: &AccountSession<'_>,
     pacer: &Pacer,
 ) -> Result<Vec<(String, PrincipalListing)>, Failure> {
     let mut arns = Vec::new();
-    // The four paginators have four types; one loop shape for all of them.
+    // The four listings have four types; one loop shape for all of them.
     macro_rules! every_page {
         ($request:expr, $operation:literal, |$page:ident| $arns:expr) => {
             let mut renewed = false;
             'listing: loop {
                 let current = session.current().await?;
                 let mut listed = Vec::new();
-                let mut pages = ($request)(&current.iam)
-                    .max_items(1000)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = {
-                    pacer.wait().await;
-                    pages.next().await
-                } {
+                let mut marker: Option<String> = None;
+                loop {
+                    let page = pacer
+                        .send(|| {
+                            ($request)(&current.iam)
+                                .max_items(1000)
+                                .set_marker(marker.clone())
+                                .send()
+                        })
+                        .await;
                     match page {
-                        Ok($page) => listed.extend($arns),
+                        Ok($page) => {
+                            listed.extend($arns);
+                            if !$page.is_truncated() {
+                                break;
+                            }
+                            marker = $page.marker().filter(|m| !m.is_empty()).map(str::to_owned);
+                            if marker.is_none() {
+                                return Err(Failure::new(
+                                    "MalformedResponse",
+                                    concat!($operation, ": a truncated page without a Marker"),
+                                ));
+                            }
+                        }
                         Err(err) => {
                             let failure = Failure::from_sdk(&err).during($operation);
                             if is_expired(&failure) && !renewed {

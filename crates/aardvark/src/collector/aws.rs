@@ -15,6 +15,11 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::config::Credentials;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
+};
+use aws_smithy_types::retry::ErrorKind;
 
 use super::calls::AwsMetrics;
 use crate::config::Settings;
@@ -97,11 +102,22 @@ pub struct AwsContext {
     path_style_s3: bool,
     /// What every client's calls add to.
     metrics: AwsMetrics,
+    /// Whether accounts are paced (their pacers then send throttled calls again, not the SDK).
+    paced: bool,
 }
 
 impl AwsContext {
     pub async fn new(settings: &Settings, overrides: AwsOverrides) -> Self {
-        let retry = RetryConfig::adaptive()
+        // Standard, not adaptive, when accounts are paced: each account's pacer is then the one
+        // brake on its IAM calls (`pacer.rs` says why). Unpaced, the SDK's adaptive mode is the
+        // only brake there is.
+        let paced = settings.updater_account_rate_limit > 0.0;
+        let retry = if paced {
+            RetryConfig::standard()
+        } else {
+            RetryConfig::adaptive()
+        };
+        let retry = retry
             .with_max_attempts(settings.updater_max_attempts)
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(10));
@@ -153,6 +169,7 @@ impl AwsContext {
             endpoints: settings.aws_endpoints.clone(),
             path_style_s3,
             metrics: AwsMetrics::default(),
+            paced,
         }
     }
 
@@ -219,15 +236,49 @@ impl AwsContext {
 
     /// An IAM client acting in `account` with credentials `AssumeRole` returned. Each account
     /// has a retry partition of its own, so one throttled account cannot use up the retry
-    /// quota of the others.
+    /// quota of the others. When accounts are paced, its throttled calls are not retried by
+    /// the SDK: the account's pacer sends them again.
     pub fn iam_for(&self, account: &str, credentials: Credentials) -> aws_sdk_iam::Client {
         let mut config = aws_sdk_iam::config::Builder::from(&self.base)
             .credentials_provider(credentials)
             .retry_partition(RetryPartition::new(format!("aardvark-iam-{account}")))
             .interceptor(self.metrics.interceptor());
+        if self.paced {
+            config = config.retry_classifier(PacerRetriesThrottles);
+        }
         if let Some(url) = self.endpoints.get("iam") {
             config = config.endpoint_url(url);
         }
         aws_sdk_iam::Client::from_conf(config.build())
+    }
+}
+
+/// Turns the SDK's retries of throttled answers off, for the clients whose calls go through an
+/// account's pacer (`pacer.rs`): it sends them again itself, on its own slots. Runs after every
+/// other classifier.
+#[derive(Debug, Default)]
+pub struct PacerRetriesThrottles;
+
+impl ClassifyRetry for PacerRetriesThrottles {
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    fn classify_retry_v2(&self, _ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        match previous {
+            RetryAction::RetryIndicated(RetryReason::RetryableError {
+                kind: ErrorKind::ThrottlingError,
+                ..
+            }) => RetryAction::RetryForbidden,
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "throttles are the pacer's"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
 }

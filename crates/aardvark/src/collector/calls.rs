@@ -44,7 +44,7 @@ impl AwsMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "aardvark_aws_calls",
-            "AWS calls by service, operation and outcome (ok, AWS's error code, or Timeout, ConnectionError, ...), after the SDK's retries",
+            "AWS calls by service, operation and outcome (ok, AWS's error code, or Timeout, ConnectionError, ...), after the SDK's retries; a throttled call its account's pacer sends again counts each time",
             self.calls.clone(),
         );
         registry.register(

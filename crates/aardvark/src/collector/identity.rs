@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_iam::types::{AttachedPolicy, PolicyDetail, ReportStateType, Tag};
 
 use super::aws::Failure;
-use super::run::{Pacer, RunShared};
+use super::pacer::Pacer;
+use super::run::RunShared;
 use super::session::{is_expired, AccountSession};
 use crate::db::identity::{AuthorizationDetails, IdentityRecord, ManagedPolicy, UserCredentials};
 use crate::db::runs::{IdentityPart, PartStatus, RecordedPart};
@@ -132,8 +133,7 @@ where
     let mut renewed = false;
     loop {
         let current = session.current().await?;
-        pacer.wait().await;
-        match request(current.iam.clone()).await {
+        match pacer.send(|| request(current.iam.clone())).await {
             Err(failure) if is_expired(&failure) && !renewed => {
                 renewed = true;
                 session.renew(&current).await?;

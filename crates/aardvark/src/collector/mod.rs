@@ -8,6 +8,7 @@ pub mod aws;
 pub mod calls;
 pub mod credential_report;
 mod identity;
+mod pacer;
 mod polling;
 mod principal;
 pub mod progress;
@@ -32,8 +33,8 @@ use aws::{AwsContext, Failure};
 use progress::Progress;
 use report::{AccountReport, RunReport};
 pub(crate) use run::Stop;
+pub use run::Stopper;
 use run::{arn_account, RunShared};
-pub use run::{Pacer, Stopper};
 
 /// How often a run says it is alive (`aardvark_runs.heartbeat_at`).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(10);

@@ -10,9 +10,10 @@ use aws_sdk_iam::operation::get_service_last_accessed_details::GetServiceLastAcc
 use aws_sdk_iam::types::{AccessAdvisorUsageGranularityType, JobStatusType};
 
 use super::aws::Failure;
+use super::pacer::Pacer;
 use super::polling::{JobClock, Polling};
 use super::report::PrincipalError;
-use super::run::{Pacer, Stop};
+use super::run::Stop;
 use super::session::{is_expired, AccountSession};
 use crate::config::Granularity;
 use crate::db::vocabulary::{ActionUsage, ServiceUsage};
@@ -120,15 +121,17 @@ async fn generate(
     context: JobContext<'_>,
     arn: &str,
 ) -> Result<(String, Instant), Attempt> {
-    context.pacer.wait().await;
-    let generated = iam
-        .generate_service_last_accessed_details()
-        .arn(arn)
-        .granularity(match context.granularity {
-            Granularity::Action => AccessAdvisorUsageGranularityType::ActionLevel,
-            Granularity::Service => AccessAdvisorUsageGranularityType::ServiceLevel,
+    let generated = context
+        .pacer
+        .send(|| {
+            iam.generate_service_last_accessed_details()
+                .arn(arn)
+                .granularity(match context.granularity {
+                    Granularity::Action => AccessAdvisorUsageGranularityType::ActionLevel,
+                    Granularity::Service => AccessAdvisorUsageGranularityType::ServiceLevel,
+                })
+                .send()
         })
-        .send()
         .await
         .map_err(|err| classify("GenerateServiceLastAccessedDetails", &err))?;
     let generated_at = Instant::now();
@@ -168,15 +171,18 @@ async fn poll_until_done(
             _ = tokio::time::sleep(wait) => {}
             _ = context.stop.wait() => return Err(PrincipalError::Interrupted.into()),
         }
-        context.pacer.wait().await;
         polls += 1;
-        let sent = generated_at.elapsed();
         let step = wait;
-        let response = iam
-            .get_service_last_accessed_details()
-            .job_id(job_id)
-            .max_items(MAX_ITEMS)
-            .send()
+        let mut sent = generated_at.elapsed();
+        let response = context
+            .pacer
+            .send(|| {
+                sent = generated_at.elapsed();
+                iam.get_service_last_accessed_details()
+                    .job_id(job_id)
+                    .max_items(MAX_ITEMS)
+                    .send()
+            })
             .await
             .map_err(|err| classify("GetServiceLastAccessedDetails", &err))?;
         // Decide on the status only: while a job runs, AWS omits dates the model requires.
@@ -229,13 +235,15 @@ async fn read_pages(
         let Some(marker) = page.marker().filter(|m| !m.is_empty()).map(str::to_owned) else {
             return Err(malformed("a truncated result without a Marker"));
         };
-        context.pacer.wait().await;
-        page = iam
-            .get_service_last_accessed_details()
-            .job_id(job_id)
-            .max_items(MAX_ITEMS)
-            .marker(marker)
-            .send()
+        page = context
+            .pacer
+            .send(|| {
+                iam.get_service_last_accessed_details()
+                    .job_id(job_id)
+                    .max_items(MAX_ITEMS)
+                    .marker(&marker)
+                    .send()
+            })
             .await
             .map_err(|err| classify("GetServiceLastAccessedDetails", &err))?;
         if page.job_status() != &JobStatusType::Completed {

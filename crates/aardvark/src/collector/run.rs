@@ -1,15 +1,10 @@
 //! What every task of one run shares, below the run itself: the settings and clients, the
-//! `-r` selection, each account's request pacing, the stop signal, and the write of one
-//! principal with its retries. The run (`mod.rs`) builds it; accounts and principals use it.
+//! `-r` selection, the stop signal, and the write of one principal with its retries. The run (`mod.rs`) builds it; accounts and principals use it.
 
 use std::collections::HashSet;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use governor::clock::Clock;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use super::aws::{AwsContext, Failure};
 use super::progress::Progress;
@@ -21,33 +16,6 @@ use crate::db::Database;
 
 /// Attempts at writing one principal before it counts as failed.
 const WRITE_ATTEMPTS: u32 = 4;
-
-/// Paces one account's requests (a token bucket); `None` when unpaced.
-pub struct Pacer(Option<DefaultDirectRateLimiter>);
-
-impl Pacer {
-    pub fn new(per_second: f64, burst: u32) -> Self {
-        if per_second <= 0.0 {
-            return Self(None);
-        }
-        let quota = Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
-            .expect("a positive rate has a positive period")
-            .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"));
-        Self(Some(RateLimiter::direct(quota)))
-    }
-
-    /// Waits for the account's next request slot. On tokio's timer: governor's own
-    /// `until_ready` sleeps on futures-timer's global thread, and the hand-offs to and from it
-    /// cost more CPU than the requests (a perf profile put them above 15% of the collector's).
-    pub async fn wait(&self) {
-        let Some(limiter) = &self.0 else {
-            return;
-        };
-        while let Err(not_until) = limiter.check() {
-            tokio::time::sleep(not_until.wait_time_from(limiter.clock().now())).await;
-        }
-    }
-}
 
 /// The account of an IAM ARN (`arn:aws:iam::123456789012:role/x`).
 pub(super) fn arn_account(arn: &str) -> Option<&str> {

@@ -234,7 +234,8 @@ settings! {
     /// (When a job is first polled, each account learns from its jobs.)
     updater_poll_interval: Duration = Duration::from_millis(250), "UPDATER_POLL_INTERVAL_MS" => read::millis(1, 600_000);
     updater_poll_max_interval: Duration = Duration::from_secs(5), "UPDATER_POLL_MAX_INTERVAL_MS" => read::millis(1, 600_000);
-    /// Attempts per AWS call (the SDK's adaptive retry mode).
+    /// Attempts per AWS call (the SDK's standard retry mode; throttled IAM calls are sent again
+    /// by the account's pacer instead).
     updater_max_attempts: u32 = 5, "UPDATER_MAX_ATTEMPTS" => read::whole(1, 20);
     /// How long one attempt of an AWS call may take.
     updater_request_timeout: Duration = Duration::from_secs(60), "UPDATER_REQUEST_TIMEOUT_SECONDS" => read::seconds(1, 3_600);
