@@ -13,6 +13,8 @@ pub mod error_text;
 pub mod findings;
 pub mod hosts;
 mod named;
+pub mod policy;
+pub mod recommend;
 pub mod service;
 mod slow_lane;
 pub mod time;
