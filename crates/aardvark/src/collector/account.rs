@@ -301,13 +301,15 @@ async fn collect_principal(
             "not collected: the database was lost",
         )));
     }
-    let services = principal::fetch_usage(session, context, arn).await?;
+    // Each stage boxed: an account holds one of these futures per principal in flight, each
+    // as large as its largest stage unless the stages live on the heap only while they run.
+    let services = Box::pin(principal::fetch_usage(session, context, arn)).await?;
     let usage = PrincipalUsage {
         arn: arn.to_owned(),
         services,
         listing,
     };
-    store(run, usage, run.write)
+    Box::pin(store(run, usage, run.write))
         .await
         .map_err(PrincipalError::Failed)
 }

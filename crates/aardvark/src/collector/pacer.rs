@@ -185,13 +185,15 @@ impl Pacer {
         Fut: Future<Output = Result<T, E>>,
         E: Throttling,
     {
+        // Boxed: the SDK's future of a call is large, and an account holds one future per
+        // principal in flight; the call's state is then on the heap only while it is made.
         if self.state.is_none() {
-            return request().await;
+            return Box::pin(request()).await;
         }
         let first = Instant::now();
         loop {
             let slot = self.wait_for_slot().await;
-            let result = request().await;
+            let result = Box::pin(request()).await;
             match &result {
                 Err(err) if err.is_throttling() => {
                     self.throttled(slot.at);

@@ -113,7 +113,8 @@ impl<'a> AccountSession<'a> {
         &self,
         current: &mut Option<Arc<Session>>,
     ) -> Result<Arc<Session>, Failure> {
-        let session = Arc::new(self.assume().await?);
+        // Boxed: every principal's future would otherwise hold room for an AssumeRole call.
+        let session = Arc::new(Box::pin(self.assume()).await?);
         if session.number > 1 {
             self.aws.metrics().session_renewals.inc();
             tracing::debug!(account = %self.account, session = session.number, "session renewed");

@@ -317,6 +317,7 @@ impl Database {
         tables: &[&str],
         inserts: &[(&str, &str, &Rows)],
     ) -> Result<(), DbError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         for table in tables {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))

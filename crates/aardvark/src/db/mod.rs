@@ -88,9 +88,10 @@ pub struct Database {
     rendering: Rendering,
     /// How this database's collection lock is taken.
     lock_method: lock::LockMethod,
-    /// Turns for this process's writers that read before they write (findings' evaluations),
-    /// so that they wait here rather than in SQLite's busy handler, which sleeps milliseconds
-    /// at a time; shared by clones.
+    /// Turns for this process's collection writers (principals, identity details, findings'
+    /// evaluations), so that on SQLite they wait here, in turn and without a deadline, rather
+    /// than for a pooled connection (30 s at most) or in SQLite's busy handler (which sleeps
+    /// milliseconds at a time); shared by clones.
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
