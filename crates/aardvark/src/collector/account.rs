@@ -309,7 +309,7 @@ async fn collect_principal(
         services,
         listing,
     };
-    Box::pin(store(run, usage, run.write))
+    Box::pin(store(run, usage))
         .await
         .map_err(PrincipalError::Failed)
 }

@@ -194,6 +194,7 @@ impl Collector {
                 run_id: Some(run_id),
             },
             database_lost: AtomicBool::new(false),
+            writes: Default::default(),
             progress,
             stop: self.stop.clone(),
         }

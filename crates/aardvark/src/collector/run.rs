@@ -1,5 +1,6 @@
 //! What every task of one run shares, below the run itself: the settings and clients, the
-//! `-r` selection, the stop signal, and the write of one principal with its retries. The run (`mod.rs`) builds it; accounts and principals use it.
+//! `-r` selection, the stop signal, and the writes of principals (grouped, with retries). The
+//! run (`mod.rs`) builds it; accounts and principals use it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,24 +71,86 @@ pub(super) struct RunShared {
     /// How every principal is written.
     pub(super) write: WriteOptions,
     pub(super) database_lost: AtomicBool,
+    /// Principals waiting to be written.
+    pub(super) writes: WriteQueue,
     pub(super) progress: Progress,
     pub(super) stop: Stop,
 }
 
-/// Writes one principal, retrying transient database errors; a database that stays
-/// unreachable marks the run as having lost it.
-pub(super) async fn store(
-    run: &RunShared,
-    usage: PrincipalUsage,
-    options: WriteOptions,
-) -> Result<(), Failure> {
+/// Principals waiting to be written, and the turn to write them: whoever takes the turn
+/// writes every principal waiting then, in one transaction (a group commit), so that
+/// thousands of principals finishing at once cost a few transactions instead of one each.
+#[derive(Default)]
+pub(super) struct WriteQueue {
+    waiting: std::sync::Mutex<Vec<(PrincipalUsage, Written)>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// Where a waiting principal's outcome is sent.
+type Written = tokio::sync::oneshot::Sender<Result<(), Failure>>;
+
+/// The most principals one transaction writes.
+const MOST_AT_ONCE: usize = 256;
+
+/// Writes one principal, with those waiting beside it; transient database errors are retried,
+/// and a database that stays unreachable marks the run as having lost it.
+pub(super) async fn store(run: &RunShared, usage: PrincipalUsage) -> Result<(), Failure> {
+    let (written, mut outcome) = tokio::sync::oneshot::channel();
+    lock(&run.writes.waiting).push((usage, written));
+    loop {
+        let _turn = run.writes.turn.lock().await;
+        // Written in an earlier turn, by whoever held it (or given up: its writer was
+        // dropped before it could say).
+        match outcome.try_recv() {
+            Ok(result) => return result,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                return Err(Failure::new(
+                    "DatabaseError",
+                    "the write of this principal was abandoned",
+                ))
+            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+        }
+        let batch: Vec<_> = {
+            let mut waiting = lock(&run.writes.waiting);
+            let oldest = waiting.len().min(MOST_AT_ONCE);
+            waiting.drain(..oldest).collect()
+        };
+        let (usages, senders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        for (sender, result) in senders.into_iter().zip(write_batch(run, &usages).await) {
+            let _ = sender.send(result);
+        }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Pushing to and draining a Vec completes before it could panic.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Writes `usages` in one transaction, retrying transient errors; when the transaction fails
+/// otherwise, each principal is written alone, so that one bad principal fails only itself.
+async fn write_batch(run: &RunShared, usages: &[PrincipalUsage]) -> Vec<Result<(), Failure>> {
+    match write_with_retries(run, usages).await {
+        Ok(()) => vec![Ok(()); usages.len()],
+        Err(failure) if usages.len() > 1 && !run.database_lost.load(Ordering::SeqCst) => {
+            let mut results = Vec::with_capacity(usages.len());
+            for usage in usages {
+                results.push(write_with_retries(run, std::slice::from_ref(usage)).await);
+            }
+            tracing::debug!(%failure, "a batch of principals failed; written one by one");
+            results
+        }
+        Err(failure) => vec![Err(failure); usages.len()],
+    }
+}
+
+async fn write_with_retries(run: &RunShared, usages: &[PrincipalUsage]) -> Result<(), Failure> {
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=WRITE_ATTEMPTS {
-        match run
-            .db
-            .store_principals(std::slice::from_ref(&usage), options)
-            .await
-        {
+        match run.db.store_principals(usages, run.write).await {
             Ok(summary) => {
                 for warning in &summary.warnings {
                     tracing::warn!("{warning}");
@@ -95,7 +158,7 @@ pub(super) async fn store(
                 return Ok(());
             }
             Err(err) if err.is_transient() && attempt < WRITE_ATTEMPTS => {
-                tracing::warn!(arn = %usage.arn, attempt, error = %err, "database write failed; retrying");
+                tracing::warn!(principals = usages.len(), attempt, error = %err, "database write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 4;
             }
