@@ -74,21 +74,7 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         ),
         super::identity::collect(run, account, &session, &pacer),
     );
-    let rate = pacer.rate();
-    if rate < run.settings.updater_account_rate_limit {
-        tracing::info!(
-            account,
-            requests_per_second = format!("{rate:.1}"),
-            "AWS throttled the account: paced below UPDATER_ACCOUNT_RATE_LIMIT at its end"
-        );
-    }
-    if session.sessions() > 1 {
-        tracing::info!(
-            account,
-            sessions = session.sessions(),
-            "sessions renewed during the account"
-        );
-    }
+    log_pacing_and_sessions(run, account, &pacer, &session);
     let pruned = if run.prune && !run.database_lost.load(Ordering::SeqCst) {
         prune(run, account, &listed).await
     } else {
@@ -105,6 +91,30 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     report.started_at = started_at;
     report.duration = started.elapsed();
     report
+}
+
+/// What the operator should know of how the account was paced and how its sessions lasted.
+fn log_pacing_and_sessions(
+    run: &RunShared,
+    account: &str,
+    pacer: &Pacer,
+    session: &AccountSession<'_>,
+) {
+    let rate = pacer.rate();
+    if rate < run.settings.updater_account_rate_limit {
+        tracing::info!(
+            account,
+            requests_per_second = format!("{rate:.1}"),
+            "AWS throttled the account: paced below UPDATER_ACCOUNT_RATE_LIMIT at its end"
+        );
+    }
+    if session.sessions() > 1 {
+        tracing::info!(
+            account,
+            sessions = session.sessions(),
+            "sessions renewed during the account"
+        );
+    }
 }
 
 /// Evaluates the account's findings from what was collected; a failure is logged (the
@@ -136,8 +146,7 @@ async fn list_principals(
             let mut renewed = false;
             'listing: loop {
                 let current = session.current().await?;
-                let mut listed = Vec::new();
-                let mut marker: Option<String> = None;
+                let (mut listed, mut marker) = (Vec::new(), None::<String>);
                 loop {
                     let page = pacer
                         .send(|| {
@@ -147,20 +156,8 @@ async fn list_principals(
                                 .send()
                         })
                         .await;
-                    match page {
-                        Ok($page) => {
-                            listed.extend($arns);
-                            if !$page.is_truncated() {
-                                break;
-                            }
-                            marker = $page.marker().filter(|m| !m.is_empty()).map(str::to_owned);
-                            if marker.is_none() {
-                                return Err(Failure::new(
-                                    "MalformedResponse",
-                                    concat!($operation, ": a truncated page without a Marker"),
-                                ));
-                            }
-                        }
+                    let $page = match page {
+                        Ok(page) => page,
                         Err(err) => {
                             let failure = Failure::from_sdk(&err).during($operation);
                             if is_expired(&failure) && !renewed {
@@ -170,6 +167,11 @@ async fn list_principals(
                             }
                             return Err(failure);
                         }
+                    };
+                    listed.extend($arns);
+                    marker = next_marker($page.is_truncated(), $page.marker(), $operation)?;
+                    if marker.is_none() {
+                        break;
                     }
                 }
                 arns.extend(listed);
@@ -212,6 +214,25 @@ async fn list_principals(
         )))
     );
     Ok(arns)
+}
+
+/// Where a listing goes on after a page: nowhere when the page was the last, else its
+/// `Marker` (a truncated page without one is a malformed answer).
+fn next_marker(
+    truncated: bool,
+    marker: Option<&str>,
+    operation: &str,
+) -> Result<Option<String>, Failure> {
+    if !truncated {
+        return Ok(None);
+    }
+    match marker.filter(|m| !m.is_empty()) {
+        Some(marker) => Ok(Some(marker.to_owned())),
+        None => Err(Failure::new(
+            "MalformedResponse",
+            format!("{operation}: a truncated page without a Marker"),
+        )),
+    }
 }
 
 fn listing(path: &str, created: Option<&aws_sdk_iam::primitives::DateTime>) -> PrincipalListing {
