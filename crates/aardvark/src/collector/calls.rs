@@ -114,6 +114,15 @@ fn error_code(response: &HttpResponse) -> Option<String> {
         .and_then(clean)
 }
 
+/// Whether an answer with `status` and AWS's error `code` says the caller was throttled (the
+/// SDK's own list of throttling codes); each account's pacer (`pacer.rs`) asks the same.
+pub(super) fn is_throttled(status: u16, code: Option<&str>) -> bool {
+    status == 429
+        || code.is_some_and(|code| {
+            aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+        })
+}
+
 impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "aardvark call counter"
@@ -141,10 +150,7 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let throttled = context.response().is_some_and(|response| {
-            response.status().as_u16() == 429
-                || error_code(response).is_some_and(|code| {
-                    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code.as_str())
-                })
+            is_throttled(response.status().as_u16(), error_code(response).as_deref())
         });
         if throttled {
             self.0.throttles.get_or_create(&operation(cfg)).inc();

@@ -22,6 +22,7 @@ use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 
 use super::aws::Failure;
+use super::calls::is_throttled;
 
 /// What a throttled answer leaves of the rate.
 const CUT: f64 = 0.7;
@@ -221,16 +222,11 @@ pub trait Throttling {
     fn is_throttling(&self) -> bool;
 }
 
-fn is_throttling_code(code: &str) -> bool {
-    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
-}
-
 impl<E: ProvideErrorMetadata> Throttling for SdkError<E, HttpResponse> {
     fn is_throttling(&self) -> bool {
         match self {
             SdkError::ServiceError(service) => {
-                service.raw().status().as_u16() == 429
-                    || service.err().code().is_some_and(is_throttling_code)
+                is_throttled(service.raw().status().as_u16(), service.err().code())
             }
             _ => false,
         }
@@ -239,7 +235,8 @@ impl<E: ProvideErrorMetadata> Throttling for SdkError<E, HttpResponse> {
 
 impl Throttling for Failure {
     fn is_throttling(&self) -> bool {
-        is_throttling_code(&self.code) || self.code == "HTTP429"
+        // `HTTP429`: a 429 without a code (`Failure::from_sdk`).
+        self.code == "HTTP429" || is_throttled(0, Some(&self.code))
     }
 }
 

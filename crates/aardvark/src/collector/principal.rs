@@ -173,7 +173,7 @@ async fn poll_until_done(
         }
         polls += 1;
         let step = wait;
-        let mut sent = generated_at.elapsed();
+        let mut sent = std::time::Duration::ZERO;
         let response = context
             .pacer
             .send(|| {
