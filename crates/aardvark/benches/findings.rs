@@ -1,19 +1,22 @@
-//! Finding evaluation benchmark: `cargo bench -p aardvark --bench findings`.
+//! Finding evaluation and recommendation benchmark: `cargo bench -p aardvark --bench findings`.
 //!
 //! A database of 1,000 accounts x 100 principals (100,000: half roles, half users, each with
-//! ten services, tags, a password and keys for users; about a third unused), then every
-//! account's findings evaluated as `serve` and `update` do when the rules changed (every
-//! account, several at once), twice: the first time every finding opens (inserts), the second
-//! time they are seen again (the steady state). Prints what reading the facts alone takes, and
-//! both times, per account and per principal, on SQLite and, when AARDVARK_BENCH_POSTGRES_URL
-//! is set, on PostgreSQL (a database whose tables the benchmark drops). AARDVARK_BENCH_ACCOUNTS
-//! changes the number of accounts.
+//! ten services, tags, a password and keys for users; about a third unused; each with an
+//! inline policy granting its ten services, roles sharing a customer-managed policy, users in
+//! one of five groups with a policy of its own), then every account's findings evaluated as
+//! `serve` and `update` do when the rules changed (every account, several at once), twice: the
+//! first time every finding opens (inserts), the second time they are seen again (the steady
+//! state). Evaluation includes the recommendations of every principal with unused permissions
+//! (every one here); they are then timed alone, first computed and written, then computed
+//! again unchanged. Prints per account and per principal, on SQLite and, when
+//! AARDVARK_BENCH_POSTGRES_URL is set, on PostgreSQL (a database whose tables the benchmark
+//! drops). AARDVARK_BENCH_ACCOUNTS changes the number of accounts.
 
 use std::time::Instant;
 
 use aardvark::api::wire::RENDERING;
 use aardvark::db::identity::{
-    AccessKeyRecord, AuthorizationDetails, IdentityRecord, UserCredentials,
+    AccessKeyRecord, AuthorizationDetails, IdentityRecord, ManagedPolicy, UserCredentials,
 };
 use aardvark::db::vocabulary::{PrincipalListing, PrincipalUsage, ServiceUsage};
 use aardvark::db::write::WriteOptions;
@@ -26,6 +29,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PRINCIPALS: usize = 100;
 const DAY_MS: i64 = 86_400_000;
+const GROUPS: usize = 5;
+
+/// A policy granting every action of each of `services`.
+fn grant(services: impl IntoIterator<Item = usize>) -> serde_json::Value {
+    let actions: Vec<String> = services.into_iter().map(|s| format!("svc{s}:*")).collect();
+    serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]})
+}
 
 fn account_id(i: usize) -> String {
     format!("{:012}", 300_000_000_000 + i)
@@ -43,6 +53,22 @@ fn account_data(
     let mut usage = Vec::new();
     let mut details = AuthorizationDetails::default();
     let mut credentials = Vec::new();
+    let shared = format!("arn:aws:iam::{account}:policy/shared");
+    details.policies.push(ManagedPolicy {
+        arn: shared.clone(),
+        name: "shared".into(),
+        default_version: "v1".into(),
+        document: grant([0, 5, 9]),
+    });
+    for g in 0..GROUPS {
+        details.principals.push(IdentityRecord {
+            arn: format!("arn:aws:iam::{account}:group/g{g}"),
+            kind: "group".into(),
+            created_ms: Some(now - 1000 * DAY_MS),
+            inline_policies: vec![("team".into(), grant([g, 8]))],
+            ..Default::default()
+        });
+    }
     for i in 0..PRINCIPALS {
         let kind = if i % 2 == 0 { "role" } else { "user" };
         let arn = format!("arn:aws:iam::{account}:{kind}/p-{i:04}");
@@ -75,7 +101,17 @@ fn account_data(
             created_ms: Some(now - 1000 * DAY_MS),
             last_used_ms: (kind == "role").then_some(last),
             tags: [("team".to_owned(), format!("t{}", i % 7))].into(),
-            inline_policies: vec![("access".into(), serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))],
+            inline_policies: vec![("access".into(), grant(0..10))],
+            managed_policies: if kind == "role" {
+                vec![shared.clone()]
+            } else {
+                Vec::new()
+            },
+            groups: if kind == "user" {
+                vec![format!("g{}", i % GROUPS)]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         });
         if kind == "user" {
@@ -165,6 +201,90 @@ async fn bench(db: &Database, backend: &str, accounts: usize) {
     println!("  one account evaluated again: {changes:?}");
     let (total, _) = db.findings_page(&Default::default(), 0, 0).await.unwrap();
     println!("  {total} findings stored");
+    bench_recommendations(db, accounts).await;
+}
+
+/// Every account's recommendations alone, as evaluation makes them: from the facts and the
+/// evaluation's findings (read and made beforehand, not timed), once after their stored rows
+/// are withdrawn (every one written again), once unchanged.
+async fn bench_recommendations(db: &Database, accounts: usize) {
+    let rules = FindingRules::default();
+    let now = chrono::Utc::now();
+    let stored_now = aardvark::time::format_stored(now.naive_utc());
+    let mut inputs = Vec::with_capacity(accounts);
+    for i in 0..accounts {
+        let account = account_id(i);
+        let facts = db.account_facts(&account).await.unwrap();
+        let evaluation = findings::evaluate(
+            &account,
+            &facts,
+            findings::Judged::ALL,
+            &rules,
+            now.timestamp_millis(),
+        );
+        // No holding: every current recommendation of the account is withdrawn.
+        let nothing = aardvark::db::findings::Evaluation {
+            account: account.clone(),
+            ..Default::default()
+        };
+        inputs.push((facts, evaluation, nothing));
+    }
+    let at = findings::Evaluated {
+        now_ms: now.timestamp_millis(),
+        run_id: None,
+        stored_now: &stored_now,
+    };
+    for (facts, _, nothing) in &inputs {
+        findings::refresh_recommendations(db, facts, nothing, &rules, at)
+            .await
+            .unwrap();
+    }
+    let principals = (accounts * PRINCIPALS) as f64;
+    let started = Instant::now();
+    let mut policies = Vec::with_capacity(accounts);
+    for i in 0..accounts {
+        policies.push(db.account_policies(&account_id(i)).await.unwrap());
+    }
+    println!(
+        "  reading every account's policies: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let mut bytes = 0;
+    for ((facts, evaluation, _), policies) in inputs.iter().zip(&policies) {
+        let now_ms = now.timestamp_millis();
+        let fresh = findings::recommendations(facts, policies, evaluation, &rules, now_ms);
+        bytes += fresh.iter().map(|r| r.body.len()).sum::<usize>();
+    }
+    println!(
+        "  computing every recommendation alone: {:.2} s ({:.0} bytes of JSON each)",
+        started.elapsed().as_secs_f64(),
+        bytes as f64 / principals
+    );
+    for pass in ["written", "unchanged"] {
+        let started = Instant::now();
+        let mut changes = aardvark::db::recommendations::RecommendationChanges::default();
+        for (facts, evaluation, _) in &inputs {
+            let changed = findings::refresh_recommendations(db, facts, evaluation, &rules, at)
+                .await
+                .unwrap();
+            changes.written += changed.written;
+            changes.unchanged += changed.unchanged;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "  recommendations ({pass}): {seconds:.2} s for {principals:.0} principals ({:.1} us per principal; {} written, {} unchanged)",
+            1e6 * seconds / principals,
+            changes.written,
+            changes.unchanged
+        );
+    }
+    let counts = db.recommendation_counts().await.unwrap();
+    println!(
+        "  {} recommendations in force ({} not offered)",
+        counts.offered + counts.rejected,
+        counts.rejected
+    );
 }
 
 #[tokio::main]

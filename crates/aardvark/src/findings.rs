@@ -5,13 +5,15 @@
 //! unused in it). Nothing created inside the window has a finding yet. The window's rule is
 //! `/api/1/unused`'s: a use counts when it is after the window's start. `FINDINGS_EXCLUDE`
 //! rules archive what they match. `evaluate` is pure; `evaluate_account` reads the account's
-//! facts and applies the result in storage.
+//! facts, applies the result in storage, then refreshes the least-privilege recommendations of
+//! its `unused_permission` findings (`crate::recommend`).
 
 use regex::Regex;
 use serde_json::json;
 
-use crate::db::findings::{Changes, Cleared, Evaluation, FindingType, Holding};
+use crate::db::findings::{finding_id, Changes, Cleared, Evaluation, FindingType, Holding};
 use crate::db::identity::{AccountFacts, IdentityRecord, UsageFacts, UserCredentials};
+use crate::db::recommendations::{AccountPolicies, FreshRecommendation, RecommendationChanges};
 use crate::db::{Database, DbError};
 use crate::time::rfc3339_seconds_from_millis;
 
@@ -404,10 +406,99 @@ pub async fn evaluate_account(
                 tokio::time::sleep(delay).await;
                 delay *= 4;
             }
-            result => return result,
+            Err(err) => return Err(err),
+            Ok(changes) => {
+                if judged.usage {
+                    let at = Evaluated {
+                        now_ms: now.timestamp_millis(),
+                        run_id,
+                        stored_now: &stored_now,
+                    };
+                    match refresh_recommendations(db, &facts, &evaluation, rules, at).await {
+                        Ok(changed) => {
+                            tracing::debug!(account, ?changed, "recommendations refreshed")
+                        }
+                        Err(err) => {
+                            tracing::warn!(account, error = %err, "recommendations not refreshed; they stay as they were")
+                        }
+                    }
+                }
+                return Ok(changes);
+            }
         }
     }
     unreachable!("the last attempt returns")
+}
+
+/// When an evaluation was made: its time (epoch ms, and as stored) and its run.
+#[derive(Clone, Copy)]
+pub struct Evaluated<'a> {
+    pub now_ms: i64,
+    pub run_id: Option<i64>,
+    pub stored_now: &'a str,
+}
+
+/// Recomputes the recommendation of every role and user `evaluation` found with unused
+/// permissions (from the account's `facts` and stored policies) and stores those that
+/// changed; a recommendation that fails its verification is stored as not offered, logged,
+/// and counted in `/metrics`.
+pub async fn refresh_recommendations(
+    db: &Database,
+    facts: &AccountFacts,
+    evaluation: &Evaluation,
+    rules: &FindingRules,
+    at: Evaluated<'_>,
+) -> Result<RecommendationChanges, DbError> {
+    let wanted = evaluation
+        .holding
+        .iter()
+        .any(|holding| holding.kind == FindingType::UnusedPermission);
+    let fresh = if wanted {
+        let policies = db.account_policies(&evaluation.account).await?;
+        recommendations(facts, &policies, evaluation, rules, at.now_ms)
+    } else {
+        Vec::new()
+    };
+    db.store_recommendations(&evaluation.account, &fresh, at.run_id, at.stored_now)
+        .await
+}
+
+/// The recommendations of the roles and users `evaluation` found with unused permissions.
+pub fn recommendations(
+    facts: &AccountFacts,
+    policies: &AccountPolicies,
+    evaluation: &Evaluation,
+    rules: &FindingRules,
+    now_ms: i64,
+) -> Vec<FreshRecommendation> {
+    let account = crate::recommend::Account::new(
+        &facts.identities,
+        &policies.inline,
+        &policies.managed,
+        &facts.usage,
+        crate::unused::window_start(now_ms, rules.days),
+        rules.days,
+    );
+    let mut fresh = Vec::new();
+    for holding in &evaluation.holding {
+        if holding.kind != FindingType::UnusedPermission {
+            continue;
+        }
+        let Some(recommendation) = account.recommend(&holding.principal) else {
+            continue;
+        };
+        if let Some(reason) = &recommendation.rejected {
+            tracing::warn!(principal = %holding.principal, reason, "recommendation not offered: its verification failed");
+        }
+        fresh.push(FreshRecommendation {
+            finding_id: finding_id(holding.kind, &holding.resource),
+            principal: holding.principal.clone(),
+            offered: recommendation.offered(),
+            steps: recommendation.steps.len() as i64,
+            body: serde_json::to_string(&recommendation).expect("a recommendation serializes"),
+        });
+    }
+    fresh
 }
 
 /// Accounts evaluated at once when every account is evaluated again (on SQLite their writes

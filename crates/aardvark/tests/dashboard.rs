@@ -364,6 +364,34 @@ async fn the_dashboard_in_a_headless_browser() {
     );
     screenshot(&client, "principal").await;
 
+    // A principal with a least-privilege recommendation: each step, its policy before and
+    // after as a diff, the removed patterns on deleted lines.
+    let recommended = api("/api/1/recommendations?count=1").await;
+    let recommendation = &recommended["recommendations"][0];
+    let steps = recommendation["steps"].as_array().unwrap();
+    assert!(!steps.is_empty(), "{recommended}");
+    let recommended_arn = recommendation["principal"].as_str().unwrap();
+    open(
+        &client,
+        &app,
+        &format!("#/principal/{}", urlencode(recommended_arn)),
+        "#recommendation",
+    )
+    .await;
+    assert_eq!(
+        texts(&client, "#recommendation .step").await.len(),
+        steps.len()
+    );
+    let deleted = texts(&client, "#recommendation .step:first-of-type del").await;
+    for removed in steps[0]["removed"].as_array().unwrap() {
+        let pattern = removed["pattern"].as_str().unwrap();
+        assert!(
+            deleted.iter().any(|line| line.contains(pattern)),
+            "{pattern} not among {deleted:?}"
+        );
+    }
+    screenshot(&client, "recommendation").await;
+
     // Search by ARN substring, a page at a time.
     let search = client.find(Locator::Css("#search")).await.unwrap();
     search.clear().await.unwrap();

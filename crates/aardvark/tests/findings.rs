@@ -580,7 +580,7 @@ async fn identity_details_are_stored_exactly(backend: Backend) {
     let mut documents = std::collections::BTreeSet::new();
     for account in sim.account_ids() {
         let facts = db.db.account_facts(account).await.unwrap();
-        let inline = db.db.inline_policies_of(account).await.unwrap();
+        let inline = db.db.account_policies(account).await.unwrap().inline;
         let credentials: BTreeMap<String, _> = facts
             .credentials
             .iter()

@@ -12,6 +12,7 @@ use base64::Engine;
 use crate::faults::{self, ReportGeneration, ReportRead};
 use crate::iam::{error, page, page_window, truncation};
 use crate::identity::{self, AccessKey, IdentityCall, Tag};
+use crate::policy_book::PolicyBook;
 use crate::reply::Reply;
 use crate::scenario::{PrincipalKind, ResolvedPrincipal};
 use crate::state::{AccountState, SimState};
@@ -81,6 +82,8 @@ pub(crate) fn handle(
 /// account's own, then AWS's that are attached).
 enum Detail<'a> {
     Principal(&'a ResolvedPrincipal),
+    /// A customer-managed policy `CreatePolicy` made.
+    Created(&'a str),
     AwsPolicy(&'static str),
 }
 
@@ -124,14 +127,11 @@ fn authorization_details(
             );
         }
     }
-    if wanted("AWSManagedPolicy")
-        && principals.iter().any(|p| {
-            p.identity
-                .managed_policies
-                .iter()
-                .any(|name| name == identity::AUDIT_POLICY)
-        })
-    {
+    let book = account.policies.lock().unwrap();
+    if wanted("LocalManagedPolicy") {
+        items.extend(book.created.iter().map(|name| Detail::Created(name)));
+    }
+    if wanted("AWSManagedPolicy") && book.attachments(identity::AUDIT_POLICY) > 0 {
         items.push(Detail::AwsPolicy(identity::AUDIT_POLICY));
     }
     let (shown, next) = page(&items, offset, limit);
@@ -144,12 +144,13 @@ fn authorization_details(
     for item in shown {
         let (at, xml) = match item {
             Detail::Principal(p) => match p.kind {
-                PrincipalKind::User => (0, principal_detail(state, account, p)),
-                PrincipalKind::Group => (1, principal_detail(state, account, p)),
-                PrincipalKind::Role => (2, principal_detail(state, account, p)),
-                PrincipalKind::Policy => (3, managed_policy(account, p)),
+                PrincipalKind::User => (0, principal_detail(state, account, &book, p)),
+                PrincipalKind::Group => (1, principal_detail(state, account, &book, p)),
+                PrincipalKind::Role => (2, principal_detail(state, account, &book, p)),
+                PrincipalKind::Policy => (3, managed_policy(&book, p)),
             },
-            Detail::AwsPolicy(name) => (3, aws_policy(state, account, name)),
+            Detail::Created(name) => (3, created_policy(state, account, &book, name)),
+            Detail::AwsPolicy(name) => (3, aws_policy(state, account, &book, name)),
         };
         lists[at].1 .0.push_str(&xml.0);
     }
@@ -168,7 +169,13 @@ fn policy_arn(state: &SimState, account: &AccountState, name: &str) -> String {
 }
 
 /// A user, group or role as `GetAccountAuthorizationDetails` shows it.
-fn principal_detail(state: &SimState, account: &AccountState, p: &ResolvedPrincipal) -> Xml {
+fn principal_detail(
+    state: &SimState,
+    account: &AccountState,
+    book: &PolicyBook,
+    p: &ResolvedPrincipal,
+) -> Xml {
+    let index = account.by_arn[&p.arn];
     let (name, id, policy_list) = match p.kind {
         PrincipalKind::User => ("UserName", "UserId", "UserPolicyList"),
         PrincipalKind::Group => ("GroupName", "GroupId", "GroupPolicyList"),
@@ -190,7 +197,7 @@ fn principal_detail(state: &SimState, account: &AccountState, p: &ResolvedPrinci
         .close("InstanceProfileList");
     }
     xml.open(policy_list);
-    for (policy, document) in &p.policies {
+    for (policy, document) in book.inline.get(&index).into_iter().flatten() {
         let sent = if p.faults.malformed_policy {
             url_encoded(&document[..document.len() / 2])
         } else {
@@ -210,7 +217,7 @@ fn principal_detail(state: &SimState, account: &AccountState, p: &ResolvedPrinci
         xml.close("GroupList");
     }
     xml.open("AttachedManagedPolicies");
-    for policy in &p.identity.managed_policies {
+    for policy in book.attached.get(&index).into_iter().flatten() {
         xml.open("member")
             .element("PolicyName", policy)
             .element("PolicyArn", policy_arn(state, account, policy))
@@ -243,32 +250,17 @@ fn tags(xml: &mut Xml, tags: &[Tag]) {
     xml.close("Tags");
 }
 
-/// How many of the account's principals attach the managed policy `name`.
-fn attachments(account: &AccountState, name: &str) -> usize {
-    account
-        .account
-        .principals
-        .iter()
-        .filter(|p| p.identity.managed_policies.iter().any(|n| n == name))
-        .count()
-}
-
-fn policy_detail(
-    xml: &mut Xml,
-    name: &str,
-    id: &str,
-    arn: &str,
-    attached: usize,
-    created: &str,
-    document: &str,
-) {
+/// A managed policy's detail: its default version's document as `book` holds it.
+fn policy_detail(xml: &mut Xml, book: &PolicyBook, name: &str, id: &str, arn: &str, created: &str) {
+    let version = format!("v{}", book.versions.get(name).copied().unwrap_or(1));
+    let document = book.managed.get(name).map_or("{}", String::as_str);
     xml.open("member")
         .element("PolicyName", name)
         .element("PolicyId", id)
         .element("Arn", arn)
         .element("Path", "/")
-        .element("DefaultVersionId", "v1")
-        .element("AttachmentCount", attached)
+        .element("DefaultVersionId", &version)
+        .element("AttachmentCount", book.attachments(name))
         .element("PermissionsBoundaryUsageCount", 0)
         .element("IsAttachable", true)
         .element("CreateDate", created)
@@ -276,7 +268,7 @@ fn policy_detail(
         .open("PolicyVersionList")
         .open("member")
         .element("Document", url_encoded(document))
-        .element("VersionId", "v1")
+        .element("VersionId", &version)
         .element("IsDefaultVersion", true)
         .element("CreateDate", created)
         .close("member")
@@ -284,31 +276,41 @@ fn policy_detail(
         .close("member");
 }
 
-fn managed_policy(account: &AccountState, p: &ResolvedPrincipal) -> Xml {
+fn managed_policy(book: &PolicyBook, p: &ResolvedPrincipal) -> Xml {
     let mut xml = Xml::default();
-    let document = p.policies.first().map_or("{}", |(_, d)| d.as_str());
+    let created = iso8601_seconds(p.created_ms());
+    policy_detail(&mut xml, book, &p.name, &p.id, &p.arn, &created);
+    xml
+}
+
+fn created_policy(state: &SimState, account: &AccountState, book: &PolicyBook, name: &str) -> Xml {
+    let mut xml = Xml::default();
+    let id = format!(
+        "ANPACREATED{:08}",
+        book.created.iter().position(|n| n == name).unwrap_or(0)
+    );
+    let arn = policy_arn(state, account, name);
     policy_detail(
         &mut xml,
-        &p.name,
-        &p.id,
-        &p.arn,
-        attachments(account, &p.name),
-        &iso8601_seconds(p.created_ms()),
-        document,
+        book,
+        name,
+        &id,
+        &arn,
+        &iso8601_seconds(state.now_ms()),
     );
     xml
 }
 
-fn aws_policy(state: &SimState, account: &AccountState, name: &str) -> Xml {
+fn aws_policy(state: &SimState, account: &AccountState, book: &PolicyBook, name: &str) -> Xml {
     let mut xml = Xml::default();
+    let arn = policy_arn(state, account, name);
     policy_detail(
         &mut xml,
+        book,
         name,
         "ANPAAWSSECURITYAUDIT0",
-        &policy_arn(state, account, name),
-        attachments(account, name),
+        &arn,
         "2015-02-06T18:41:01Z",
-        identity::AUDIT_DOCUMENT,
     );
     xml
 }

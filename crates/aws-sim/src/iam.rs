@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 
 use crate::faults::{self, JobState};
+use crate::policy_book::allows;
 use crate::reply::Reply;
 use crate::scenario::{PrincipalKind, ResolvedPrincipal};
 use crate::state::{AccountState, Job, SimState};
@@ -431,6 +432,33 @@ fn service_last_accessed(
     result.close("member");
 }
 
+/// The services Access Advisor lists for principal `index`: all of its own, or, where the
+/// scenario says so, only those its policies allow now (as AWS lists them).
+fn listed_services<'a>(
+    state: &SimState,
+    account: &'a AccountState,
+    index: usize,
+) -> Vec<&'a crate::scenario::ResolvedService> {
+    let principals = &account.account.principals;
+    let services = principals[index].services.iter();
+    if !state.scenario.access_advisor_follows_policies {
+        return services.collect();
+    }
+    let documents = account
+        .policies
+        .lock()
+        .unwrap()
+        .effective(principals, index);
+    services
+        .filter(|service| {
+            allows(
+                &documents,
+                &format!("{}:AardvarkSimProbe", service.namespace),
+            )
+        })
+        .collect()
+}
+
 fn get_details(
     state: &SimState,
     account: &AccountState,
@@ -477,7 +505,8 @@ fn get_details(
     // While a job runs, AWS sends no services and no JobCompletionDate (a required member).
     result.open("ServicesLastAccessed");
     if status == "COMPLETED" {
-        let (shown, after) = page(&principal.services, offset, limit);
+        let services = listed_services(state, account, job.principal);
+        let (shown, after) = page(&services, offset, limit);
         next = after;
         for service in shown {
             service_last_accessed(&mut result, service, job.action_level);

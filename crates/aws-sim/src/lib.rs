@@ -15,6 +15,7 @@
 // then the services, then the router.
 mod catalog;
 pub mod identity;
+pub mod policy_book;
 pub mod scenario;
 mod xml;
 
@@ -26,6 +27,7 @@ mod faults;
 
 mod details;
 mod iam;
+mod iam_writes;
 mod organizations;
 mod s3;
 mod sts;

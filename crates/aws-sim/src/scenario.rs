@@ -47,6 +47,9 @@ pub struct Scenario {
     pub account_faults: BTreeMap<String, AccountFaults>,
     /// A SWAG `accounts.json` served by S3 `GetObject`.
     pub swag: Option<SwagBucket>,
+    /// Access Advisor lists only the services a principal's policies allow now (as AWS
+    /// does), so that policies changed through IAM's write calls change what it lists.
+    pub access_advisor_follows_policies: bool,
 }
 
 impl Default for Scenario {
@@ -62,6 +65,7 @@ impl Default for Scenario {
             defaults: AccountFaults::default(),
             account_faults: BTreeMap::new(),
             swag: None,
+            access_advisor_follows_policies: false,
         }
     }
 }

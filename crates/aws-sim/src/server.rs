@@ -12,10 +12,10 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use crate::reply::Reply;
-use crate::scenario::{ExpectedService, Scenario, ScenarioError};
+use crate::scenario::{ExpectedService, PrincipalKind, Scenario, ScenarioError};
 use crate::state::{Caller, SimState};
 use crate::stats::Stats;
-use crate::{details, faults, iam, organizations, s3, sts, xml};
+use crate::{details, faults, iam, iam_writes, organizations, s3, sts, xml};
 
 /// The access key, region and service of a SigV4 `Authorization` header.
 fn credential_scope(headers: &HeaderMap) -> Option<(String, String, String)> {
@@ -144,6 +144,7 @@ async fn iam(
     // The identity calls first, then the listings and Access Advisor (which answer any other
     // action as AWS answers an unknown one).
     details::handle(state, account, action, params, request_id)
+        .or_else(|| iam_writes::handle(state, account, action, params, request_id))
         .unwrap_or_else(|| iam::handle(state, account, action, params, request_id))
         .into_response()
 }
@@ -161,6 +162,33 @@ pub struct SimHandle {
 impl SimHandle {
     pub fn stats(&self) -> Stats {
         self.state.stats()
+    }
+
+    /// Each service a role or user used after `since_ms` that its policies, as IAM's write
+    /// calls left them, no longer allow: `"ARN namespace"`, by the simulator's own evaluator.
+    pub fn denied_uses(&self, since_ms: i64) -> Vec<String> {
+        let mut denied = Vec::new();
+        for account in self.state.accounts.values() {
+            let principals = &account.account.principals;
+            let book = account.policies.lock().unwrap();
+            for (index, principal) in principals.iter().enumerate() {
+                if !matches!(principal.kind, PrincipalKind::Role | PrincipalKind::User) {
+                    continue;
+                }
+                let documents = book.effective(principals, index);
+                for service in &principal.services {
+                    let used = service
+                        .last_authenticated_ms
+                        .is_some_and(|ms| ms > since_ms);
+                    let probe = format!("{}:AardvarkSimProbe", service.namespace);
+                    if used && !crate::policy_book::allows(&documents, &probe) {
+                        denied.push(format!("{} {}", principal.arn, service.namespace));
+                    }
+                }
+            }
+        }
+        denied.sort();
+        denied
     }
 
     /// What a correct collector must have stored (see [`Scenario::expected`]).

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::policy_book::PolicyBook;
 use crate::scenario::{ExpectedService, RateLimit, ResolvedAccount, Scenario, ScenarioError};
 use crate::stats::{AccountCounters, Counters, Stats};
 
@@ -21,6 +22,8 @@ pub(crate) struct AccountState {
     /// The credential report's life and the identity calls made so far (for the faults that
     /// hit the first N).
     pub report: Mutex<ReportState>,
+    /// The account's policies, as IAM's write calls leave them.
+    pub policies: Mutex<PolicyBook>,
 }
 
 /// An account's credential report: generations refused and answered `STARTED` so far,
@@ -101,7 +104,9 @@ impl SimState {
                         updated: Instant::now(),
                     })
                 });
+                let policies = Mutex::new(PolicyBook::new(&account.principals));
                 let state = AccountState {
+                    policies,
                     account,
                     by_arn,
                     bucket,

@@ -1,8 +1,9 @@
 //! `/api/1/findings`: unused roles, access keys, passwords and permissions with their status
-//! and history (`crate::findings` has the rules), one finding with its evidence, counts per
-//! account and type, and archiving by hand. Writes need a token: a server without
-//! `API_TOKENS` answers them 403, so a read-only deployment stays read-only. Struct fields are
-//! declared in sorted order: that is the JSON key order.
+//! and history (`crate::findings` has the rules), one finding with its evidence (and, for
+//! `unused_permission`, its recommendations), counts per account and type, and archiving by
+//! hand. Writes need a token: a server without `API_TOKENS` answers them 403, so a read-only
+//! deployment stays read-only. Struct fields are declared in sorted order: that is the JSON
+//! key order.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use super::params::RequestParams;
 use super::{json_response, ApiError};
-use crate::arn::AccountId;
 use crate::db::findings::{FindingFilter, FindingStatus, FindingType, StatusChange, StoredFinding};
 use crate::db::Reader;
 use crate::time::rfc3339_seconds;
@@ -116,23 +116,10 @@ pub struct FindingsPage {
 
 /// The filter parameters of `/api/1/findings` (and `report findings`).
 pub(crate) fn filter(params: &RequestParams) -> Result<FindingFilter, ApiError> {
-    let account = match params.string("account")? {
-        None => None,
-        Some(text) => Some(
-            text.parse::<AccountId>()
-                .map_err(|expected| {
-                    ApiError::bad_request(format!(
-                        "invalid value for 'account': {}; it must be {expected}",
-                        super::quoted(&text)
-                    ))
-                })?
-                .to_string(),
-        ),
-    };
     Ok(FindingFilter {
         kind: params.named::<FindingType>("type")?,
         status: params.named::<FindingStatus>("status")?,
-        account,
+        account: params.account()?.map(|id| id.to_string()),
         arn: params.string("arn")?,
     })
 }
@@ -179,6 +166,18 @@ fn not_found(id: &str) -> ApiError {
     }
 }
 
+/// A finding with, for `unused_permission`, its least-privilege recommendations.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FindingDetail {
+    #[serde(flatten)]
+    finding: FindingEntry,
+    /// The recommendation in force; `null` when there is none (another type, a finding that
+    /// no longer holds, policies not collected).
+    recommendation: Option<super::recommendations::RecommendationEntry>,
+    /// Every recommendation it had, oldest first: what was recommended when.
+    recommendation_history: Vec<super::recommendations::RecommendationEntry>,
+}
+
 /// One finding with its evidence and history.
 #[utoipa::path(
     get,
@@ -186,7 +185,7 @@ fn not_found(id: &str) -> ApiError {
     tag = "findings",
     params(("id" = String, Path, description = "The finding's id")),
     responses(
-        (status = 200, description = "The finding", body = FindingEntry),
+        (status = 200, description = "The finding", body = FindingDetail),
         (status = 404, description = "No finding has this id", body = super::ErrorBody),
         super::declared::DatabaseUnreachable,
     )
@@ -195,16 +194,23 @@ pub async fn finding(
     State(reader): State<Reader>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let finding = reader
-        .database()
-        .finding(&id)
+    let db = reader.database();
+    let finding = db.finding(&id).await?.ok_or_else(|| not_found(&id))?;
+    let recommendation_history = db
+        .recommendations_of(&id)
         .await?
-        .ok_or_else(|| not_found(&id))?;
-    Ok(json_response(
-        StatusCode::OK,
-        &FindingEntry::from(finding),
-        2048,
-    ))
+        .into_iter()
+        .map(super::recommendations::RecommendationEntry::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let detail = FindingDetail {
+        finding: FindingEntry::from(finding),
+        recommendation: recommendation_history
+            .iter()
+            .rfind(|entry| entry.current)
+            .cloned(),
+        recommendation_history,
+    };
+    Ok(json_response(StatusCode::OK, &detail, 4096))
 }
 
 /// One account's findings of one type, by status.

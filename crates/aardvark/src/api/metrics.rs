@@ -200,7 +200,22 @@ async fn database_registry(reader: &Reader) -> Result<Registry, ApiError> {
         register_last_run(&mut registry, &run);
     }
     register_findings(&mut registry, &reader.database().finding_counts().await?);
+    let recommendations = reader.database().recommendation_counts().await?;
+    let states = gauges([
+        (StateLabel { state: "offered" }, recommendations.offered),
+        (StateLabel { state: "rejected" }, recommendations.rejected),
+    ]);
+    registry.register(
+        "aardvark_recommendations",
+        "Least-privilege recommendations in force: offered, or rejected by their verification",
+        states,
+    );
     Ok(registry)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

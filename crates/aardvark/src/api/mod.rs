@@ -19,6 +19,7 @@ mod history;
 mod metrics;
 mod openapi;
 pub mod params;
+pub mod recommendations;
 mod runs;
 mod unused;
 pub mod wire;
@@ -223,6 +224,10 @@ pub fn router(reader: Reader, options: &ApiOptions) -> Router {
         .route("/api/1/unused/accounts", get(unused::unused_accounts))
         .route("/api/1/actions", get(unused::actions))
         .route("/api/1/findings", get(findings::findings))
+        .route(
+            "/api/1/recommendations",
+            get(recommendations::recommendations),
+        )
         .route("/api/1/findings/summary", get(findings::summary))
         .route("/api/1/findings/{id}", get(findings::finding))
         .route(

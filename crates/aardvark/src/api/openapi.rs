@@ -27,6 +27,7 @@ use crate::db::Reader;
         super::findings::finding,
         super::findings::archive,
         super::findings::unarchive,
+        super::recommendations::recommendations,
         super::metrics::metrics,
         super::healthcheck
     ),

@@ -184,6 +184,20 @@ impl RequestParams {
     }
 
     /// A string parameter; JSON numbers and booleans read as Python's `str()` would.
+    /// The `account` parameter: an account id.
+    pub fn account(&self) -> Result<Option<crate::arn::AccountId>, ApiError> {
+        let Some(text) = self.string("account")? else {
+            return Ok(None);
+        };
+        let account = text.parse().map_err(|expected| {
+            ApiError::bad_request(format!(
+                "invalid value for 'account': {}; it must be {expected}",
+                super::quoted(&text)
+            ))
+        })?;
+        Ok(Some(account))
+    }
+
     pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
         if let Some(value) = self.json.get(name) {
             return match value {

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::params::RequestParams;
 use super::{json_response, ApiError};
-use crate::arn::AccountId;
 use crate::db::usage::AccountUnused;
 use crate::db::Reader;
 use crate::unused::{self, PrincipalKind, PrincipalUnused, Selection, DEFAULT_DAYS, MAX_DAYS};
@@ -65,15 +64,7 @@ pub struct ActionsPage {
 
 /// The selection parameters: `account`, `phrase`, `arn` and (where `with_kind`) `kind`.
 fn selection(params: &RequestParams, with_kind: bool) -> Result<Selection, ApiError> {
-    let account = match params.string("account")? {
-        None => None,
-        Some(text) => Some(text.parse::<AccountId>().map_err(|expected| {
-            ApiError::bad_request(format!(
-                "invalid value for 'account': {}; it must be {expected}",
-                super::quoted(&text)
-            ))
-        })?),
-    };
+    let account = params.account()?;
     let kind = if with_kind {
         params.named::<PrincipalKind>("kind")?
     } else {

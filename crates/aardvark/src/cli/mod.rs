@@ -5,6 +5,7 @@ mod accounts;
 #[cfg(feature = "demo")]
 pub mod demo;
 mod findings;
+mod recommend;
 mod report;
 pub mod wizard;
 
@@ -138,6 +139,9 @@ pub enum ReportCommand {
     /// Findings: unused roles, access keys, passwords and permissions (table, csv, json, or
     /// asff for Security Hub's batch-import-findings).
     Findings(findings::FindingsArgs),
+    /// A role's or user's least-privilege recommendation (json, diff, or cli: the aws iam
+    /// commands that apply it).
+    Recommend(recommend::RecommendArgs),
 }
 
 /// The log format once logging is set up (a fatal error before then is printed plainly).
@@ -216,6 +220,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 findings::run(&db, &loaded.settings, &args).await?;
                 db.close().await;
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Report(ReportCommand::Recommend(args)) => {
+                let db = open_migrated(&loaded.settings).await?;
+                let result = recommend::run(&db, &loaded.settings, &args).await;
+                db.close().await;
+                result.map(|()| ExitCode::SUCCESS)
             }
             Command::Accounts(command) => {
                 let db = open_migrated(&loaded.settings).await?;

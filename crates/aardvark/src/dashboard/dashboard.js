@@ -301,10 +301,11 @@ const views = {
 
   async principal(arn, params) {
     const days = intParam(params, "days", 90, 1, 3650);
-    const [unused, actions, history] = await Promise.all([
+    const [unused, actions, history, recommendations] = await Promise.all([
       api(`/api/1/unused?arn=${encodeURIComponent(arn)}&days=${days}&count=1`),
       api(`/api/1/actions?arn=${encodeURIComponent(arn)}&count=1`),
       api(`/api/1/history?arn=${encodeURIComponent(arn)}&count=1000`),
+      api(`/api/1/recommendations?arn=${encodeURIComponent(arn)}&count=1`),
     ]);
     const principal = unused.principals[0];
     if (!principal) return [h("h1", {}, arn), h("p", { class: "empty" }, "This principal is not stored.")];
@@ -330,6 +331,8 @@ const views = {
       h("h2", {}, `Actions (${actionRows.length})`),
       actionRows.length ? table(["Namespace", "Action", "Last accessed", "Entity", "Region"], actionRows, { id: "actions" })
         : h("p", { class: "empty" }, "No tracked action (service-level data, or none of its services tracks actions)."),
+      h("h2", {}, "Least-privilege recommendation"),
+      recommendationView(recommendations.recommendations[0]),
     ];
   },
 
@@ -370,6 +373,55 @@ const views = {
     ];
   },
 };
+
+// The lines of `before` and `after` with what a unified diff marks them: " ", "-" or "+".
+function lineDiff(before, after) {
+  const a = before ? before.split("\n") : [], b = after ? after.split("\n") : [];
+  const common = Array.from({ length: a.length + 1 }, () => new Array(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      common[i][j] = a[i] === b[j] ? common[i + 1][j + 1] + 1 : Math.max(common[i + 1][j], common[i][j + 1]);
+    }
+  }
+  const lines = [];
+  let i = 0, j = 0;
+  while (i < a.length && j < b.length) {
+    if (a[i] === b[j]) { lines.push([" ", a[i++]]); j++; }
+    else if (common[i + 1][j] >= common[i][j + 1]) lines.push(["-", a[i++]]);
+    else lines.push(["+", b[j++]]);
+  }
+  while (i < a.length) lines.push(["-", a[i++]]);
+  while (j < b.length) lines.push(["+", b[j++]]);
+  return lines;
+}
+
+function pretty(document) { return document ? JSON.stringify(document, null, 2) : ""; }
+
+// A principal's recommendation in force: each step's policy before and after, with what goes
+// and why, what is kept for want of evidence, and what could not be read.
+function recommendationView(recommendation) {
+  if (!recommendation) {
+    return h("p", { class: "empty", id: "no-recommendation" }, "No recommendation: nothing unused in the window, or this principal's policies were not collected.");
+  }
+  if (recommendation.rejected) {
+    return h("p", { class: "error", id: "recommendation" }, `Not offered: ${recommendation.rejected}`);
+  }
+  const list = (items, text) => items.length ? h("ul", {}, ...items.map((item) => h("li", {}, ...text(item)))) : null;
+  return h("div", { id: "recommendation" },
+    h("p", {}, `${recommendation.steps.length} step(s) over the last ${recommendation.window_days} days, computed ${when(recommendation.computed_at)}; `,
+      h("code", {}, `aardvark report recommend --arn ${recommendation.principal} --format cli`), " prints the commands."),
+    ...recommendation.steps.map((step) => h("div", { class: "step", "data-action": step.action },
+      h("h3", {}, `${step.action.replace(/_/g, " ").toLowerCase()}: ${step.new_policy_name || step.policy.name}`,
+        h("span", { class: "message" }, ` (${step.policy.kind.replace(/_/g, "-")}, ${step.policy.attached_to})`)),
+      list(step.removed, (removed) => [h("code", {}, removed.pattern), ` removed: ${removed.reason}; last used ${when(removed.last_used)}`]),
+      step.shared_with_total ? h("p", { class: "message" }, `Also held by ${step.shared_with.join(", ")}${step.shared_with_total > step.shared_with.length ? ` and ${step.shared_with_total - step.shared_with.length} more` : ""}.`) : null,
+      h("pre", { class: "diff" }, ...lineDiff(pretty(step.current), pretty(step.recommended)).map(([mark, line]) =>
+        h(mark === "-" ? "del" : mark === "+" ? "ins" : "span", {}, `${mark} ${line}`))))),
+    recommendation.kept_without_evidence.length ? h("h3", {}, "Kept for want of evidence") : null,
+    list(recommendation.kept_without_evidence, (kept) => [h("code", {}, kept.pattern), ` in ${kept.policy}: ${kept.reason}`]),
+    recommendation.unreadable.length ? h("h3", {}, "Not handled") : null,
+    list(recommendation.unreadable, (unreadable) => [`${unreadable.policy.name}: ${unreadable.reason}`]));
+}
 
 function accountsTable(accounts) {
   if (!accounts.length) return h("p", { class: "empty" }, "No account.");

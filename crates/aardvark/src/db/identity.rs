@@ -108,8 +108,18 @@ pub struct AccountFacts {
 
 /// A document's digest: SHA-256 of its compact JSON (keys sorted, as `serde_json` keeps them).
 pub fn document_digest(document: &serde_json::Value) -> String {
-    let digest = Sha256::digest(document.to_string().as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    text_digest(&document.to_string())
+}
+
+/// SHA-256 of `text`, in hex.
+pub fn text_digest(text: &str) -> String {
+    use std::fmt::Write;
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 fn stored_json<T: serde::de::DeserializeOwned>(text: String) -> Result<T, DbError> {
@@ -332,7 +342,8 @@ impl Database {
         Ok(())
     }
 
-    /// Removes the account's identity details and findings (with their history), in one
+    /// Removes the account's identity details and findings (with their history and
+    /// recommendations), in one
     /// transaction; returns how many findings went.
     pub async fn forget_identity_and_findings(&self, account_id: &str) -> Result<u64, DbError> {
         let mut tx = self.pool().begin().await?;
@@ -343,6 +354,10 @@ impl Database {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM aardvark_recommendations WHERE account_id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         let findings = sqlx::query("DELETE FROM aardvark_findings WHERE account_id = $1")
             .bind(account_id)
             .execute(&mut *tx)
@@ -361,42 +376,6 @@ impl Database {
         }
         tx.commit().await?;
         Ok(findings)
-    }
-
-    /// Each principal's inline policies in the account (name and decoded document), by ARN.
-    pub async fn inline_policies_of(
-        &self,
-        account_id: &str,
-    ) -> Result<BTreeMap<String, Vec<(String, serde_json::Value)>>, DbError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT arn, inline_policies FROM aardvark_identities WHERE account_id = $1",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
-        let mut policies = BTreeMap::new();
-        for (arn, inline) in rows {
-            let digests: BTreeMap<String, String> = stored_json(inline)?;
-            let mut documents = Vec::new();
-            for (name, digest) in digests {
-                let text = self.policy_document(&digest).await?.ok_or_else(|| {
-                    DbError::undecodable(format!("policy document {digest} is missing"))
-                })?;
-                documents.push((name, stored_json(text)?));
-            }
-            policies.insert(arn, documents);
-        }
-        Ok(policies)
-    }
-
-    /// The stored document of `digest`.
-    pub async fn policy_document(&self, digest: &str) -> Result<Option<String>, DbError> {
-        Ok(
-            sqlx::query_scalar("SELECT document FROM aardvark_policy_documents WHERE digest = $1")
-                .bind(digest)
-                .fetch_optional(self.pool())
-                .await?,
-        )
     }
 
     /// Accounts with any identity detail or Access Advisor data stored, by id.

@@ -11,6 +11,7 @@ pub mod history;
 pub mod identity;
 pub mod lock;
 pub mod read;
+pub mod recommendations;
 pub mod rendered;
 pub mod runs;
 pub mod uri;
@@ -32,6 +33,7 @@ pub use uri::DatabaseTarget;
 
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
+    "aardvark_recommendations",
     "aardvark_finding_evaluations",
     "aardvark_finding_history",
     "aardvark_findings",

@@ -1,10 +1,11 @@
-//! Least-privilege rules over one policy document (issue 26, in progress: the steps, storage,
-//! API and CLI are not built yet). What a principal's Access Advisor data shows unused in the
+//! Least-privilege rules over one policy document. What Access Advisor shows unused in the
 //! window is removed from the document's `Allow` statements; everything without evidence is
-//! kept and said so; the result is verified with the policy evaluator before it is offered.
-//! Pure: no storage, no I/O.
+//! kept and said so; `verify` checks a recommended set of policies against the current one
+//! with the policy evaluator. Pure: no storage, no I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
 
 use crate::policy::{decide, ActionPattern, Actions, Document, Effect, Statement};
 
@@ -18,6 +19,26 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// What the change of a policy several principals hold may go by: the services and
+    /// actions every one of them has data for, each with its latest use. A holder without
+    /// data leaves no evidence at all.
+    pub fn merged<'a>(holders: impl IntoIterator<Item = Option<&'a Usage>>) -> Usage {
+        let mut merged: Option<Usage> = None;
+        for usage in holders {
+            let Some(usage) = usage else {
+                return Usage::default();
+            };
+            merged = Some(match merged {
+                None => usage.clone(),
+                Some(so_far) => Usage {
+                    services: latest_of_both(so_far.services, &usage.services),
+                    actions: latest_of_both(so_far.actions, &usage.actions),
+                },
+            });
+        }
+        merged.unwrap_or_default()
+    }
+
     fn used(&self, last: Option<i64>, since: i64) -> bool {
         last.is_some_and(|ms| ms > since)
     }
@@ -53,11 +74,36 @@ impl Usage {
     }
 }
 
+/// The keys of both, each with the later of its two last uses.
+fn latest_of_both(
+    mut ours: BTreeMap<String, Option<i64>>,
+    theirs: &BTreeMap<String, Option<i64>>,
+) -> BTreeMap<String, Option<i64>> {
+    ours.retain(|key, _| theirs.contains_key(key));
+    for (key, last) in ours.iter_mut() {
+        *last = (*last).max(theirs[key]);
+    }
+    ours
+}
+
 /// One action pattern taken out, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Removed {
     pub pattern: String,
+    /// The statement's `Sid`.
     pub statement: Option<String>,
+    /// The service whose data shows it unused.
+    pub service: String,
+    /// When Access Advisor last saw the service (or the tracked action) used, RFC 3339;
+    /// `null` never.
+    pub last_used: Option<String>,
+    pub reason: String,
+}
+
+/// A pattern kept for want of evidence, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptWithoutEvidence {
+    pub pattern: String,
     pub reason: String,
 }
 
@@ -67,8 +113,7 @@ pub struct Narrowed {
     /// The document with what was removed taken out; `None` when no statement is left.
     pub document: Option<Document>,
     pub removed: Vec<Removed>,
-    /// Patterns kept for want of evidence, with why.
-    pub kept_without_evidence: Vec<(String, String)>,
+    pub kept_without_evidence: Vec<KeptWithoutEvidence>,
 }
 
 impl Narrowed {
@@ -91,10 +136,11 @@ pub fn narrow(document: &Document, usage: &Usage, since: i64) -> Narrowed {
         let patterns = match (&statement.actions, statement.effect) {
             (Actions::Action(patterns), Effect::Allow) if !opted_out => patterns,
             (Actions::NotAction(_), Effect::Allow) => {
-                kept_without_evidence.push((
-                    format!("NotAction in {}", sid_or_index(statement, statements.len())),
-                    "NotAction cannot be narrowed without the full action catalogue".to_owned(),
-                ));
+                kept_without_evidence.push(KeptWithoutEvidence {
+                    pattern: format!("NotAction in {}", sid_or_index(statement, statements.len())),
+                    reason: "NotAction cannot be narrowed without the full action catalogue"
+                        .to_owned(),
+                });
                 statements.push(statement.clone());
                 continue;
             }
@@ -106,13 +152,22 @@ pub fn narrow(document: &Document, usage: &Usage, since: i64) -> Narrowed {
         let mut kept = Vec::new();
         for pattern in patterns {
             match judge(pattern, usage, since) {
-                Judgement::Remove(reason) => removed.push(Removed {
+                Judgement::Remove {
+                    service,
+                    last_used,
+                    reason,
+                } => removed.push(Removed {
                     pattern: pattern.written.clone(),
                     statement: statement.sid.clone(),
+                    service,
+                    last_used: last_used.and_then(crate::time::rfc3339_seconds_from_millis),
                     reason,
                 }),
                 Judgement::KeepWithoutEvidence(reason) => {
-                    kept_without_evidence.push((pattern.written.clone(), reason));
+                    kept_without_evidence.push(KeptWithoutEvidence {
+                        pattern: pattern.written.clone(),
+                        reason,
+                    });
                     kept.push(pattern.clone());
                 }
                 Judgement::Keep => kept.push(pattern.clone()),
@@ -145,7 +200,11 @@ fn sid_or_index(statement: &Statement, index: usize) -> String {
 enum Judgement {
     Keep,
     KeepWithoutEvidence(String),
-    Remove(String),
+    Remove {
+        service: String,
+        last_used: Option<i64>,
+        reason: String,
+    },
 }
 
 fn judge(pattern: &ActionPattern, usage: &Usage, since: i64) -> Judgement {
@@ -161,28 +220,46 @@ fn judge(pattern: &ActionPattern, usage: &Usage, since: i64) -> Judgement {
         None => Judgement::KeepWithoutEvidence(format!(
             "Access Advisor does not list {service}: no evidence either way"
         )),
-        Some(true) => Judgement::Remove(format!("{service} was not used in the window")),
+        Some(true) => Judgement::Remove {
+            service: service.to_owned(),
+            last_used: usage.services[service],
+            reason: format!("{service} was not used in the window"),
+        },
         Some(false) if pattern.is_exact() => match usage.action_unused(&pattern.written, since) {
-            Some(true) => Judgement::Remove(format!(
-                "{} was not used in the window ({service} is tracked at action level)",
-                pattern.written
-            )),
-            Some(false) => Judgement::Keep,
-            None => Judgement::Keep,
+            Some(true) => Judgement::Remove {
+                service: service.to_owned(),
+                last_used: usage.actions[&pattern.written.to_ascii_lowercase()],
+                reason: format!(
+                    "{} was not used in the window ({service} is tracked at action level)",
+                    pattern.written
+                ),
+            },
+            Some(false) | None => Judgement::Keep,
         },
         Some(false) => Judgement::Keep,
     }
 }
 
 /// Checks the guarantee: for every action the data shows used in the window, `recommended`
-/// decides as `current` does. Returns the first action where they differ.
+/// decides as `current` does, and no removed pattern matches one. Returns the first action
+/// where they differ.
 pub fn verify(
     current: &[Document],
     recommended: &[Document],
+    removed: &[&Removed],
     usage: &Usage,
     since: i64,
 ) -> Result<(), String> {
     let checked: BTreeSet<String> = usage.used_actions(since).into_iter().collect();
+    for removed in removed {
+        let pattern = ActionPattern::parse(&removed.pattern)?;
+        if let Some(used) = checked.iter().find(|action| pattern.matches(action)) {
+            return Err(format!(
+                "{} was removed but {used} was used in the window",
+                removed.pattern
+            ));
+        }
+    }
     for action in &checked {
         let (before, after) = (decide(current, action), decide(recommended, action));
         if before != after {
@@ -276,11 +353,22 @@ mod tests {
         let without: Vec<&str> = narrowed
             .kept_without_evidence
             .iter()
-            .map(|(p, _)| p.as_str())
+            .map(|kept| kept.pattern.as_str())
             .collect();
         assert_eq!(without, ["dynamodb:GetItem", "NotAction in Broad"]);
+        let removed: Vec<&Removed> = narrowed.removed.iter().collect();
         assert_eq!(
-            verify(&[current], &[narrowed.document.unwrap()], &usage(), SINCE),
+            narrowed.removed[0].last_used.as_deref(),
+            Some("1970-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            verify(
+                &[current],
+                &[narrowed.document.unwrap()],
+                &removed,
+                &usage(),
+                SINCE
+            ),
             Ok(())
         );
     }
@@ -309,6 +397,7 @@ mod tests {
         let error = verify(
             std::slice::from_ref(&current),
             &[too_narrow],
+            &[],
             &usage(),
             SINCE,
         )
