@@ -269,14 +269,21 @@ impl<'a> Account<'a> {
             unreadable: Vec::new(),
             window_days: self.window_days,
         };
+        let policies: Vec<(Held, Rc<Readable>)> = self
+            .policies_of(identity, &mut recommendation.unreadable)
+            .into_iter()
+            .map(|held| {
+                let readable = self.read_and_narrow(&held);
+                (held, readable)
+            })
+            .collect();
         let (mut current, mut recommended) = (Vec::new(), Vec::new());
-        for held in self.policies_of(identity, &mut recommendation.unreadable) {
-            let readable = self.read_and_narrow(&held);
+        for (held, readable) in &policies {
             let (document, narrowed) = match readable.as_ref() {
                 Ok(read) => read,
                 Err(reason) => {
                     recommendation.unreadable.push(Unreadable {
-                        policy: held.place,
+                        policy: held.place.clone(),
                         reason: reason.clone(),
                     });
                     continue;
@@ -290,38 +297,26 @@ impl<'a> Account<'a> {
                     reason: kept.reason.clone(),
                 }));
             if narrowed.changed() {
-                recommended.extend(narrowed.document.iter().cloned());
-                let mut others: Vec<&str> = held
-                    .holders
-                    .iter()
-                    .copied()
-                    .filter(|&holder| holder != principal)
-                    .collect();
-                others.sort_unstable();
-                others.dedup();
-                let shared = Shared {
-                    named: others
-                        .iter()
-                        .take(SHARED_WITH_NAMED)
-                        .map(|&holder| holder.to_owned())
-                        .collect(),
-                    total: others.len(),
-                };
-                recommendation
-                    .steps
-                    .extend(steps(held.place, held.document, narrowed, shared));
+                recommended.extend(narrowed.document.as_ref());
+                recommendation.steps.extend(steps(
+                    held.place.clone(),
+                    held.document,
+                    narrowed,
+                    Shared::of(held, principal),
+                ));
             } else {
-                recommended.push(document.clone());
+                recommended.push(document);
             }
-            current.push(document.clone());
+            current.push(document);
         }
         let removed: Vec<&Removed> = recommendation
             .steps
             .iter()
             .flat_map(|step| &step.removed)
             .collect();
-        let own_usage = self.usage.get(principal).cloned().unwrap_or_default();
-        let checked = verify(&current, &recommended, &removed, &own_usage, self.since)
+        let no_usage = Usage::default();
+        let own_usage = self.usage.get(principal).unwrap_or(&no_usage);
+        let checked = verify(&current, &recommended, &removed, own_usage, self.since)
             .and_then(|()| within_limits(&recommendation.steps));
         if let Err(reason) = checked {
             recommendation.rejected = Some(reason);
@@ -427,6 +422,28 @@ impl<'a> Account<'a> {
 struct Shared {
     named: Vec<String>,
     total: usize,
+}
+
+impl Shared {
+    /// The holders of `held` other than `principal`, in ARN order.
+    fn of(held: &Held<'_>, principal: &str) -> Self {
+        let mut others: Vec<&str> = held
+            .holders
+            .iter()
+            .copied()
+            .filter(|&holder| holder != principal)
+            .collect();
+        others.sort_unstable();
+        others.dedup();
+        Self {
+            named: others
+                .iter()
+                .take(SHARED_WITH_NAMED)
+                .map(|&holder| holder.to_owned())
+                .collect(),
+            total: others.len(),
+        }
+    }
 }
 
 /// The steps that apply one narrowed policy.

@@ -244,8 +244,8 @@ fn judge(pattern: &ActionPattern, usage: &Usage, since: i64) -> Judgement {
 /// decides as `current` does, and no removed pattern matches one. Returns the first action
 /// where they differ.
 pub fn verify(
-    current: &[Document],
-    recommended: &[Document],
+    current: &[&Document],
+    recommended: &[&Document],
     removed: &[&Removed],
     usage: &Usage,
     since: i64,
@@ -261,7 +261,10 @@ pub fn verify(
         }
     }
     for action in &checked {
-        let (before, after) = (decide(current, action), decide(recommended, action));
+        let (before, after) = (
+            decide(current.iter().copied(), action),
+            decide(recommended.iter().copied(), action),
+        );
         if before != after {
             return Err(format!(
                 "{action} would be {:?} where it is {:?} today",
@@ -363,8 +366,8 @@ mod tests {
         );
         assert_eq!(
             verify(
-                &[current],
-                &[narrowed.document.unwrap()],
+                &[&current],
+                &[narrowed.document.as_ref().unwrap()],
                 &removed,
                 &usage(),
                 SINCE
@@ -394,14 +397,7 @@ mod tests {
             "Version": "2012-10-17",
             "Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}
         }));
-        let error = verify(
-            std::slice::from_ref(&current),
-            &[too_narrow],
-            &[],
-            &usage(),
-            SINCE,
-        )
-        .unwrap_err();
+        let error = verify(&[&current], &[&too_narrow], &[], &usage(), SINCE).unwrap_err();
         assert!(
             error.contains("iam:getrole") || error.contains("probe"),
             "{error}"
