@@ -9,6 +9,7 @@ use anyhow::{bail, Context};
 use clap::ValueEnum;
 
 use crate::api::recommendations::RecommendationEntry;
+use crate::arn::Arn;
 use crate::config::Settings;
 use crate::db::Database;
 use crate::recommend::{name_in_arn, owner_kind_of, Recommendation, Step, StepAction};
@@ -183,9 +184,8 @@ fn step_commands(number: usize, step: &Step) -> String {
         ),
         StepAction::CreatePolicy => {
             let name = step.new_policy_name.as_deref().unwrap_or_default();
-            let mut parts = owner.splitn(6, ':');
-            let partition = parts.nth(1).unwrap_or("aws");
-            let account = parts.nth(2).unwrap_or_default();
+            let (partition, account) =
+                Arn::parse(owner).map_or(("aws", ""), |arn| (arn.partition, arn.account));
             let new_arn = format!("arn:{partition}:iam::{account}:policy/{name}");
             format!(
                 "aws iam create-policy --policy-name {} {document}\n\

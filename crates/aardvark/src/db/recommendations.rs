@@ -74,6 +74,58 @@ fn stored_of(row: &sqlx::any::AnyRow) -> Result<StoredRecommendation, DbError> {
     })
 }
 
+/// The account's current recommendations: finding id -> (row id, digest).
+async fn current_recommendations<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    account_id: &str,
+) -> Result<HashMap<String, (i64, String)>, DbError> {
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT finding_id, id, digest FROM aardvark_recommendations \
+         WHERE current = 1 AND account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(finding, id, digest)| (finding, (id, digest)))
+        .collect())
+}
+
+/// What storing `fresh` (with their `digests`) over `current` changes: the counts, the row
+/// ids to withdraw, and the recommendations to write with their digests.
+fn plan<'a>(
+    fresh: &'a [FreshRecommendation],
+    digests: &'a [String],
+    current: &HashMap<String, (i64, String)>,
+) -> (
+    RecommendationChanges,
+    Vec<i64>,
+    Vec<(&'a FreshRecommendation, &'a String)>,
+) {
+    let mut changes = RecommendationChanges::default();
+    let mut kept = HashSet::new();
+    let (mut retire, mut insert) = (Vec::new(), Vec::new());
+    for (recommendation, digest) in fresh.iter().zip(digests) {
+        kept.insert(recommendation.finding_id.as_str());
+        match current.get(&recommendation.finding_id) {
+            Some((_, stored)) if stored == digest => changes.unchanged += 1,
+            stored => {
+                retire.extend(stored.map(|(id, _)| *id));
+                insert.push((recommendation, digest));
+            }
+        }
+    }
+    for (finding, (id, _)) in current {
+        if !kept.contains(finding.as_str()) {
+            retire.push(*id);
+            changes.withdrawn += 1;
+        }
+    }
+    changes.written = insert.len() as u64;
+    (changes, retire, insert)
+}
+
 fn undecodable(what: &str, err: serde_json::Error) -> DbError {
     DbError::undecodable(format!("stored {what}: {err}"))
 }
@@ -153,7 +205,8 @@ impl Database {
 
     /// Makes `fresh` the account's current recommendations in one transaction: a row is
     /// written for each that differs from its finding's current one, and current ones not in
-    /// `fresh` are withdrawn.
+    /// `fresh` are withdrawn. An evaluation that changes nothing only reads: it neither waits
+    /// for the write turn nor opens a transaction.
     pub async fn store_recommendations(
         &self,
         account_id: &str,
@@ -161,51 +214,28 @@ impl Database {
         run_id: Option<i64>,
         now: &str,
     ) -> Result<RecommendationChanges, DbError> {
+        let digests: Vec<String> = fresh.iter().map(|r| text_digest(&r.body)).collect();
+        let current = current_recommendations(self.pool(), account_id).await?;
+        let (changes, _, _) = plan(fresh, &digests, &current);
+        if changes.written == 0 && changes.withdrawn == 0 {
+            return Ok(changes);
+        }
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
-        let current: HashMap<String, (i64, String)> = sqlx::query_as(
-            "SELECT finding_id, id, digest FROM aardvark_recommendations \
-             WHERE current = 1 AND account_id = $1",
-        )
-        .bind(account_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|(finding, id, digest)| (finding, (id, digest)))
-        .collect();
-        let mut changes = RecommendationChanges::default();
-        let mut kept = HashSet::new();
-        let mut retire = Vec::new();
-        let mut insert = Vec::new();
-        for recommendation in fresh {
-            let digest = text_digest(&recommendation.body);
-            kept.insert(recommendation.finding_id.as_str());
-            match current.get(&recommendation.finding_id) {
-                Some((_, stored)) if *stored == digest => changes.unchanged += 1,
-                stored => {
-                    retire.extend(stored.map(|(id, _)| *id));
-                    insert.push((recommendation, digest));
-                }
-            }
-        }
-        for (finding, (id, _)) in &current {
-            if !kept.contains(finding.as_str()) {
-                retire.push(*id);
-                changes.withdrawn += 1;
-            }
-        }
-        // By row id: the planner cannot pick an index of `current` and read every current row.
-        for chunk in retire.chunks(super::vocabulary::PARAMS_PER_STATEMENT) {
-            let ids: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
-            let sql = format!(
-                "UPDATE aardvark_recommendations SET current = 0 WHERE id IN ({})",
-                ids.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            query.execute(&mut *tx).await?;
+        // Planned again inside the transaction: another evaluation of the account may have
+        // written since the read above.
+        let current = current_recommendations(&mut *tx, account_id).await?;
+        let (changes, retire, insert) = plan(fresh, &digests, &current);
+        if !retire.is_empty() {
+            // By row id: `WHERE finding_id = ? AND current = 1` let SQLite's planner pick an
+            // index of `current` and read every current row.
+            let (matching, list) = self.dialect().among_ids("id", "$1", &retire);
+            sqlx::query(&format!(
+                "UPDATE aardvark_recommendations SET current = 0 WHERE {matching}"
+            ))
+            .bind(list)
+            .execute(&mut *tx)
+            .await?;
         }
         for chunk in insert.chunks(super::vocabulary::PARAMS_PER_STATEMENT / 10) {
             let sql = format!(
@@ -221,7 +251,7 @@ impl Database {
                     .bind(account_id)
                     .bind(now)
                     .bind(run_id)
-                    .bind(digest)
+                    .bind(*digest)
                     .bind(i64::from(recommendation.offered))
                     .bind(recommendation.steps)
                     .bind(1_i64)
@@ -229,7 +259,6 @@ impl Database {
             }
             query.execute(&mut *tx).await?;
         }
-        changes.written = insert.len() as u64;
         tx.commit().await?;
         Ok(changes)
     }

@@ -15,6 +15,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::arn::Arn;
 use crate::db::identity::{IdentityRecord, ManagedPolicy, UsageFacts};
 use crate::policy::{Actions, Document};
 pub use rules::{narrow, verify, KeptWithoutEvidence, Narrowed, Removed, Usage};
@@ -182,7 +183,7 @@ pub fn usage_of(facts: &UsageFacts) -> Usage {
 }
 
 fn is_aws_managed(arn: &str) -> bool {
-    arn.split(':').nth(4) == Some("aws")
+    Arn::parse(arn).is_some_and(|arn| arn.account == "aws")
 }
 
 /// The last part of an ARN's resource: a role's, user's, group's or policy's name.
@@ -239,14 +240,7 @@ impl<'a> Account<'a> {
             }
         }
         for identity in identities {
-            let reached: Vec<&str> = match identity.kind.as_str() {
-                "group" => account
-                    .members
-                    .get(identity.arn.as_str())
-                    .cloned()
-                    .unwrap_or_default(),
-                _ => vec![identity.arn.as_str()],
-            };
+            let reached = account.reached(identity);
             for policy in &identity.managed_policies {
                 account
                     .holders
@@ -256,6 +250,19 @@ impl<'a> Account<'a> {
             }
         }
         account
+    }
+
+    /// The roles and users a policy of `owner` grants permissions to: a group's members, or
+    /// the role or user itself.
+    fn reached(&self, owner: &'a IdentityRecord) -> Vec<&'a str> {
+        if owner.kind == "group" {
+            self.members
+                .get(owner.arn.as_str())
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            vec![owner.arn.as_str()]
+        }
     }
 
     /// The recommendation for `principal`; `None` when its policies were not collected.
@@ -362,14 +369,7 @@ impl<'a> Account<'a> {
         }
         let mut held = Vec::new();
         for owner in owners {
-            let reached: Vec<&str> = if owner.kind == "group" {
-                self.members
-                    .get(owner.arn.as_str())
-                    .cloned()
-                    .unwrap_or_default()
-            } else {
-                vec![owner.arn.as_str()]
-            };
+            let reached = self.reached(owner);
             for (name, document) in self.inline.get(&owner.arn).into_iter().flatten() {
                 held.push(Held {
                     place: PolicyPlace {
@@ -596,8 +596,7 @@ fn within_limits(steps: &[Step]) -> Result<(), String> {
 
 /// `role`, `user` or `group`, from an IAM ARN.
 pub fn owner_kind_of(arn: &str) -> Option<&str> {
-    let resource = arn.splitn(6, ':').nth(5)?;
-    resource.split('/').next()
+    Arn::parse(arn)?.resource.split('/').next()
 }
 
 #[cfg(test)]
