@@ -441,7 +441,8 @@ pub struct Evaluated<'a> {
 /// Recomputes the recommendation of every role and user `evaluation` found with unused
 /// permissions (from the account's `facts` and stored policies) and stores those that
 /// changed; a recommendation that fails its verification is stored as not offered, logged,
-/// and counted in `/metrics`.
+/// and counted in `/metrics`. When what the rules read is what the stored recommendations
+/// were computed from (`recommend::inputs_digest`), nothing is computed or written.
 pub async fn refresh_recommendations(
     db: &Database,
     facts: &AccountFacts,
@@ -449,17 +450,36 @@ pub async fn refresh_recommendations(
     rules: &FindingRules,
     at: Evaluated<'_>,
 ) -> Result<RecommendationChanges, DbError> {
-    let wanted = evaluation
+    let account = evaluation.account.as_str();
+    let principals: Vec<&str> = evaluation
         .holding
         .iter()
-        .any(|holding| holding.kind == FindingType::UnusedPermission);
-    let fresh = if wanted {
-        let policies = db.account_policies(&evaluation.account).await?;
-        recommendations(facts, &policies, evaluation, rules, at.now_ms)
-    } else {
+        .filter(|holding| holding.kind == FindingType::UnusedPermission)
+        .map(|holding| holding.principal.as_str())
+        .collect();
+    let inputs = crate::recommend::inputs_digest(
+        &facts.identities,
+        &db.policy_references(account).await?,
+        &facts.usage,
+        &principals,
+        crate::unused::window_start(at.now_ms, rules.days),
+        rules.days,
+    );
+    if let Some((stored, current)) = db.recommendation_inputs(account).await? {
+        if stored == inputs {
+            return Ok(RecommendationChanges {
+                unchanged: current,
+                ..RecommendationChanges::default()
+            });
+        }
+    }
+    let fresh = if principals.is_empty() {
         Vec::new()
+    } else {
+        let policies = db.account_policies(account).await?;
+        recommendations(facts, &policies, evaluation, rules, at.now_ms)
     };
-    db.store_recommendations(&evaluation.account, &fresh, at.run_id, at.stored_now)
+    db.store_recommendations(account, &fresh, &inputs, at.run_id, at.stored_now)
         .await
 }
 

@@ -197,7 +197,7 @@ pub async fn finding(
     let db = reader.database();
     let finding = db.finding(&id).await?.ok_or_else(|| not_found(&id))?;
     let recommendation_history = db
-        .recommendations_of(&id)
+        .recommendations_of(&finding.account, &finding.principal, &id)
         .await?
         .into_iter()
         .map(super::recommendations::RecommendationEntry::try_from)

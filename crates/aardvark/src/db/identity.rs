@@ -113,10 +113,15 @@ pub fn document_digest(document: &serde_json::Value) -> String {
 
 /// SHA-256 of `text`, in hex.
 pub fn text_digest(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// `bytes` in lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    Sha256::digest(text.as_bytes())
+    bytes
         .iter()
-        .fold(String::with_capacity(64), |mut hex, byte| {
+        .fold(String::with_capacity(2 * bytes.len()), |mut hex, byte| {
             let _ = write!(hex, "{byte:02x}");
             hex
         })
@@ -354,10 +359,12 @@ impl Database {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM aardvark_recommendations WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
+        for table in ["aardvark_recommendations", "aardvark_recommendation_inputs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let findings = sqlx::query("DELETE FROM aardvark_findings WHERE account_id = $1")
             .bind(account_id)
             .execute(&mut *tx)
@@ -399,7 +406,7 @@ impl Database {
 
     /// The rows `SELECT {columns} {rest}` (with `account_id` as `$1`) returns, read as `T`
     /// from one JSON row.
-    async fn json_rows<T: serde::de::DeserializeOwned>(
+    pub(super) async fn json_rows<T: serde::de::DeserializeOwned>(
         &self,
         columns: &str,
         rest: &str,

@@ -81,7 +81,7 @@ async fn current_recommendations<'e>(
 ) -> Result<HashMap<String, (i64, String)>, DbError> {
     let rows: Vec<(String, i64, String)> = sqlx::query_as(
         "SELECT finding_id, id, digest FROM aardvark_recommendations \
-         WHERE current = 1 AND account_id = $1",
+         WHERE account_id = $1 AND current = 1",
     )
     .bind(account_id)
     .fetch_all(executor)
@@ -133,12 +133,13 @@ fn undecodable(what: &str, err: serde_json::Error) -> DbError {
 impl Database {
     /// The account's inline and managed policy documents, decoded.
     pub async fn account_policies(&self, account_id: &str) -> Result<AccountPolicies, DbError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT arn, inline_policies FROM aardvark_identities WHERE account_id = $1",
-        )
-        .bind(account_id)
-        .fetch_all(self.pool())
-        .await?;
+        let rows: Vec<(String, String)> = self
+            .json_rows(
+                "arn, inline_policies",
+                "FROM aardvark_identities WHERE account_id = $1",
+                account_id,
+            )
+            .await?;
         let mut owners = Vec::with_capacity(rows.len());
         let mut digests = HashSet::new();
         for (arn, inline) in rows {
@@ -203,32 +204,71 @@ impl Database {
         Ok(documents)
     }
 
-    /// Makes `fresh` the account's current recommendations in one transaction: a row is
-    /// written for each that differs from its finding's current one, and current ones not in
-    /// `fresh` are withdrawn. An evaluation that changes nothing only reads: it neither waits
-    /// for the write turn nor opens a transaction.
+    /// What the account's current recommendations were computed from (`store_recommendations`'
+    /// `inputs`) and how many there are; `None` before the first.
+    pub async fn recommendation_inputs(
+        &self,
+        account_id: &str,
+    ) -> Result<Option<(String, u64)>, DbError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT digest, current FROM aardvark_recommendation_inputs WHERE account_id = $1",
+        )
+        .bind(account_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|(digest, current)| (digest, current.max(0) as u64)))
+    }
+
+    /// What the account's policies are, without their documents: each role's, user's and
+    /// group's inline policies (name -> document digest, as JSON) and each managed policy's
+    /// name, default version and document digest, by ARN, sorted. A change of any document
+    /// changes them.
+    pub async fn policy_references(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<(String, String)>, DbError> {
+        let mut references: Vec<(String, String)> = self
+            .json_rows(
+                "arn, reference",
+                "FROM (SELECT arn, inline_policies AS reference FROM aardvark_identities \
+                 WHERE account_id = $1 UNION ALL SELECT arn, name || ' ' || default_version || ' ' || digest \
+                 FROM aardvark_managed_policies WHERE account_id = $1) AS policy",
+                account_id,
+            )
+            .await?;
+        references.sort_unstable();
+        Ok(references)
+    }
+
+    /// Makes `fresh`, computed from `inputs` (a digest of what the rules read), the account's
+    /// current recommendations in one transaction: a row is written for each that differs from
+    /// its finding's current one, current ones not in `fresh` are withdrawn, and `inputs` is
+    /// recorded.
     pub async fn store_recommendations(
         &self,
         account_id: &str,
         fresh: &[FreshRecommendation],
+        inputs: &str,
         run_id: Option<i64>,
         now: &str,
     ) -> Result<RecommendationChanges, DbError> {
         let digests: Vec<String> = fresh.iter().map(|r| text_digest(&r.body)).collect();
-        let current = current_recommendations(self.pool(), account_id).await?;
-        let (changes, _, _) = plan(fresh, &digests, &current);
-        if changes.written == 0 && changes.withdrawn == 0 {
-            return Ok(changes);
-        }
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
-        // Planned again inside the transaction: another evaluation of the account may have
-        // written since the read above.
         let current = current_recommendations(&mut *tx, account_id).await?;
         let (changes, retire, insert) = plan(fresh, &digests, &current);
+        sqlx::query(
+            "INSERT INTO aardvark_recommendation_inputs (account_id, digest, current) \
+             VALUES ($1, $2, $3) ON CONFLICT (account_id) \
+             DO UPDATE SET digest = excluded.digest, current = excluded.current",
+        )
+        .bind(account_id)
+        .bind(inputs)
+        .bind(fresh.len() as i64)
+        .execute(&mut *tx)
+        .await?;
         if !retire.is_empty() {
-            // By row id: `WHERE finding_id = ? AND current = 1` let SQLite's planner pick an
-            // index of `current` and read every current row.
+            // By row id, the table's key.
             let (matching, list) = self.dialect().among_ids("id", "$1", &retire);
             sqlx::query(&format!(
                 "UPDATE aardvark_recommendations SET current = 0 WHERE {matching}"
@@ -303,14 +343,19 @@ impl Database {
         Ok((total, page))
     }
 
-    /// Every recommendation a finding had, oldest first.
+    /// Every recommendation a finding (of `principal` in `account_id`) had, oldest first.
     pub async fn recommendations_of(
         &self,
+        account_id: &str,
+        principal: &str,
         finding_id: &str,
     ) -> Result<Vec<StoredRecommendation>, DbError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM aardvark_recommendations WHERE finding_id = $1 ORDER BY id"
+            "SELECT {COLUMNS} FROM aardvark_recommendations \
+             WHERE account_id = $1 AND principal = $2 AND finding_id = $3 ORDER BY id"
         ))
+        .bind(account_id)
+        .bind(principal)
         .bind(finding_id)
         .fetch_all(self.pool())
         .await?;

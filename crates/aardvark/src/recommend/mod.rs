@@ -182,6 +182,80 @@ pub fn usage_of(facts: &UsageFacts) -> Usage {
     }
 }
 
+/// Raised when the rules come to recommend something else from the same inputs, so that
+/// stored recommendations are computed again at the next evaluation.
+const RULES_REVISION: &str = "1";
+
+/// A digest of everything `Account` reads to recommend for `principals` at `since`: each
+/// identity's kind, groups and attached policies; the account's `policy_references`
+/// (`Database::policy_references`: what each policy is, by document digest); for each
+/// service and tracked action of each principal's usage, whether it was used since `since`
+/// and, when not, its last use (the evidence of a removal); the window. Recommendations of
+/// equal digests are equal, so an evaluation that finds the stored digest computes nothing.
+pub fn inputs_digest(
+    identities: &[IdentityRecord],
+    policy_references: &[(String, String)],
+    usage: &[UsageFacts],
+    principals: &[&str],
+    since: i64,
+    window_days: i64,
+) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut put = |parts: &[&str]| {
+        for part in parts {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        hasher.update([1]);
+    };
+    put(&[RULES_REVISION, &window_days.to_string()]);
+    put(principals);
+    for identity in identities {
+        put(&[&identity.arn, &identity.kind]);
+        put(&identity
+            .groups
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+        put(&identity
+            .managed_policies
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>());
+    }
+    for (arn, reference) in policy_references {
+        put(&[arn, reference]);
+    }
+    // A last use counts only when it is a removal's evidence: later uses of a used service
+    // recommend the same.
+    let evidence = |ms: i64| if ms > 0 && ms > since { -1 } else { ms };
+    let mut principals_usage: Vec<&UsageFacts> = usage.iter().collect();
+    principals_usage.sort_unstable_by(|a, b| a.arn.cmp(&b.arn));
+    for principal in principals_usage {
+        put(&[&principal.arn]);
+        let mut services: Vec<(&str, i64)> = principal
+            .services
+            .iter()
+            .map(|(namespace, ms)| (namespace.as_str(), evidence(*ms)))
+            .collect();
+        services.sort_unstable();
+        for (namespace, evidence) in services {
+            put(&[namespace, &evidence.to_string()]);
+        }
+        let mut actions: Vec<(&str, &str, i64)> = principal
+            .actions
+            .iter()
+            .map(|(namespace, action, ms)| (namespace.as_str(), action.as_str(), evidence(*ms)))
+            .collect();
+        actions.sort_unstable();
+        for (namespace, action, evidence) in actions {
+            put(&[namespace, action, &evidence.to_string()]);
+        }
+    }
+    crate::db::identity::hex(&hasher.finalize())
+}
+
 fn is_aws_managed(arn: &str) -> bool {
     Arn::parse(arn).is_some_and(|arn| arn.account == "aws")
 }
@@ -857,5 +931,71 @@ mod tests {
         assert!(recommendation.steps.is_empty());
         let reason = recommendation.rejected.unwrap();
         assert!(reason.contains("2048"), "{reason}");
+    }
+
+    /// The digest moves with every input the rules read, and only with those.
+    #[test]
+    fn inputs_digest_follows_what_the_rules_read() {
+        let role = arn("role", "r");
+        let identities = vec![IdentityRecord {
+            managed_policies: vec![arn("policy", "shared")],
+            ..identity("role", "r")
+        }];
+        let references = vec![
+            (role.clone(), r#"{"access":"d1"}"#.to_owned()),
+            (arn("policy", "shared"), "shared v1 d2".to_owned()),
+        ];
+        let used = vec![usage("role", "r", &[("s3", RECENT), ("ec2", OLD)])];
+        let principals = [role.as_str()];
+        let digest = |identities: &[IdentityRecord],
+                      references: &[(String, String)],
+                      usage: &[UsageFacts],
+                      principals: &[&str],
+                      since: i64,
+                      days: i64| {
+            inputs_digest(identities, references, usage, principals, since, days)
+        };
+        let base = digest(&identities, &references, &used, &principals, SINCE, 90);
+        assert_eq!(
+            base,
+            digest(&identities, &references, &used, &principals, SINCE, 90)
+        );
+        // A used service used again, the window moving past nothing: the same.
+        let later = vec![usage("role", "r", &[("s3", RECENT + 1), ("ec2", OLD)])];
+        assert_eq!(
+            base,
+            digest(&identities, &references, &later, &principals, SINCE + 1, 90)
+        );
+        let mut changed_policy = references.clone();
+        changed_policy[1].1 = "shared v2 d3".into();
+        let mut detached = identities.clone();
+        detached[0].managed_policies.clear();
+        let unused_again = vec![usage("role", "r", &[("s3", RECENT), ("ec2", OLD + 1)])];
+        let now_unused = vec![usage("role", "r", &[("s3", RECENT), ("ec2", OLD)])];
+        for other in [
+            digest(&identities, &changed_policy, &used, &principals, SINCE, 90),
+            digest(&detached, &references, &used, &principals, SINCE, 90),
+            digest(
+                &identities,
+                &references,
+                &unused_again,
+                &principals,
+                SINCE,
+                90,
+            ),
+            // s3 falls out of the window.
+            digest(
+                &identities,
+                &references,
+                &now_unused,
+                &principals,
+                RECENT + 1,
+                90,
+            ),
+            digest(&identities, &references, &used, &[], SINCE, 90),
+            digest(&identities, &references, &used, &principals, SINCE, 30),
+        ] {
+            assert_ne!(base, other);
+        }
     }
 }
