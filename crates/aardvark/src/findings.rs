@@ -242,7 +242,7 @@ impl Evaluator<'_> {
     }
 
     /// Records a resource's condition: holding (with the exclusion that archives it, if
-    /// any), or not, and why.
+    /// any, and its evidence, made only then), or not, and why.
     fn found(
         &mut self,
         kind: FindingType,
@@ -250,9 +250,10 @@ impl Evaluator<'_> {
         principal: &str,
         holds: bool,
         reason: &str,
-        evidence: serde_json::Value,
+        evidence: impl FnOnce() -> serde_json::Value,
     ) {
         if holds {
+            let evidence = evidence();
             let identity = self.identities.get(principal).copied();
             self.evaluation.holding.push(Holding {
                 kind,
@@ -271,12 +272,14 @@ impl Evaluator<'_> {
     }
 
     fn role(&mut self, role: &IdentityRecord) {
-        let evidence = json!({
-            "created": date(role.created_ms),
-            "last_used": date(role.last_used_ms),
-            "last_used_region": role.last_used_region,
-            "window_days": self.rules.days,
-        });
+        let evidence = || {
+            json!({
+                "created": date(role.created_ms),
+                "last_used": date(role.last_used_ms),
+                "last_used_region": role.last_used_region,
+                "window_days": self.rules.days,
+            })
+        };
         let holds = !self.used(role.last_used_ms) && !self.too_new(role.created_ms);
         self.found(
             FindingType::UnusedRole,
@@ -289,15 +292,17 @@ impl Evaluator<'_> {
     }
 
     fn password(&mut self, user: &UserCredentials) {
-        let evidence = json!({
-            "user": user.user_name,
-            "created": date(user.created_ms),
-            "password_enabled": user.password_enabled,
-            "password_last_used": date(user.password_last_used_ms),
-            "password_last_used_note": user.password_last_used_note,
-            "password_last_changed": date(user.password_last_changed_ms),
-            "window_days": self.rules.days,
-        });
+        let evidence = || {
+            json!({
+                "user": user.user_name,
+                "created": date(user.created_ms),
+                "password_enabled": user.password_enabled,
+                "password_last_used": date(user.password_last_used_ms),
+                "password_last_used_note": user.password_last_used_note,
+                "password_last_changed": date(user.password_last_changed_ms),
+                "window_days": self.rules.days,
+            })
+        };
         let (holds, reason) = if !user.password_enabled {
             (false, "the password was removed")
         } else {
@@ -320,16 +325,18 @@ impl Evaluator<'_> {
 
     fn keys(&mut self, user: &UserCredentials) {
         for key in &user.keys {
-            let evidence = json!({
-                "key_id": key.key_id,
-                "slot": key.slot,
-                "active": key.active,
-                "created": date(key.created_ms),
-                "last_used": date(key.last_used_ms),
-                "last_used_region": key.last_used_region,
-                "last_used_service": key.last_used_service,
-                "window_days": self.rules.days,
-            });
+            let evidence = || {
+                json!({
+                    "key_id": key.key_id,
+                    "slot": key.slot,
+                    "active": key.active,
+                    "created": date(key.created_ms),
+                    "last_used": date(key.last_used_ms),
+                    "last_used_region": key.last_used_region,
+                    "last_used_service": key.last_used_service,
+                    "window_days": self.rules.days,
+                })
+            };
             let (holds, reason) = if !key.active {
                 (false, "the access key was deactivated")
             } else {
@@ -350,32 +357,36 @@ impl Evaluator<'_> {
     fn permissions(&mut self, principal: &UsageFacts) {
         let since = self.since;
         let unused = |last: i64| last <= since;
-        let unused_services: Vec<serde_json::Value> = principal
-            .services
-            .iter()
-            .filter(|(_, last)| unused(*last))
-            .map(|(namespace, last)| json!({"namespace": namespace, "last_used": date((*last > 0).then_some(*last))}))
-            .collect();
-        let unused_actions: Vec<serde_json::Value> = principal
-            .actions
-            .iter()
-            .filter(|(_, _, last)| unused(*last))
-            .map(|(namespace, action, last)| json!({"action": format!("{namespace}:{action}"), "last_used": date((*last > 0).then_some(*last))}))
-            .collect();
         let created = principal.created_ms.or_else(|| {
             self.identities
                 .get(principal.arn.as_str())
                 .and_then(|i| i.created_ms)
         });
-        let holds =
-            (!unused_services.is_empty() || !unused_actions.is_empty()) && !self.too_new(created);
-        let evidence = json!({
-            "created": date(created),
-            "services": principal.services.len(),
-            "unused_services": unused_services,
-            "unused_actions": unused_actions,
-            "window_days": self.rules.days,
-        });
+        let holds = (principal.services.iter().any(|(_, last)| unused(*last))
+            || principal.actions.iter().any(|(_, _, last)| unused(*last)))
+            && !self.too_new(created);
+        let days = self.rules.days;
+        let evidence = || {
+            let unused_services: Vec<serde_json::Value> = principal
+                .services
+                .iter()
+                .filter(|(_, last)| unused(*last))
+                .map(|(namespace, last)| json!({"namespace": namespace, "last_used": date((*last > 0).then_some(*last))}))
+                .collect();
+            let unused_actions: Vec<serde_json::Value> = principal
+                .actions
+                .iter()
+                .filter(|(_, _, last)| unused(*last))
+                .map(|(namespace, action, last)| json!({"action": format!("{namespace}:{action}"), "last_used": date((*last > 0).then_some(*last))}))
+                .collect();
+            json!({
+                "created": date(created),
+                "services": principal.services.len(),
+                "unused_services": unused_services,
+                "unused_actions": unused_actions,
+                "window_days": days,
+            })
+        };
         self.found(
             FindingType::UnusedPermission,
             principal.arn.clone(),
@@ -523,7 +534,7 @@ pub fn recommendations(
 
 /// Accounts evaluated at once when every account is evaluated again (on SQLite their writes
 /// take turns: `Database::write_turn`).
-const EVALUATIONS_AT_ONCE: usize = 8;
+pub const EVALUATIONS_AT_ONCE: usize = 8;
 
 /// Attempts at applying an evaluation when the database is busy or the connection lost.
 const EVALUATION_ATTEMPTS: u32 = 3;
@@ -540,19 +551,26 @@ pub async fn reevaluate_if_rules_changed(
         return Ok(0);
     }
     let accounts = db.accounts_with_facts().await?;
-    // Several accounts at once: reading an account's facts waits on the database more than
-    // it computes, and PostgreSQL writes different accounts' findings side by side.
+    let evaluated = accounts.len();
+    // Several accounts at once, each its own task: one account's rules and recommendations
+    // are computed on one core while another's statements run (in one task, the computing
+    // would hold up the statements between them, and SQLite's write turn with them), and
+    // PostgreSQL writes different accounts' findings side by side.
     use futures::{StreamExt, TryStreamExt};
-    let evaluations: Vec<_> = accounts
-        .iter()
-        .map(|account| evaluate_account(db, account, Judged::ALL, rules, None))
-        .collect();
+    let rules = std::sync::Arc::new(rules.clone());
+    let evaluations = accounts.into_iter().map(|account| {
+        let (db, rules) = (db.clone(), rules.clone());
+        tokio::spawn(
+            async move { evaluate_account(&db, &account, Judged::ALL, &rules, None).await },
+        )
+    });
     futures::stream::iter(evaluations)
         .buffer_unordered(EVALUATIONS_AT_ONCE)
+        .map(|joined| joined.unwrap_or_else(|err| std::panic::resume_unwind(err.into_panic())))
         .try_collect::<Vec<_>>()
         .await?;
     db.set_findings_rules(&fingerprint).await?;
-    Ok(accounts.len())
+    Ok(evaluated)
 }
 
 /// [`reevaluate_if_rules_changed`], its outcome logged: findings that cannot be evaluated

@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 
 /// RFC 3339 in UTC, seconds precision: how the operator's endpoints write times.
 const RFC3339_SECONDS: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -50,7 +50,15 @@ pub fn rfc3339_seconds(stored: &str) -> String {
 
 /// Epoch milliseconds in RFC 3339 (UTC, seconds precision).
 pub fn rfc3339_seconds_from_millis(ms: i64) -> Option<String> {
-    DateTime::from_timestamp_millis(ms).map(|time| time.format(RFC3339_SECONDS).to_string())
+    // Not `format(RFC3339_SECONDS)`: that reads the format string at every call, and findings
+    // write several of these per principal.
+    DateTime::from_timestamp_millis(ms).map(|time| {
+        if (0..=9999).contains(&time.year()) {
+            time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        } else {
+            time.format(RFC3339_SECONDS).to_string()
+        }
+    })
 }
 
 /// A stored time as seconds since the epoch (for `/metrics`).
@@ -114,5 +122,27 @@ mod tests {
             day_from_millis(1_764_000_000_123).as_deref(),
             Some("2025-11-24")
         );
+    }
+
+    #[test]
+    fn rfc3339_seconds_are_written_as_the_format_string_writes_them() {
+        for ms in [
+            0,
+            1,
+            999,
+            86_399_999,
+            1_577_836_800_000,
+            1_784_316_083_456,
+            -1_000,
+            253_402_300_799_000,
+            253_402_300_800_000,
+        ] {
+            let time = DateTime::from_timestamp_millis(ms).unwrap();
+            assert_eq!(
+                rfc3339_seconds_from_millis(ms),
+                Some(time.format(RFC3339_SECONDS).to_string()),
+                "{ms}"
+            );
+        }
     }
 }

@@ -343,6 +343,21 @@ async fn findings_have_a_lifecycle(backend: Backend) {
     let ok = records.iter().find(|r| r.account_id == ACCOUNT).unwrap();
     assert!(ok.parts.iter().all(|p| p.status.as_str() == "collected") && ok.parts.len() == 3);
 
+    // A finding an exclusion archived, made active by hand: the same world collected again
+    // (an evaluation that finds what the last one found) archives it again by the rule, as
+    // an evaluation of what is stored decides, and changes nothing else.
+    let sandboxed = aardvark::db::findings::finding_id(
+        aardvark::db::findings::FindingType::UnusedRole,
+        &arn("role", "sandboxed"),
+    );
+    database
+        .set_finding_archived(&sandboxed, false, "look again", "alice@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    collect(&sim, &database, settings(&sim, &db, &["tag:env=sandbox"])).await;
+    assert_eq!(findings(&database).await, first);
+
     // Archived by hand: stays archived whatever the next evaluations find.
     let bob_password = aardvark::db::findings::finding_id(
         aardvark::db::findings::FindingType::UnusedPassword,

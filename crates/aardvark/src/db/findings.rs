@@ -244,6 +244,38 @@ struct Prepared<'a> {
     cleared: HashMap<String, &'a str>,
 }
 
+impl Prepared<'_> {
+    /// A digest of everything `plan` reads of the evaluation: two evaluations of equal
+    /// digests applied one after the other, with no other write between them, leave the
+    /// second nothing to change.
+    fn digest(&self, evaluation: &Evaluation) -> String {
+        let mut digest = super::identity::FieldsDigest::default();
+        let mut put = |fields: &[&str]| digest.put(fields);
+        put(&evaluation
+            .types
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>());
+        for (id, evidence, holding) in &self.holding {
+            let (status, reason) = wanted(holding);
+            put(&[
+                id,
+                evidence,
+                &holding.principal,
+                &holding.resource,
+                status.as_str(),
+                &reason,
+            ]);
+        }
+        let mut cleared: Vec<(&String, &&str)> = self.cleared.iter().collect();
+        cleared.sort_unstable();
+        for (id, reason) in cleared {
+            put(&[id, reason]);
+        }
+        digest.finish()
+    }
+}
+
 fn prepare(evaluation: &Evaluation) -> Prepared<'_> {
     Prepared {
         holding: evaluation
@@ -580,14 +612,32 @@ impl Database {
         now: &str,
     ) -> Result<Changes, DbError> {
         let prepared = prepare(evaluation);
+        let digest = prepared.digest(evaluation);
+        let account = evaluation.account.as_str();
         let _turn = self.write_turn().await;
         let mut tx = self.pool().begin().await?;
         let previous = record_evaluations(&mut tx, self.dialect(), evaluation, now).await?;
-        let current = current_findings(&mut tx, self.dialect(), &evaluation.account).await?;
+        let applied: Option<String> = sqlx::query_scalar(
+            "SELECT digest FROM aardvark_findings_applied WHERE account_id = $1",
+        )
+        .bind(account)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if applied.as_deref() == Some(digest.as_str()) {
+            tx.commit().await?;
+            return Ok(Changes::default());
+        }
+        let current = current_findings(&mut tx, self.dialect(), account).await?;
         let (writes, changes) = plan(evaluation, &prepared, &current, &previous, run_id, now);
-        writes
-            .apply(&mut tx, self.dialect(), &evaluation.account, now)
-            .await?;
+        writes.apply(&mut tx, self.dialect(), account, now).await?;
+        sqlx::query(
+            "INSERT INTO aardvark_findings_applied (account_id, digest) VALUES ($1, $2) \
+             ON CONFLICT (account_id) DO UPDATE SET digest = excluded.digest",
+        )
+        .bind(account)
+        .bind(&digest)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(changes)
     }
@@ -611,6 +661,14 @@ impl Database {
         if exists == 0 {
             return Ok(None);
         }
+        // The account's next evaluation plans from what is stored, as this changes it.
+        sqlx::query(
+            "DELETE FROM aardvark_findings_applied WHERE account_id = \
+             (SELECT account_id FROM aardvark_findings WHERE id = $1)",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let status = if archive {
             FindingStatus::Archived
         } else {

@@ -116,8 +116,27 @@ pub fn text_digest(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
+/// SHA-256 over lists of text fields, each field and each list ended by its own separator, so
+/// that no two different sequences of lists hash alike; in hex.
+#[derive(Default)]
+pub struct FieldsDigest(Sha256);
+
+impl FieldsDigest {
+    pub fn put(&mut self, fields: &[&str]) {
+        for field in fields {
+            self.0.update(field.as_bytes());
+            self.0.update([0]);
+        }
+        self.0.update([1]);
+    }
+
+    pub fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
 /// `bytes` in lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()
@@ -359,7 +378,11 @@ impl Database {
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
-        for table in ["aardvark_recommendations", "aardvark_recommendation_inputs"] {
+        for table in [
+            "aardvark_recommendations",
+            "aardvark_recommendation_inputs",
+            "aardvark_findings_applied",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account_id)
                 .execute(&mut *tx)

@@ -34,6 +34,7 @@ pub use uri::DatabaseTarget;
 /// Every table this program creates, children first (the order `drop-db` uses).
 const TABLES: &[&str] = &[
     "aardvark_recommendation_inputs",
+    "aardvark_findings_applied",
     "aardvark_recommendations",
     "aardvark_finding_evaluations",
     "aardvark_finding_history",

@@ -200,15 +200,8 @@ pub fn inputs_digest(
     since: i64,
     window_days: i64,
 ) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    let mut put = |parts: &[&str]| {
-        for part in parts {
-            hasher.update(part.as_bytes());
-            hasher.update([0]);
-        }
-        hasher.update([1]);
-    };
+    let mut digest = crate::db::identity::FieldsDigest::default();
+    let mut put = |fields: &[&str]| digest.put(fields);
     put(&[RULES_REVISION, &window_days.to_string()]);
     put(principals);
     for identity in identities {
@@ -253,7 +246,7 @@ pub fn inputs_digest(
             put(&[namespace, action, &evidence.to_string()]);
         }
     }
-    crate::db::identity::hex(&hasher.finalize())
+    digest.finish()
 }
 
 fn is_aws_managed(arn: &str) -> bool {
