@@ -250,15 +250,16 @@ impl Prepared<'_> {
     /// second nothing to change.
     fn digest(&self, evaluation: &Evaluation) -> String {
         let mut digest = super::identity::FieldsDigest::default();
-        let mut put = |fields: &[&str]| digest.put(fields);
-        put(&evaluation
-            .types
-            .iter()
-            .map(|kind| kind.as_str())
-            .collect::<Vec<_>>());
+        digest.put(
+            &evaluation
+                .types
+                .iter()
+                .map(|kind| kind.as_str())
+                .collect::<Vec<_>>(),
+        );
         for (id, evidence, holding) in &self.holding {
             let (status, reason) = wanted(holding);
-            put(&[
+            digest.put(&[
                 id,
                 evidence,
                 &holding.principal,
@@ -270,7 +271,7 @@ impl Prepared<'_> {
         let mut cleared: Vec<(&String, &&str)> = self.cleared.iter().collect();
         cleared.sort_unstable();
         for (id, reason) in cleared {
-            put(&[id, reason]);
+            digest.put(&[id, reason]);
         }
         digest.finish()
     }

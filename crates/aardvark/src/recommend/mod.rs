@@ -201,24 +201,27 @@ pub fn inputs_digest(
     window_days: i64,
 ) -> String {
     let mut digest = crate::db::identity::FieldsDigest::default();
-    let mut put = |fields: &[&str]| digest.put(fields);
-    put(&[RULES_REVISION, &window_days.to_string()]);
-    put(principals);
+    digest.put(&[RULES_REVISION, &window_days.to_string()]);
+    digest.put(principals);
     for identity in identities {
-        put(&[&identity.arn, &identity.kind]);
-        put(&identity
-            .groups
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>());
-        put(&identity
-            .managed_policies
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>());
+        digest.put(&[&identity.arn, &identity.kind]);
+        digest.put(
+            &identity
+                .groups
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
+        digest.put(
+            &identity
+                .managed_policies
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+        );
     }
     for (arn, reference) in policy_references {
-        put(&[arn, reference]);
+        digest.put(&[arn, reference]);
     }
     // A last use counts only when it is a removal's evidence: later uses of a used service
     // recommend the same.
@@ -226,7 +229,7 @@ pub fn inputs_digest(
     let mut principals_usage: Vec<&UsageFacts> = usage.iter().collect();
     principals_usage.sort_unstable_by(|a, b| a.arn.cmp(&b.arn));
     for principal in principals_usage {
-        put(&[&principal.arn]);
+        digest.put(&[&principal.arn]);
         let mut services: Vec<(&str, i64)> = principal
             .services
             .iter()
@@ -234,7 +237,7 @@ pub fn inputs_digest(
             .collect();
         services.sort_unstable();
         for (namespace, evidence) in services {
-            put(&[namespace, &evidence.to_string()]);
+            digest.put(&[namespace, &evidence.to_string()]);
         }
         let mut actions: Vec<(&str, &str, i64)> = principal
             .actions
@@ -243,7 +246,7 @@ pub fn inputs_digest(
             .collect();
         actions.sort_unstable();
         for (namespace, action, evidence) in actions {
-            put(&[namespace, action, &evidence.to_string()]);
+            digest.put(&[namespace, action, &evidence.to_string()]);
         }
     }
     digest.finish()
