@@ -4,7 +4,8 @@
 //! are measured apart); the collector runs in this process into a fresh SQLite file. Each
 //! scenario prints its lower bound (behaviour section 8 (docs/behaviour.md)), the wall time and their ratio, calls
 //! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100;
-//! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size;
+//! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size (another size, alone, with
+//! every account at once);
 //! AARDVARK_BENCH_GRANULARITY=service collects at service level instead of the default.
 //! At 200 x 50 the same run without identity details (`UPDATER_IDENTITY_DETAILS: false`)
 //! follows, and what they add to the wall time is printed.
@@ -27,7 +28,9 @@ use aws_sim::{RateLimit, Scenario};
 
 // The shipped binary's allocator (src/main.rs says why): the collector runs in this process,
 // and without it glibc's malloc would be measured instead (about a fifth of the collector's
-// samples in a profile at 200 x 50 were in its malloc and free).
+// samples in a profile at 200 x 50 were in its malloc and free); `--features system-allocator`
+// measures glibc's, for heaptrack.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -256,8 +259,23 @@ async fn main() {
     if all {
         cases.push(case(1000, 100, None));
     }
-    // AARDVARK_BENCH_ONLY=200x50 runs only the scenarios of that size (for profiling).
+    // AARDVARK_BENCH_ONLY=200x50 runs only the scenarios of that size (for profiling); another
+    // size (AARDVARK_BENCH_ONLY=2000x20) runs that size alone, every account at once
+    // (UPDATER_NUM_THREADS at least the accounts): memory per account in flight is the growth
+    // of peak RSS between such runs, each in a process of its own.
     let only = std::env::var("AARDVARK_BENCH_ONLY").unwrap_or_default();
+    if let Some((accounts, principals)) = only
+        .split_once('x')
+        .and_then(|(a, p)| Some((a.parse().ok()?, p.parse().ok()?)))
+        .filter(|&(a, p)| !cases.iter().any(|c| (c.accounts, c.principals) == (a, p)))
+    {
+        let threads = Settings::default().updater_num_threads;
+        cases = vec![case(
+            accounts,
+            principals,
+            (accounts as usize > threads).then_some(accounts as usize),
+        )];
+    }
     for case in &cases {
         if format!("{}x{}", case.accounts, case.principals).contains(&only) {
             let wall = run(case).await;

@@ -17,7 +17,8 @@ use std::time::Instant;
 
 use aardvark::api::wire::RENDERING;
 use aardvark::db::identity::{
-    AccessKeyRecord, AuthorizationDetails, IdentityRecord, ManagedPolicy, UserCredentials,
+    compact_json, AccessKeyRecord, AuthorizationDetails, IdentityRecord, ManagedPolicy,
+    UserCredentials,
 };
 use aardvark::db::vocabulary::{PrincipalListing, PrincipalUsage, ServiceUsage};
 use aardvark::db::write::WriteOptions;
@@ -25,6 +26,7 @@ use aardvark::db::Database;
 use aardvark::findings::{self, FindingRules};
 
 // The shipped binary's allocator (src/main.rs says why).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -33,9 +35,12 @@ const DAY_MS: i64 = 86_400_000;
 const GROUPS: usize = 5;
 
 /// A policy granting every action of each of `services`.
-fn grant(services: impl IntoIterator<Item = usize>) -> serde_json::Value {
+/// A policy granting every action of `services`, as the collector hands documents to storage.
+fn grant(services: impl IntoIterator<Item = usize>) -> String {
     let actions: Vec<String> = services.into_iter().map(|s| format!("svc{s}:*")).collect();
-    serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]})
+    compact_json(
+        &serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}),
+    )
 }
 
 fn account_id(i: usize) -> String {

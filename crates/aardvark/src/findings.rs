@@ -532,8 +532,10 @@ pub fn recommendations(
     fresh
 }
 
-/// Accounts evaluated at once when every account is evaluated again (on SQLite their writes
-/// take turns: `Database::write_turn`).
+/// Accounts evaluated at once, when every account is evaluated again and as a collection's
+/// accounts end (on SQLite their writes take turns: `Database::write_turn`). Each evaluation
+/// holds its account's facts and policies: accounts that end together would otherwise hold
+/// all of theirs at once.
 pub const EVALUATIONS_AT_ONCE: usize = 8;
 
 /// Attempts at applying an evaluation when the database is busy or the connection lost.

@@ -5,6 +5,7 @@
 /// again on the next: perf put 44% of a loaded server's time in the kernel, most of it page
 /// faults under `memmove`. mimalloc keeps them; its `override` feature makes SQLite's own
 /// allocations (the page text it puts together) use it too.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -39,11 +39,12 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         run.settings.updater_account_rate_limit,
         run.settings.updater_account_burst,
         run.settings.updater_job_timeout,
-    );
+    )
+    .on_the_wire(run.aws.wire().clone());
     let listing = async {
         // The first session first: its denial (an SCP, a missing role) fails the account.
         session.current().await?;
-        list_principals(&session, &pacer).await
+        Box::pin(list_principals(&session, &pacer)).await
     };
     let (listed, listings): (Vec<String>, HashMap<String, PrincipalListing>) = match listing.await {
         Ok(listed) => (
@@ -62,28 +63,29 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         }
     };
     // The identity parts go beside the principals, on the same pacer: the credential
-    // report's generation waits while the jobs run.
+    // report's generation waits while the jobs run. Each stage boxed: every account in flight
+    // holds this future, which would otherwise keep room for all of them (22 kB) all along.
     let (outcomes, identity) = tokio::join!(
-        collect_principals(
+        Box::pin(collect_principals(
             run,
             account,
             &session,
             &pacer,
             wanted(run, &listed),
             &listings,
-        ),
-        super::identity::collect(run, account, &session, &pacer),
+        )),
+        Box::pin(super::identity::collect(run, account, &session, &pacer)),
     );
     log_pacing_and_sessions(run, account, &pacer, &session);
     let pruned = if run.prune && !run.database_lost.load(Ordering::SeqCst) {
-        prune(run, account, &listed).await
+        Box::pin(prune(run, account, &listed)).await
     } else {
         Vec::new()
     };
     let not_found = not_found(run, account, &listed);
     let mut report = AccountReport::from_outcomes(account, target.name, listed, outcomes);
     if !run.database_lost.load(Ordering::SeqCst) {
-        evaluate_findings(run, account, identity.judged(true)).await;
+        Box::pin(evaluate_findings(run, account, identity.judged(true))).await;
     }
     report.parts = identity.parts;
     report.pruned = pruned;
@@ -120,6 +122,8 @@ fn log_pacing_and_sessions(
 /// Evaluates the account's findings from what was collected; a failure is logged (the
 /// findings stay as they were until the next evaluation).
 async fn evaluate_findings(run: &RunShared, account: &str, judged: crate::findings::Judged) {
+    // The semaphore is never closed.
+    let _turn = run.evaluation_turns.acquire().await.ok();
     let rules = run.settings.finding_rules();
     match crate::findings::evaluate_account(&run.db, account, judged, &rules, run.write.run_id)
         .await

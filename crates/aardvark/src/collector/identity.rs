@@ -13,7 +13,9 @@ use super::aws::Failure;
 use super::pacer::Pacer;
 use super::run::RunShared;
 use super::session::{is_expired, AccountSession};
-use crate::db::identity::{AuthorizationDetails, IdentityRecord, ManagedPolicy, UserCredentials};
+use crate::db::identity::{
+    compact_json, AuthorizationDetails, IdentityRecord, ManagedPolicy, UserCredentials,
+};
 use crate::db::runs::{IdentityPart, PartStatus, RecordedPart};
 use crate::findings::Judged;
 
@@ -77,6 +79,8 @@ pub(super) async fn collect(
     let store_failure =
         |err: crate::db::DbError| Failure::new("DatabaseError", crate::error_text::one_line(&err));
     let details = async {
+        // The semaphore is never closed.
+        let _turn = run.details_turns.acquire().await.ok();
         let details = authorization_details(session, pacer).await?;
         run.db
             .store_authorization_details(account, &details)
@@ -259,12 +263,9 @@ fn identity(
     })
 }
 
-/// A policy document as IAM sends it (URL-encoded JSON), decoded.
-pub(crate) fn decoded(
-    owner: &str,
-    name: &str,
-    encoded: &str,
-) -> Result<serde_json::Value, Failure> {
+/// A policy document as IAM sends it (URL-encoded JSON), decoded and checked, as storage keeps
+/// it (`compact_json`).
+pub(crate) fn decoded(owner: &str, name: &str, encoded: &str) -> Result<String, Failure> {
     let malformed = |problem: String| {
         Failure::new(
             "MalformedPolicyDocument",
@@ -274,7 +275,9 @@ pub(crate) fn decoded(
     let text = percent_encoding::percent_decode_str(encoded)
         .decode_utf8()
         .map_err(|err| malformed(format!("not UTF-8 once URL-decoded ({err})")))?;
-    serde_json::from_str(&text).map_err(|err| malformed(format!("not JSON ({err})")))
+    let document: serde_json::Value =
+        serde_json::from_str(&text).map_err(|err| malformed(format!("not JSON ({err})")))?;
+    Ok(compact_json(&document))
 }
 
 /// How long to wait before asking about the report again, and whether the wait fits in the
@@ -433,12 +436,13 @@ mod tests {
         // As the IAM API Reference's GetAccountAuthorizationDetails example sends one.
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D";
         let document = decoded("arn:aws:iam::123456789012:role/r", "p", encoded).unwrap();
+        // Compact, keys sorted.
         assert_eq!(
             document,
-            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+            r#"{"Statement":[{"Action":"*","Effect":"Allow","Resource":"*"}],"Version":"2012-10-17"}"#
         );
         let spaced = "%7B%22Sid%22%3A%20%22a%20b%2Bc%22%7D";
-        assert_eq!(decoded("o", "p", spaced).unwrap()["Sid"], "a b+c");
+        assert_eq!(decoded("o", "p", spaced).unwrap(), r#"{"Sid":"a b+c"}"#);
     }
 
     #[test]

@@ -195,6 +195,8 @@ impl Collector {
             },
             database_lost: AtomicBool::new(false),
             writes: Default::default(),
+            details_turns: tokio::sync::Semaphore::new(run::DETAILS_AT_ONCE),
+            evaluation_turns: tokio::sync::Semaphore::new(crate::findings::EVALUATIONS_AT_ONCE),
             progress,
             stop: self.stop.clone(),
         }

@@ -7,7 +7,8 @@
 //! slot, until the call has been throttled for the job timeout; the SDK's retry strategy
 //! handles every other retryable error (its retries of throttling are turned off, so that no
 //! attempt goes around the pacer). Unpaced accounts (a rate of 0) leave throttles to the SDK's
-//! adaptive mode.
+//! adaptive mode. Paced or not, each call is made in one of the run's turns on the wire
+//! (`AwsContext::wire`).
 //!
 //! Why not the SDK's adaptive mode here: its client rate limiter, throttled while an account
 //! starts, keeps the account far below AWS's limit (`aardvark demo`, whose three accounts AWS
@@ -15,11 +16,12 @@
 //! `governor`: its quota is fixed once built.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::config::http::HttpResponse;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use tokio::sync::Semaphore;
 
 use super::aws::Failure;
 use super::calls::is_throttled;
@@ -40,6 +42,8 @@ pub struct Pacer {
     burst: u32,
     /// How long one call may keep being throttled before it fails.
     patience: Duration,
+    /// The run's turns for a call on the wire, when it has them.
+    wire: Option<Arc<Semaphore>>,
 }
 
 struct State {
@@ -76,7 +80,26 @@ impl Pacer {
             ceiling: per_second,
             burst: burst.max(1),
             patience,
+            wire: None,
         }
+    }
+
+    /// The same pacer, each call also taking one of `wire`'s turns while it is made.
+    pub fn on_the_wire(mut self, wire: Arc<Semaphore>) -> Self {
+        self.wire = Some(wire);
+        self
+    }
+
+    /// Makes one call, in a turn on the wire. `request` is made only once the turn is taken,
+    /// and boxed: the SDK's future of a call is about 10 kB, and an account holds one future
+    /// per principal in flight; the call's state is then on the heap only while it is made.
+    async fn call<Fut: Future>(&self, request: impl FnOnce() -> Fut) -> Fut::Output {
+        let _turn = match &self.wire {
+            // The semaphore is never closed.
+            Some(wire) => wire.acquire().await.ok(),
+            None => None,
+        };
+        Box::pin(request()).await
     }
 
     /// The rate the account is paced at now (requests per second; 0 when unpaced).
@@ -186,15 +209,13 @@ impl Pacer {
         Fut: Future<Output = Result<T, E>>,
         E: Throttling,
     {
-        // Boxed: the SDK's future of a call is large, and an account holds one future per
-        // principal in flight; the call's state is then on the heap only while it is made.
         if self.state.is_none() {
-            return Box::pin(request()).await;
+            return self.call(&mut request).await;
         }
         let first = Instant::now();
         loop {
             let slot = self.wait_for_slot().await;
-            let result = Box::pin(request()).await;
+            let result = self.call(&mut request).await;
             match &result {
                 Err(err) if err.is_throttling() => {
                     self.throttled(slot.at);
@@ -383,5 +404,38 @@ mod tests {
             .await;
         assert_eq!(got.unwrap_err().code, "AccessDenied");
         assert_eq!(sent, 1, "other errors are not sent again");
+    }
+
+    #[tokio::test]
+    async fn a_call_is_made_only_in_a_turn_on_the_wire() {
+        let wire = Arc::new(Semaphore::new(1));
+        let made = std::sync::atomic::AtomicBool::new(false);
+        let held = wire.clone().try_acquire_owned().unwrap();
+        for pacer in [
+            Pacer::new(0.0, 1, Duration::ZERO),
+            Pacer::new(10.0, 1, Duration::ZERO),
+        ] {
+            let pacer = pacer.on_the_wire(wire.clone());
+            let mut call = Box::pin(pacer.send(|| {
+                made.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::future::ready(Ok::<_, Failure>(()))
+            }));
+            assert!(futures::poll!(&mut call).is_pending());
+            assert!(
+                !made.load(std::sync::atomic::Ordering::SeqCst),
+                "made before its turn"
+            );
+        }
+        drop(held);
+        let pacer = Pacer::new(10.0, 1, Duration::ZERO).on_the_wire(wire.clone());
+        let got = pacer
+            .send(|| {
+                made.store(true, std::sync::atomic::Ordering::SeqCst);
+                std::future::ready(Ok::<_, Failure>(()))
+            })
+            .await;
+        assert_eq!(got, Ok(()));
+        assert!(made.load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(wire.available_permits(), 1, "the turn is given back");
     }
 }

@@ -104,9 +104,11 @@ async fn job(
     context: JobContext<'_>,
     arn: &str,
 ) -> Result<Vec<ServiceUsage>, Attempt> {
-    let (job_id, generated_at) = generate(iam, context, arn).await?;
-    let first_page = poll_until_done(iam, context, &job_id, generated_at).await?;
-    let services = read_pages(iam, context, &job_id, first_page).await?;
+    // Each stage boxed: a job spends most of its life waiting to poll, and its future would
+    // otherwise keep room for its largest stage all along.
+    let (job_id, generated_at) = Box::pin(generate(iam, context, arn)).await?;
+    let first_page = Box::pin(poll_until_done(iam, context, &job_id, generated_at)).await?;
+    let services = Box::pin(read_pages(iam, context, &job_id, first_page)).await?;
     context.clock.job_took(generated_at.elapsed());
     Ok(services)
 }
@@ -224,7 +226,7 @@ async fn read_pages(
     job_id: &str,
     mut page: GetServiceLastAccessedDetailsOutput,
 ) -> Result<Vec<ServiceUsage>, Attempt> {
-    let mut services = Vec::new();
+    let mut services = Vec::with_capacity(page.services_last_accessed().len());
     loop {
         for service in page.services_last_accessed() {
             services.push(convert(service, context.granularity).map_err(PrincipalError::Failed)?);

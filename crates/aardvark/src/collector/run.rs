@@ -73,6 +73,11 @@ pub(super) struct RunShared {
     pub(super) database_lost: AtomicBool,
     /// Principals waiting to be written.
     pub(super) writes: WriteQueue,
+    /// Turns for an account's authorization details, from their first page until they are
+    /// stored (`DETAILS_AT_ONCE`).
+    pub(super) details_turns: tokio::sync::Semaphore,
+    /// Turns for an account's findings evaluation (`findings::EVALUATIONS_AT_ONCE`).
+    pub(super) evaluation_turns: tokio::sync::Semaphore,
     pub(super) progress: Progress,
     pub(super) stop: Stop,
 }
@@ -88,6 +93,12 @@ pub(super) struct WriteQueue {
 
 /// Where a waiting principal's outcome is sent.
 type Written = tokio::sync::oneshot::Sender<Result<(), Failure>>;
+
+/// How many accounts' authorization details may be in memory at once. Each account's are
+/// read whole and stored in one transaction, and a thousand accounts starting together held
+/// 300 MB of them while they waited for the database; their calls take well under a second,
+/// so a few dozen at once keep pace with accounts whose principals take tens of seconds.
+pub(super) const DETAILS_AT_ONCE: usize = 64;
 
 /// The most principals one transaction writes.
 const MOST_AT_ONCE: usize = 256;

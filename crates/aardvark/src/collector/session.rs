@@ -126,6 +126,7 @@ impl<'a> AccountSession<'a> {
     /// `AssumeRole`, called explicitly (not through a lazy credentials provider) so that an SCP
     /// denial is a plain `AccessDenied` of this one call.
     async fn assume(&self) -> Result<Session, Failure> {
+        let turn = self.aws.wire().acquire().await.ok();
         let asked = Instant::now();
         let assumed = self
             .sts
@@ -138,6 +139,7 @@ impl<'a> AccountSession<'a> {
             .map_err(|err| {
                 Failure::from_sdk(&err).during(&format!("AssumeRole {}", self.role_arn))
             })?;
+        drop(turn);
         let credentials = assumed.credentials().ok_or_else(|| {
             Failure::new("MalformedResponse", "AssumeRole returned no credentials")
         })?;

@@ -695,7 +695,11 @@ mod tests {
     fn inline_of(identities: &[IdentityRecord]) -> HashMap<String, Vec<(String, Value)>> {
         identities
             .iter()
-            .map(|i| (i.arn.clone(), i.inline_policies.clone()))
+            .map(|i| {
+                let documents = i.inline_policies.iter();
+                let decoded = documents.map(|(n, d)| (n.clone(), serde_json::from_str(d).unwrap()));
+                (i.arn.clone(), decoded.collect())
+            })
             .collect()
     }
 
@@ -743,14 +747,17 @@ mod tests {
         let mut alice = identity("user", "alice");
         alice.groups = vec!["devs".into()];
         alice.inline_policies = vec![
-            ("mine".into(), grant(&["s3:*", "sqs:*"])),
-            ("broken".into(), json!({"Statement": [{"Effect": "Maybe"}]})),
+            ("mine".into(), grant(&["s3:*", "sqs:*"]).to_string()),
+            (
+                "broken".into(),
+                json!({"Statement": [{"Effect": "Maybe"}]}).to_string(),
+            ),
         ];
         alice.managed_policies = vec![shared.clone(), aws_read_only.into()];
         let mut bob = identity("user", "bob");
         bob.groups = vec!["devs".into()];
         let mut devs = identity("group", "devs");
-        devs.inline_policies = vec![("team".into(), grant(&["dynamodb:*", "ec2:*"]))];
+        devs.inline_policies = vec![("team".into(), grant(&["dynamodb:*", "ec2:*"]).to_string())];
         let mut ci = identity("role", "ci");
         ci.managed_policies = vec![shared.clone()];
         let identities = vec![alice, bob, devs, ci];
@@ -840,7 +847,7 @@ mod tests {
     fn nothing_left_deletes_or_detaches() {
         let mut role = identity("role", "idle");
         let own = arn("policy", "own");
-        role.inline_policies = vec![("all".into(), grant(&["ec2:*"]))];
+        role.inline_policies = vec![("all".into(), grant(&["ec2:*"]).to_string())];
         role.managed_policies = vec![own.clone()];
         let identities = vec![role];
         let policies = vec![managed(&own, grant(&["sqs:SendMessage"]))];
@@ -918,7 +925,7 @@ mod tests {
         actions.push("sqs:*".into());
         let refs: Vec<&str> = actions.iter().map(String::as_str).collect();
         let mut user = identity("user", "big");
-        user.inline_policies = vec![("big".into(), grant(&refs))];
+        user.inline_policies = vec![("big".into(), grant(&refs).to_string())];
         let identities = vec![user];
         let usage = vec![usage("user", "big", &[("s3", RECENT), ("sqs", OLD)])];
         let inline = inline_of(&identities);
