@@ -122,8 +122,11 @@ fn log_pacing_and_sessions(
 /// Evaluates the account's findings from what was collected; a failure is logged (the
 /// findings stay as they were until the next evaluation).
 async fn evaluate_findings(run: &RunShared, account: &str, judged: crate::findings::Judged) {
-    // The semaphore is never closed.
-    let _turn = run.evaluation_turns.acquire().await.ok();
+    let _turn = run
+        .evaluation_turns
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
     let rules = run.settings.finding_rules();
     match crate::findings::evaluate_account(&run.db, account, judged, &rules, run.write.run_id)
         .await

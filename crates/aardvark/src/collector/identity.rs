@@ -79,8 +79,11 @@ pub(super) async fn collect(
     let store_failure =
         |err: crate::db::DbError| Failure::new("DatabaseError", crate::error_text::one_line(&err));
     let details = async {
-        // The semaphore is never closed.
-        let _turn = run.details_turns.acquire().await.ok();
+        let _turn = run
+            .details_turns
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let details = authorization_details(session, pacer).await?;
         run.db
             .store_authorization_details(account, &details)

@@ -95,8 +95,7 @@ impl Pacer {
     /// per principal in flight; the call's state is then on the heap only while it is made.
     async fn call<Fut: Future>(&self, request: impl FnOnce() -> Fut) -> Fut::Output {
         let _turn = match &self.wire {
-            // The semaphore is never closed.
-            Some(wire) => wire.acquire().await.ok(),
+            Some(wire) => Some(wire.acquire().await.expect("the semaphore is never closed")),
             None => None,
         };
         Box::pin(request()).await

@@ -126,7 +126,12 @@ impl<'a> AccountSession<'a> {
     /// `AssumeRole`, called explicitly (not through a lazy credentials provider) so that an SCP
     /// denial is a plain `AccessDenied` of this one call.
     async fn assume(&self) -> Result<Session, Failure> {
-        let turn = self.aws.wire().acquire().await.ok();
+        let turn = self
+            .aws
+            .wire()
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let asked = Instant::now();
         let assumed = self
             .sts

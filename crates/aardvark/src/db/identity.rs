@@ -132,6 +132,11 @@ impl FieldsDigest {
         self.0.update([1]);
     }
 
+    /// `put` of a list of owned fields.
+    pub fn put_owned(&mut self, fields: &[String]) {
+        self.put(&fields.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
     pub fn finish(self) -> String {
         hex(&self.0.finalize())
     }

@@ -205,20 +205,8 @@ pub fn inputs_digest(
     digest.put(principals);
     for identity in identities {
         digest.put(&[&identity.arn, &identity.kind]);
-        digest.put(
-            &identity
-                .groups
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
-        digest.put(
-            &identity
-                .managed_policies
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
+        digest.put_owned(&identity.groups);
+        digest.put_owned(&identity.managed_policies);
     }
     for (arn, reference) in policy_references {
         digest.put(&[arn, reference]);
