@@ -18,7 +18,7 @@
 
 mod common;
 
-use common::proc_status;
+use common::{postgres_database, proc_status};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -532,33 +532,6 @@ async fn api_suite(backend: &str, uri: &str, accounts: u64, per_account: u64) {
     );
     let _ = server.kill();
     let _ = server.wait();
-}
-
-/// A PostgreSQL database `name`: a fresh one, or with `keep` the one a previous run left.
-async fn postgres_database(name: &str, keep: bool) -> Option<String> {
-    let admin = std::env::var("AARDVARK_TEST_POSTGRES_URL").ok()?;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&admin).await.unwrap();
-    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_optional(&pool)
-        .await
-        .unwrap();
-    if exists.is_some() && !keep {
-        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    if exists.is_none() || !keep {
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-    }
-    pool.close().await;
-    let base = admin.split('?').next().unwrap();
-    Some(format!("{}/{name}", base.rsplit_once('/').unwrap().0))
 }
 
 /// One number `sql` returns from the database at `url`.

@@ -12,9 +12,7 @@
 
 mod common;
 
-use common::proc_status;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use common::{cpu_seconds, proc_status, SimProcess};
 use std::time::Instant;
 
 use aardvark::api::wire::RENDERING;
@@ -51,26 +49,6 @@ struct Case {
     without_identity: bool,
 }
 
-/// Clock ticks per second of /proc's CPU times.
-const TICKS: f64 = 100.0;
-
-/// User + system CPU seconds of a process.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / TICKS
-}
-
 /// Runs one case; returns its wall time.
 async fn run(case: &Case) -> f64 {
     let mut scenario = Scenario::generated(2026, case.accounts, case.principals);
@@ -82,28 +60,8 @@ async fn run(case: &Case) -> f64 {
         burst: case.burst,
     });
     // The scenario's world is dropped at once: the collector's memory is what is measured.
-    let (principals_per_account, identity_calls) = {
-        let world = scenario.world().unwrap();
-        let first = &world[0].principals;
-        // One page of authorization details (principals and SecurityAudit: under 1,000),
-        // the report generated (`STARTED`, then `COMPLETE`) and read, and one
-        // `ListAccessKeys` per user with a key.
-        let with_keys = first
-            .iter()
-            .filter(|p| !p.identity.access_keys.is_empty())
-            .count();
-        let calls = if case.without_identity {
-            0.0
-        } else {
-            4.0 + with_keys as f64
-        };
-        (first.len() as f64, calls)
-    };
-    let list_calls = 4.0;
-    let calls_per_account = list_calls
-        + identity_calls
-        + 2.0 * principals_per_account
-        + f64::from(case.job_polls - 1) * principals_per_account;
+    let (calls_per_account, principals_per_account) =
+        common::calls_per_account(&scenario, !case.without_identity);
     let per_account = calls_per_account / case.rate
         + case.job_ms as f64 / 1000.0
         + case.latency_ms as f64 / 1000.0;
@@ -116,29 +74,9 @@ async fn run(case: &Case) -> f64 {
     let lower_bound = rounds * per_account;
 
     let dir = tempfile::tempdir().unwrap();
-    let scenario_file = dir.path().join("scenario.yaml");
-    std::fs::write(&scenario_file, yaml_serde::to_string(&scenario).unwrap()).unwrap();
     let accounts = scenario.account_ids();
+    let sim = SimProcess::start(&scenario, dir.path());
     drop(scenario);
-    let sim_binary =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/aws-sim");
-    let mut sim = Command::new(&sim_binary)
-        .args(["--scenario", scenario_file.to_str().unwrap(), "--port", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|err| {
-            panic!(
-                "cannot start {} (cargo build --release -p aws-sim): {err}",
-                sim_binary.display()
-            )
-        });
-    let mut sim_out = BufReader::new(sim.stdout.take().unwrap()).lines();
-    let url = sim_out
-        .next()
-        .unwrap()
-        .unwrap()
-        .trim_start_matches("aws-sim listening on ")
-        .to_owned();
 
     let uri = format!("sqlite:///{}", dir.path().join("bench.db").display());
     let db = Database::connect(&uri, RENDERING).await.unwrap();
@@ -164,7 +102,7 @@ async fn run(case: &Case) -> f64 {
         println!("  (UPDATER_GRANULARITY {name}, not the default)");
     }
     let overrides = AwsOverrides {
-        endpoint_url: Some(url),
+        endpoint_url: Some(sim.url.clone()),
         credentials: Some(Credentials::new("AKIDBENCH", "bench", None, None, "bench")),
     };
     let collector = Collector::new(settings, db.clone(), overrides).await;
@@ -172,7 +110,7 @@ async fn run(case: &Case) -> f64 {
     // Peak RSS from here on: "5" resets the kernel's high-water mark (VmHWM).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = proc_status(me, "VmRSS:");
-    let (cpu_before, sim_cpu_before) = (cpu_seconds(me), cpu_seconds(sim.id()));
+    let (cpu_before, sim_cpu_before) = (cpu_seconds(me), cpu_seconds(sim.child.id()));
     let started = Instant::now();
     let report = collector
         .run(&UpdateRequest::default(), Progress::logs())
@@ -181,16 +119,10 @@ async fn run(case: &Case) -> f64 {
     let wall = started.elapsed().as_secs_f64();
     let (cpu, sim_cpu) = (
         cpu_seconds(me) - cpu_before,
-        cpu_seconds(sim.id()) - sim_cpu_before,
+        cpu_seconds(sim.child.id()) - sim_cpu_before,
     );
-    let sim_rss = proc_status(sim.id(), "VmHWM:");
-    let _ = Command::new("kill")
-        .args(["-INT", &sim.id().to_string()])
-        .status();
-    let served = sim_out
-        .find_map(|line| line.ok().filter(|l| l.starts_with("served")))
-        .unwrap_or_default();
-    let _ = sim.wait();
+    let sim_rss = proc_status(sim.child.id(), "VmHWM:");
+    let served = sim.stop();
     let calls = case.accounts as f64 * calls_per_account;
     let mut threads = case
         .threads

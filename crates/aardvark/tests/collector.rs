@@ -887,6 +887,9 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
                 "not_found": [],
                 "parts": parts,
                 "duration_ms": served["duration_ms"],
+                // Collected once, by this process.
+                "attempts": 1,
+                "worker": {"host": this_host(), "pid": std::process::id()},
             }),
         );
     }
@@ -1610,4 +1613,12 @@ async fn jobs_are_polled_about_as_often_as_they_need() {
             "jobs done after {job_ms} ms and {job_polls} polls: {polls} polls for {jobs} jobs"
         );
     }
+}
+
+/// This machine's host name, as a run records its workers'.
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_owned()
 }

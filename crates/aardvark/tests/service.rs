@@ -240,19 +240,56 @@ async fn two_servers_collect_one_at_a_time() {
     }
 }
 
-/// A server killed in the middle of its scheduled run: the other takes the lock over, marks the
-/// dead run `interrupted` and collects everything.
+/// Two servers on one PostgreSQL database, one with `COLLECT_WORKER: false`: it serves, says
+/// that it takes no part, and collects nothing of the runs the other makes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_no_worker_only_serves() {
+    let Some(db) = fresh_db(Backend::Postgres).await else {
+        return;
+    };
+    let sim = aws_sim::start(small_sim()).await.unwrap();
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let _worker = serve(first_dir.path(), &sim, &db, "", &["--collect-every", "1s"]);
+    let idle = serve(
+        second_dir.path(),
+        &sim,
+        &db,
+        "  COLLECT_WORKER: false\n",
+        &["--collect-every", "1s"],
+    );
+    let runs = until_runs(&db, "three scheduled runs", |runs| ended_ok(runs) >= 3).await;
+    for run in &runs {
+        for record in db.db.run_accounts(run.id).await.unwrap() {
+            assert_ne!(
+                record.worker_pid,
+                Some(i64::from(idle.child.id())),
+                "{record:#?}"
+            );
+        }
+    }
+    assert_eq!(get_with_token(&idle, "/api/1/runs").await.status(), 200);
+    assert!(
+        idle.stderr().contains("COLLECT_WORKER is false"),
+        "{}",
+        idle.stderr()
+    );
+}
+
+/// A server killed in the middle of its scheduled run, where runs are not shared (SQLite, or
+/// PostgreSQL with `COLLECT_SHARED: false`): the other takes the lock over, marks the dead run
+/// `interrupted` and collects everything.
 async fn a_killed_collectors_lock_is_taken_over(backend: Backend) {
     let Some(db) = fresh_db(backend).await else {
         return;
     };
+    let settings = format!("{SLOW_SETTINGS}  COLLECT_SHARED: false\n");
     let sim = aws_sim::start(slow_scenario()).await.unwrap();
     let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut first = serve(
         first_dir.path(),
         &sim,
         &db,
-        SLOW_SETTINGS,
+        &settings,
         &["--collect-every", "1h"],
     );
     until_collecting(&db, 10).await;
@@ -260,7 +297,7 @@ async fn a_killed_collectors_lock_is_taken_over(backend: Backend) {
         second_dir.path(),
         &sim,
         &db,
-        SLOW_SETTINGS,
+        &settings,
         &["--collect-every", "1h"],
     );
     // The second is due (no scheduled run has ended) but the first holds the lock.

@@ -97,6 +97,9 @@ pub struct FailedPrincipal {
 /// One account's outcome in a run.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RunAccount {
+    /// Attempts at the account in the run: more than 1 when the worker collecting it died or
+    /// stalled past its lease and another collected it again (shared runs).
+    attempts: i64,
     collected: i64,
     duration_ms: i64,
     failed: Vec<FailedPrincipal>,
@@ -116,6 +119,16 @@ pub struct RunAccount {
     status: &'static str,
     /// Principals deleted between listing and collection.
     vanished: Vec<String>,
+    /// The process that collected the account (none in records made before it was kept).
+    worker: Option<WorkerBody>,
+}
+
+/// A process that collected an account.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkerBody {
+    /// Its host's name, where it could be read.
+    host: Option<String>,
+    pid: i64,
 }
 
 /// One identity part of an account's collection (best effort: its failure never fails the
@@ -156,6 +169,7 @@ impl From<AccountRecord> for RunAccount {
     fn from(record: AccountRecord) -> Self {
         let parts = parts_of(&record);
         Self {
+            attempts: record.attempts,
             collected: record.principals_collected,
             duration_ms: record.duration_ms,
             failure: failure_of(&record),
@@ -176,6 +190,10 @@ impl From<AccountRecord> for RunAccount {
             pruned: record.pruned,
             status: record.status.as_str(),
             vanished: record.vanished,
+            worker: record.worker_pid.map(|pid| WorkerBody {
+                host: record.worker_host,
+                pid,
+            }),
         }
     }
 }

@@ -89,6 +89,10 @@ pub enum Command {
         /// Delete principals and namespaces AWS no longer lists (also UPDATER_PRUNE: true).
         #[arg(long)]
         prune: bool,
+        /// Take part in the shared run in progress, or wait for the next one, instead of
+        /// starting a run (PostgreSQL).
+        #[arg(long, conflicts_with_all = ["accounts", "arns", "prune"])]
+        join: bool,
     },
     /// Run a collection against the built-in AWS simulator into a local SQLite file, then serve it.
     #[cfg(feature = "demo")]
@@ -233,10 +237,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 db.close().await;
                 code
             }
+            Command::Update { join: true, .. } => {
+                run_join(&loaded.settings, || progress_for(&cli_format)).await
+            }
             Command::Update {
                 accounts,
                 arns,
                 prune,
+                join: false,
             } => {
                 let request = UpdateRequest {
                     accounts,
@@ -436,6 +444,48 @@ async fn run_update(
     Ok(ExitCode::from(report.exit_code()))
 }
 
+/// `update --join`: takes part in the shared run in progress, or waits for the next one;
+/// exit codes as `update`'s, of the whole run.
+async fn run_join(
+    settings: &Settings,
+    progress: impl Fn() -> Progress,
+) -> anyhow::Result<ExitCode> {
+    let db = open_migrated(settings).await?;
+    if !db.shares_runs() || !settings.collect_shared {
+        db.close().await;
+        anyhow::bail!(
+            "update --join takes part in a run shared through PostgreSQL; on {} one process collects at a time: run `aardvark update`",
+            if db.shares_runs() { "this database (COLLECT_SHARED: false)" } else { "SQLite" }
+        );
+    }
+    let collector = Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await;
+    let _stop_on_signal = stop_on_signal(&collector);
+    let stop = collector.stop_signal();
+    let mut waiting_logged = false;
+    let report = loop {
+        if let Some(report) = collector.join(progress()).await? {
+            break report;
+        }
+        if !waiting_logged {
+            tracing::info!("no shared run in progress: waiting for the next one");
+            waiting_logged = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(JOIN_LOOK_EVERY) => {}
+            () = stop.wait() => {
+                db.close().await;
+                return Ok(ExitCode::from(1));
+            }
+        }
+    };
+    print!("{}", report.summary());
+    db.close().await;
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+/// How often `update --join` looks for a shared run to take part in.
+const JOIN_LOOK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(workers) = args.workers {
         tracing::warn!(
@@ -480,7 +530,10 @@ async fn run_serve(mut settings: Settings, args: ServeArgs) -> anyhow::Result<Ex
         tracing::warn!(run_id, "an earlier run's process died: marked interrupted");
     }
     crate::findings::keep_rules_current(&db, &settings.finding_rules()).await;
-    let schedule = match settings.collect_every {
+    if !settings.collect_worker && settings.collect_every.is_some() {
+        tracing::warn!("COLLECT_WORKER is false: this server takes no part in collections, and COLLECT_EVERY is ignored");
+    }
+    let schedule = match settings.collect_every.filter(|_| settings.collect_worker) {
         Some(every) => Some(Schedule {
             collector: Collector::new(settings.clone(), db.clone(), AwsOverrides::default()).await,
             every,

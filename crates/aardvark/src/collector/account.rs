@@ -77,14 +77,17 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         Box::pin(super::identity::collect(run, account, &session, &pacer)),
     );
     log_pacing_and_sessions(run, account, &pacer, &session);
-    let pruned = if run.prune && !run.database_lost.load(Ordering::SeqCst) {
+    // A worker whose lease on the account was lost leaves the rest to the one that took it.
+    run.work.before_writing().await;
+    let writing = || !run.database_lost.load(Ordering::SeqCst) && !run.work.is_lost(account);
+    let pruned = if run.prune && writing() {
         Box::pin(prune(run, account, &listed)).await
     } else {
         Vec::new()
     };
     let not_found = not_found(run, account, &listed);
     let mut report = AccountReport::from_outcomes(account, target.name, listed, outcomes);
-    if !run.database_lost.load(Ordering::SeqCst) {
+    if writing() {
         Box::pin(evaluate_findings(run, account, identity.judged(true))).await;
     }
     report.parts = identity.parts;
@@ -300,8 +303,9 @@ async fn collect_principals(
     };
     futures::stream::iter(arns)
         .map(|arn| async move {
-            // Once the run is asked to stop, no new principal starts.
-            if run.stop.is_set() {
+            // Once the run is asked to stop, or another worker took the account over, no new
+            // principal starts.
+            if run.stop.is_set() || run.work.is_lost(account) {
                 return (arn, Err(PrincipalError::Interrupted));
             }
             let listing = listings.get(&arn).cloned();

@@ -13,8 +13,8 @@ use super::aws::Failure;
 use super::pacer::Pacer;
 use super::polling::{JobClock, Polling};
 use super::report::PrincipalError;
-use super::run::Stop;
 use super::session::{is_expired, AccountSession};
+use super::stop::Stop;
 use crate::config::Granularity;
 use crate::db::vocabulary::{ActionUsage, ServiceUsage};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::aws::Failure;
 pub use crate::db::runs::AccountStatus;
 use crate::db::runs::{
-    AccountRecord, PartStatus, RecordedFailure, RecordedPart, RunStatus, RunTotals,
+    AccountRecord, PartStatus, RecordedFailure, RecordedPart, RunOwner, RunStatus, RunTotals,
 };
 
 /// Why a principal has no result.
@@ -47,6 +47,11 @@ pub struct AccountReport {
     pub parts: Vec<RecordedPart>,
     pub started_at: String,
     pub duration: Duration,
+    /// The process that collected the account (set when it is recorded).
+    pub worker: Option<RunOwner>,
+    /// Which attempt at the account this was in its run (more than 1 when another worker's
+    /// lease on it expired).
+    pub attempts: i64,
 }
 
 impl AccountReport {
@@ -72,6 +77,8 @@ impl AccountReport {
             parts: Vec::new(),
             started_at,
             duration,
+            worker: None,
+            attempts: 1,
         }
     }
 
@@ -101,6 +108,8 @@ impl AccountReport {
             parts: Vec::new(),
             started_at: String::new(),
             duration: Duration::ZERO,
+            worker: None,
+            attempts: 1,
         };
         for (arn, outcome) in outcomes {
             match outcome {
@@ -122,6 +131,41 @@ impl AccountReport {
         report
     }
 
+    /// An account's outcome as a run recorded it (a shared run's, whoever collected it). The
+    /// listing's ARNs are not recorded: `listed` is empty.
+    pub fn from_record(record: AccountRecord) -> Self {
+        Self {
+            failure: record
+                .error_code
+                .map(|code| Failure::new(code, record.error_message.unwrap_or_default())),
+            id: record.account_id,
+            name: record.account_name,
+            status: record.status,
+            listed: Vec::new(),
+            collected: usize::try_from(record.principals_collected).unwrap_or(0),
+            failed: record
+                .failures
+                .into_iter()
+                .map(|failure| PrincipalFailure {
+                    arn: failure.arn,
+                    failure: Failure::new(failure.code, failure.message),
+                })
+                .collect(),
+            vanished: record.vanished,
+            interrupted: usize::try_from(record.principals_interrupted).unwrap_or(0),
+            not_found: record.not_found,
+            pruned: record.pruned,
+            parts: record.parts,
+            started_at: record.started_at,
+            duration: Duration::from_millis(u64::try_from(record.duration_ms).unwrap_or(0)),
+            worker: record.worker_pid.map(|pid| RunOwner {
+                host: record.worker_host,
+                pid: u32::try_from(pid).unwrap_or(0),
+            }),
+            attempts: record.attempts,
+        }
+    }
+
     pub fn record(&self) -> AccountRecord {
         AccountRecord {
             account_id: self.id.clone(),
@@ -137,6 +181,9 @@ impl AccountReport {
             principals_interrupted: self.interrupted as i64,
             started_at: self.started_at.clone(),
             duration_ms: self.duration.as_millis() as i64,
+            worker_host: self.worker.as_ref().and_then(|worker| worker.host.clone()),
+            worker_pid: self.worker.as_ref().map(|worker| i64::from(worker.pid)),
+            attempts: self.attempts,
             vanished: self.vanished.clone(),
             pruned: self.pruned.clone(),
             not_found: self.not_found.clone(),

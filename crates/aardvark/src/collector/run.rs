@@ -1,59 +1,28 @@
 //! What every task of one run shares, below the run itself: the settings and clients, the
-//! `-r` selection, the stop signal, and the writes of principals (grouped, with retries). The
+//! `-r` selection, the stop signal, the run's work, and the writes of principals (grouped,
+//! with retries). The
 //! run (`mod.rs`) builds it; accounts and principals use it.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::aws::{AwsContext, Failure};
 use super::progress::Progress;
+use super::stop::Stop;
 use crate::arn::Arn;
 use crate::config::Settings;
 use crate::db::vocabulary::PrincipalUsage;
 use crate::db::write::WriteOptions;
-use crate::db::Database;
+use crate::db::{Database, DbError};
 
-/// Attempts at writing one principal before it counts as failed.
-const WRITE_ATTEMPTS: u32 = 4;
+/// How long a write is tried again while the database answers with errors that may pass
+/// (contention, a lost connection, a PostgreSQL restart) before it counts as failed.
+const WRITE_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The account of an IAM ARN (`arn:aws:iam::123456789012:role/x`).
 pub(super) fn arn_account(arn: &str) -> Option<&str> {
     Arn::iam(arn).map(|arn| arn.account)
-}
-
-/// Asks a run to stop: no new account or principal starts, polling jobs are given up, writes
-/// in flight finish, and the run is recorded `interrupted`.
-#[derive(Debug, Clone)]
-pub struct Stopper(Arc<tokio::sync::watch::Sender<bool>>);
-
-/// A stopper and the signal it sets.
-pub(super) fn stop_signal() -> (Stopper, Stop) {
-    let (sender, receiver) = tokio::sync::watch::channel(false);
-    (Stopper(Arc::new(sender)), Stop(receiver))
-}
-
-impl Stopper {
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-/// Whether the run was asked to stop, and a way to wait for it.
-#[derive(Debug, Clone)]
-pub(crate) struct Stop(tokio::sync::watch::Receiver<bool>);
-
-impl Stop {
-    pub fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once the run is asked to stop.
-    pub async fn wait(&self) {
-        let mut receiver = self.0.clone();
-        let _ = receiver.wait_for(|stopped| *stopped).await;
-    }
 }
 
 /// What every account task of a run shares.
@@ -78,6 +47,8 @@ pub(super) struct RunShared {
     pub(super) details_turns: tokio::sync::Semaphore,
     /// Turns for an account's findings evaluation (`findings::EVALUATIONS_AT_ONCE`).
     pub(super) evaluation_turns: tokio::sync::Semaphore,
+    /// The run's accounts: this process's own, or a shared run's.
+    pub(super) work: super::work::Work,
     pub(super) progress: Progress,
     pub(super) stop: Stop,
 }
@@ -127,11 +98,38 @@ pub(super) async fn store(run: &RunShared, usage: PrincipalUsage) -> Result<(), 
             let oldest = waiting.len().min(MOST_AT_ONCE);
             waiting.drain(..oldest).collect()
         };
-        let (usages, senders): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let (usages, senders): (Vec<_>, Vec<_>) = still_held(run, batch).await.into_iter().unzip();
         for (sender, result) in senders.into_iter().zip(write_batch(run, &usages).await) {
             let _ = sender.send(result);
         }
     }
+}
+
+/// The principals of `batch` whose accounts this process still holds; the others are
+/// answered `LeaseLost` unwritten (another worker collects their accounts now).
+async fn still_held(
+    run: &RunShared,
+    batch: Vec<(PrincipalUsage, Written)>,
+) -> Vec<(PrincipalUsage, Written)> {
+    if batch.is_empty() {
+        return batch;
+    }
+    run.work.before_writing().await;
+    let (held, lost): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(usage, _)| {
+        !arn_account(&usage.arn).is_some_and(|account| run.work.is_lost(account))
+    });
+    for (_, written) in lost {
+        let _ = written.send(Err(lease_lost()));
+    }
+    held
+}
+
+/// Why a principal of an account whose lease this process lost was not written.
+pub(super) fn lease_lost() -> Failure {
+    Failure::new(
+        "LeaseLost",
+        "not written: this worker's lease on the account expired, and another worker collects it",
+    )
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -160,7 +158,8 @@ async fn write_batch(run: &RunShared, usages: &[PrincipalUsage]) -> Vec<Result<(
 
 async fn write_with_retries(run: &RunShared, usages: &[PrincipalUsage]) -> Result<(), Failure> {
     let mut delay = Duration::from_millis(100);
-    for attempt in 1..=WRITE_ATTEMPTS {
+    let first = std::time::Instant::now();
+    for attempt in 1.. {
         match run.db.store_principals(usages, run.write).await {
             Ok(summary) => {
                 for warning in &summary.warnings {
@@ -168,10 +167,14 @@ async fn write_with_retries(run: &RunShared, usages: &[PrincipalUsage]) -> Resul
                 }
                 return Ok(());
             }
-            Err(err) if err.is_transient() && attempt < WRITE_ATTEMPTS => {
+            Err(err)
+                if err.is_transient()
+                    && !matches!(err, DbError::Sql(sqlx::Error::PoolClosed))
+                    && first.elapsed() < WRITE_PATIENCE =>
+            {
                 tracing::warn!(principals = usages.len(), attempt, error = %err, "database write failed; retrying");
                 tokio::time::sleep(delay).await;
-                delay *= 4;
+                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err(err) => {
                 if err.is_transient() {
@@ -181,5 +184,5 @@ async fn write_with_retries(run: &RunShared, usages: &[PrincipalUsage]) -> Resul
             }
         }
     }
-    unreachable!("the last attempt returns")
+    unreachable!("attempts are counted without end")
 }

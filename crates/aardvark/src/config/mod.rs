@@ -261,6 +261,15 @@ settings! {
     account_source: AccountSource = AccountSource::Static, "ACCOUNT_SOURCE" => read::name(true);
     /// `serve`: collect on this schedule (`30m`, `6h`, `1d`); none by default.
     collect_every: Option<Duration> = None, "COLLECT_EVERY" => read::interval;
+    /// `serve`: take part in collections (`false`: this server only answers the API, and
+    /// starts no scheduled run).
+    collect_worker: bool = true, "COLLECT_WORKER" => read::boolean;
+    /// PostgreSQL: runs are shared by every process that takes part (`false`: a run is its
+    /// starter's alone, as on SQLite).
+    collect_shared: bool = true, "COLLECT_SHARED" => read::boolean;
+    /// How long a worker's claim on an account of a shared run lasts without renewal: a dead
+    /// worker's accounts are collected again by the others after it.
+    collect_lease: Duration = Duration::from_secs(60), "COLLECT_LEASE_SECONDS" => read::seconds(2, 3_600);
     /// Tokens the API asks for (authentication is off when there are none).
     api_tokens: ApiTokens = ApiTokens::default(), "API_TOKENS" => read::api_tokens;
     /// Whether `/metrics` asks for a token too when tokens are on (set `false` to open it).

@@ -22,13 +22,21 @@ impl DbError {
         DbError::Sql(sqlx::Error::Decode(problem.into()))
     }
 
-    /// Whether retrying the same statement may succeed (lock contention, lost connection).
+    /// Whether retrying the same statement may succeed (lock contention, lost connection, a
+    /// PostgreSQL server shutting down or starting up).
     pub fn is_transient(&self) -> bool {
         match self {
             DbError::Sql(
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
             ) => true,
             DbError::Sql(sqlx::Error::Database(err)) => {
+                // PostgreSQL: connection exceptions (class 08), and the server going down or
+                // coming up (57P01 to 57P03).
+                if err.code().is_some_and(|code| {
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+                }) {
+                    return true;
+                }
                 let message = err.message();
                 message.contains("database is locked")
                     || message.contains("deadlock detected")

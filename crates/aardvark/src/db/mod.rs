@@ -17,6 +17,7 @@ pub mod runs;
 pub mod uri;
 pub mod usage;
 pub mod vocabulary;
+pub mod work;
 pub mod write;
 
 use std::time::Duration;
@@ -50,6 +51,7 @@ const TABLES: &[&str] = &[
     "aardvark_service_regions",
     "aardvark_principals",
     "aardvark_history",
+    "aardvark_run_work",
     "aardvark_run_principals",
     "aardvark_run_vanished",
     "aardvark_run_failures",

@@ -142,6 +142,13 @@ pub struct AccountRecord {
     /// The identity parts, collected or not.
     #[sqlx(skip)]
     pub parts: Vec<RecordedPart>,
+    /// The host and pid of the process that collected the account (none in records from
+    /// before they were kept, and no host where it could not be read).
+    pub worker_host: Option<String>,
+    pub worker_pid: Option<i64>,
+    /// Attempts at the account in its run: more than one when a worker's lease expired
+    /// (it died or stalled) and another collected the account again.
+    pub attempts: i64,
 }
 
 /// A principal that failed in a run, as recorded: AWS's error code and message, or ours.
@@ -201,7 +208,8 @@ const ACCOUNT_COLUMNS: &str = "account_id, account_name, status, error_code, err
      CAST(principals_vanished AS BIGINT) AS principals_vanished, \
      CAST(principals_pruned AS BIGINT) AS principals_pruned, \
      CAST(principals_interrupted AS BIGINT) AS principals_interrupted, started_at, \
-     CAST(duration_ms AS BIGINT) AS duration_ms";
+     CAST(duration_ms AS BIGINT) AS duration_ms, CAST(attempts AS BIGINT) AS attempts, \
+     worker_host, CAST(worker_pid AS BIGINT) AS worker_pid";
 
 /// A [`RunRecord`] per run `r`, its counts summed over its accounts' records.
 const RUN_RECORD: &str = "SELECT CAST(r.id AS BIGINT) AS id, r.status, r.started_at, r.finished_at, r.request, \
@@ -250,11 +258,23 @@ impl Database {
     /// Records one account's outcome and its failed principals, in one transaction.
     pub async fn record_account(&self, run_id: i64, record: &AccountRecord) -> Result<(), DbError> {
         let mut tx = self.pool().begin().await?;
+        Self::insert_account_record(&mut tx, run_id, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Inserts one account's outcome and what it names (vanished, pruned, not-found and
+    /// failed principals, identity parts) in `tx`.
+    pub(super) async fn insert_account_record(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        run_id: i64,
+        record: &AccountRecord,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "INSERT INTO aardvark_run_accounts (run_id, account_id, account_name, status, error_code, error_message, \
              principals_listed, principals_collected, principals_failed, principals_vanished, principals_pruned, \
-             principals_interrupted, started_at, duration_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             principals_interrupted, started_at, duration_ms, worker_host, worker_pid, attempts) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(run_id)
         .bind(&record.account_id)
@@ -270,7 +290,10 @@ impl Database {
         .bind(record.principals_interrupted)
         .bind(&record.started_at)
         .bind(record.duration_ms)
-        .execute(&mut *tx)
+        .bind(&record.worker_host)
+        .bind(record.worker_pid)
+        .bind(record.attempts)
+        .execute(&mut **tx)
         .await?;
         for arn in &record.vanished {
             sqlx::query(
@@ -279,7 +302,7 @@ impl Database {
             .bind(run_id)
             .bind(&record.account_id)
             .bind(arn)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         let named = (record.pruned.iter().map(|arn| (arn, PRUNED)))
@@ -293,7 +316,7 @@ impl Database {
             .bind(&record.account_id)
             .bind(arn)
             .bind(outcome)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         for part in &record.parts {
@@ -307,7 +330,7 @@ impl Database {
             .bind(part.status.as_str())
             .bind(&part.code)
             .bind(&part.message)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         for RecordedFailure { arn, code, message } in &record.failures {
@@ -317,23 +340,24 @@ impl Database {
                 .bind(arn)
                 .bind(code)
                 .bind(message)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
-    /// Records the end of a run.
+    /// Records the end of a run that is still `running`; `false` when it was not (another
+    /// worker of a shared run ended it, or it was marked interrupted).
     pub async fn finish_run(
         &self,
         run_id: i64,
         status: RunStatus,
         totals: &RunTotals,
-    ) -> Result<(), DbError> {
-        sqlx::query(
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query(
             "UPDATE aardvark_runs SET finished_at = $1, status = $2, accounts_total = $3, accounts_ok = $4, accounts_partial = $5, \
-             accounts_failed = $6, principals_collected = $7, principals_failed = $8, principals_vanished = $9 WHERE id = $10",
+             accounts_failed = $6, principals_collected = $7, principals_failed = $8, principals_vanished = $9 \
+             WHERE id = $10 AND status = $11",
         )
         .bind(crate::time::stored_now())
         .bind(status.as_str())
@@ -345,9 +369,10 @@ impl Database {
         .bind(totals.principals_failed)
         .bind(totals.principals_vanished)
         .bind(run_id)
+        .bind(RunStatus::Running.as_str())
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Says that run `run_id` is still alive.
@@ -361,17 +386,18 @@ impl Database {
     }
 
     /// Marks `interrupted` every run left `running` by a process that died: one of this host
-    /// whose process is gone, or any whose heartbeat is older than `silent_for`. A run that is
+    /// whose process is gone (unless the run is shared: others may go on with it), or any
+    /// whose heartbeat is older than `silent_for`. A run that is
     /// alive elsewhere keeps beating and is left alone. Returns the runs marked.
     pub async fn mark_interrupted_runs(
         &self,
         me: &RunOwner,
         silent_for: std::time::Duration,
     ) -> Result<Vec<i64>, DbError> {
-        /// A running run: id, heartbeat, host, pid.
-        type Running = (i64, Option<String>, Option<String>, Option<i64>);
+        /// A running run: id, heartbeat, host, pid, shared.
+        type Running = (i64, Option<String>, Option<String>, Option<i64>, i64);
         let running: Vec<Running> = sqlx::query_as(
-            "SELECT CAST(id AS BIGINT), heartbeat_at, host, CAST(pid AS BIGINT) \
+            "SELECT CAST(id AS BIGINT), heartbeat_at, host, CAST(pid AS BIGINT), CAST(shared AS BIGINT) \
              FROM aardvark_runs WHERE status = $1",
         )
         .bind(RunStatus::Running.as_str())
@@ -383,12 +409,16 @@ impl Database {
             .naive_utc(),
         );
         let mut marked = Vec::new();
-        for (id, heartbeat, host, pid) in running {
+        for (id, heartbeat, host, pid, shared) in running {
             // Runs from before heartbeats were kept have none: they are as silent as can be.
             let silent = heartbeat
                 .as_deref()
                 .is_none_or(|at| at < silent_since.as_str());
-            if !(silent || me.is_gone(host.as_deref(), pid)) {
+            // A shared run outlives the process that started it while others hold its work.
+            let dead = silent
+                || (me.is_gone(host.as_deref(), pid)
+                    && (shared == 0 || self.workers_gone(id, me).await?));
+            if !dead {
                 continue;
             }
             let done = sqlx::query(
@@ -405,6 +435,21 @@ impl Database {
             }
         }
         Ok(marked)
+    }
+
+    /// Whether every process that holds a live lease on shared run `run_id` is a process of
+    /// this host that is gone (also when none holds one).
+    async fn workers_gone(&self, run_id: i64, me: &RunOwner) -> Result<bool, DbError> {
+        let holders: Vec<(Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT DISTINCT worker_host, CAST(worker_pid AS BIGINT) FROM aardvark_run_work \
+             WHERE run_id = $1 AND state = 'claimed' AND lease_until > now()",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(holders
+            .iter()
+            .all(|(host, pid)| me.is_gone(host.as_deref(), *pid)))
     }
 
     /// When the latest scheduled run that ended started (UTC, as stored): what the schedule
@@ -615,6 +660,7 @@ impl Database {
             "aardvark_run_vanished",
             "aardvark_run_principals",
             "aardvark_run_account_parts",
+            "aardvark_run_work",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account_id.as_str())

@@ -3,7 +3,9 @@
 //! scheduled run that ended, whichever server ran it, so that servers sharing a database
 //! collect once per interval between them, and a run that overran its interval is followed at
 //! once by the next, never by two. A run starts only under the collection lock
-//! ([`crate::db::lock`]), and the schedule is read again once the lock is held.
+//! ([`crate::db::lock`]), and the schedule is read again once the lock is held. Where runs
+//! are shared (PostgreSQL), the lock is held only while a run starts, and every server takes
+//! part in the run in progress, whoever started it.
 
 use std::time::Duration;
 
@@ -50,7 +52,8 @@ async fn stopped_while_waiting(stop: &Stop, wait: Duration) -> bool {
 }
 
 /// Runs the schedule until the collector is asked to stop; a run in progress then starts no
-/// new principal, finishes its writes and is recorded `interrupted`.
+/// new principal, finishes its writes and is recorded `interrupted` (or, when others share
+/// it, leaves its accounts to them).
 pub async fn run(schedule: Schedule, db: Database) {
     let Schedule {
         collector,
@@ -59,12 +62,23 @@ pub async fn run(schedule: Schedule, db: Database) {
     } = schedule;
     request.scheduled = true;
     let stop = collector.stop_signal();
+    let shared = collector.shares_runs();
     let mut lock = CollectionLock::new(&db);
     // A run that could not start (no accounts, say) records nothing; this keeps the schedule
     // from trying again at once.
     let mut not_before = tokio::time::Instant::now();
-    tracing::info!(every = %humantime::format_duration(every), "collecting on a schedule");
+    tracing::info!(every = %humantime::format_duration(every), shared, "collecting on a schedule");
     loop {
+        if shared {
+            match collector.join(Progress::logs()).await {
+                Ok(Some(report)) => log_done(&report),
+                Ok(None) => {}
+                Err(err) => tracing::error!(error = %err, "taking part in the shared run failed"),
+            }
+            if stop.is_set() {
+                break;
+            }
+        }
         let wait = match due_in(&db, every).await {
             Ok(wait) => wait.max(not_before - tokio::time::Instant::now()),
             Err(err) => {
@@ -72,46 +86,31 @@ pub async fn run(schedule: Schedule, db: Database) {
                 LOCK_RETRY
             }
         };
-        if stopped_while_waiting(&stop, wait).await {
+        // A server that shares runs looks for one to take part in meanwhile.
+        let look = if shared { wait.min(LOCK_RETRY) } else { wait };
+        if stopped_while_waiting(&stop, look).await {
             break;
         }
-        match lock.try_acquire(&db).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::debug!("another server holds the collection lock");
-                if stopped_while_waiting(&stop, LOCK_RETRY).await {
-                    break;
-                }
-                continue;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot take the collection lock");
-                if stopped_while_waiting(&stop, LOCK_RETRY).await {
-                    break;
-                }
-                continue;
-            }
-        }
-        // Another server may have collected between the first reading and the lock.
-        if !matches!(due_in(&db, every).await, Ok(wait) if wait.is_zero()) {
-            lock.release().await;
+        if look < wait {
             continue;
         }
-        match db.mark_scheduled_runs_interrupted().await {
-            Ok(marked) => {
-                for run_id in marked {
-                    tracing::warn!(run_id, "a scheduled run's server died: marked interrupted");
-                }
+        if !still_due_under_the_lock(&db, &mut lock, every, shared).await {
+            if stopped_while_waiting(&stop, LOCK_RETRY).await {
+                break;
             }
-            Err(err) => tracing::warn!(error = %err, "cannot mark dead scheduled runs"),
+            continue;
         }
         not_before = tokio::time::Instant::now() + every;
-        match collector.run(&request, Progress::logs()).await {
-            Ok(report) => tracing::info!(
-                exit_code = report.exit_code(),
-                summary = %report.summary(),
-                "scheduled collection done"
-            ),
+        let started = collector.start(&request).await;
+        if shared {
+            // The run is in the database now: the others see it and join rather than start.
+            lock.release().await;
+        }
+        match started {
+            Ok(started) => match collector.collect(started, Progress::logs()).await {
+                Ok(report) => log_done(&report),
+                Err(err) => tracing::error!(error = %err, "scheduled collection failed"),
+            },
             Err(err) => tracing::error!(error = %err, "scheduled collection failed"),
         }
         lock.release().await;
@@ -120,4 +119,52 @@ pub async fn run(schedule: Schedule, db: Database) {
         }
     }
     lock.release().await;
+}
+
+/// Takes the collection lock and reads the schedule again under it: `true` (the lock held)
+/// when a run is still to be started, `false` (the lock not held) when another server holds
+/// it, collected meanwhile, or started a shared run.
+async fn still_due_under_the_lock(
+    db: &Database,
+    lock: &mut CollectionLock,
+    every: Duration,
+    shared: bool,
+) -> bool {
+    match lock.try_acquire(db).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!("another server holds the collection lock");
+            return false;
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot take the collection lock");
+            return false;
+        }
+    }
+    let due = matches!(due_in(db, every).await, Ok(wait) if wait.is_zero());
+    let running = shared && !matches!(db.open_shared_run().await, Ok(None));
+    if !due || running {
+        lock.release().await;
+        return false;
+    }
+    if !shared {
+        // Unshared scheduled runs run under the lock: one still running lost its server.
+        match db.mark_scheduled_runs_interrupted().await {
+            Ok(marked) => {
+                for run_id in marked {
+                    tracing::warn!(run_id, "a scheduled run's server died: marked interrupted");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot mark dead scheduled runs"),
+        }
+    }
+    true
+}
+
+fn log_done(report: &crate::collector::report::RunReport) {
+    tracing::info!(
+        exit_code = report.exit_code(),
+        summary = %report.summary(),
+        "scheduled collection done"
+    );
 }
