@@ -1,9 +1,11 @@
-//! Collection benchmark: `cargo bench -p aardvark --bench collection [-- all]`.
+//! Collection benchmark: `cargo bench -p aardvark --bench collection [-- all | ten-thousand]`.
 //!
 //! The simulator runs as its own process (so the collector's and the simulator's CPU and memory
 //! are measured apart); the collector runs in this process into a fresh SQLite file. Each
 //! scenario prints its lower bound (behaviour section 8 (docs/behaviour.md)), the wall time and their ratio, calls
 //! per second, throttles, CPU seconds and peak RSS of both sides. `all` adds 1,000 x 100;
+//! `ten-thousand` runs only 10,000 x 20 with the shipped defaults, then serves what it stored
+//! with the release binary and times `/api/1/accounts?count=1000` and the runs endpoints;
 //! AARDVARK_BENCH_ONLY=1000x100 runs only the scenarios of that size (another size, alone, with
 //! every account at once);
 //! AARDVARK_BENCH_GRANULARITY=service collects at service level instead of the default.
@@ -13,6 +15,8 @@
 mod common;
 
 use common::{cpu_seconds, proc_status, SimProcess};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use aardvark::api::wire::RENDERING;
@@ -47,6 +51,9 @@ struct Case {
     threads: Option<usize>,
     /// `UPDATER_IDENTITY_DETAILS: false`: the baseline of what identity details cost.
     without_identity: bool,
+    /// After the collection, the release server on its database: how fast the accounts and
+    /// runs endpoints page through it.
+    serve_after: bool,
 }
 
 /// Runs one case; returns its wall time.
@@ -62,16 +69,24 @@ async fn run(case: &Case) -> f64 {
     // The scenario's world is dropped at once: the collector's memory is what is measured.
     let (calls_per_account, principals_per_account) =
         common::calls_per_account(&scenario, !case.without_identity);
-    let per_account = calls_per_account / case.rate
-        + case.job_ms as f64 / 1000.0
-        + case.latency_ms as f64 / 1000.0;
-    // Accounts go in rounds of UPDATER_NUM_THREADS.
+    let tail = (case.job_ms + case.latency_ms) as f64 / 1000.0;
+    // Every account at once: its calls at the rate, then its last job. More accounts than
+    // UPDATER_NUM_THREADS: slots that collect accounts one after another.
     let threads = case
         .threads
         .unwrap_or(Settings::default().updater_num_threads);
-    let rounds = f64::from(case.accounts).div_euclid(threads as f64)
-        + f64::from(u8::from(!(case.accounts as usize).is_multiple_of(threads)));
-    let lower_bound = rounds * per_account;
+    let lower_bound = if case.accounts as usize > threads {
+        common::slots_bound(
+            case.accounts,
+            threads,
+            calls_per_account,
+            case.burst,
+            case.rate,
+            tail,
+        )
+    } else {
+        calls_per_account / case.rate + tail
+    };
 
     let dir = tempfile::tempdir().unwrap();
     let accounts = scenario.account_ids();
@@ -83,7 +98,7 @@ async fn run(case: &Case) -> f64 {
     db.migrate().await.unwrap();
     // The shipped defaults: only where the accounts and the database are is set.
     let mut settings = Settings {
-        database_uri: uri,
+        database_uri: uri.clone(),
         account_source: AccountSource::Static,
         accounts,
         ..Settings::default()
@@ -163,7 +178,95 @@ async fn run(case: &Case) -> f64 {
         print!("  not everything was collected:\n{}", report.summary());
     }
     db.close().await;
+    if case.serve_after {
+        endpoints(&uri, report.run_id).await;
+    }
     wall
+}
+
+/// Serves the database at `uri` with the release binary and times the operator's endpoints
+/// over it, one request at a time: every page of `/api/1/accounts?count=1000` and of the
+/// run's accounts, the run's record with every account at once, and the runs list.
+async fn endpoints(uri: &str, run_id: i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_aardvark"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AARDVARK_") {
+            command.env_remove(key);
+        }
+    }
+    let mut server = command
+        .current_dir(dir.path())
+        .env("AARDVARK_DATABASE_URI", uri)
+        .args(["-q", "serve", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = BufReader::new(server.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let url = line.strip_prefix("serving on ")?;
+            Some(
+                url.split_whitespace()
+                    .next()?
+                    .trim_end_matches('/')
+                    .to_owned(),
+            )
+        })
+        .expect("the server says where it serves");
+    let client = reqwest::Client::new();
+    let pages: Vec<String> = (1..=10)
+        .map(|page| format!("/api/1/accounts?count=1000&page={page}"))
+        .collect();
+    let run_pages: Vec<String> = (1..=10)
+        .map(|page| format!("/api/1/runs/{run_id}?count=1000&page={page}"))
+        .collect();
+    let kinds = [
+        ("/api/1/accounts?count=1000, pages 1 to 10", pages, 20),
+        ("/api/1/runs/{id}?count=1000, pages 1 to 10", run_pages, 20),
+        (
+            "/api/1/runs/{id} (every account at once)",
+            vec![format!("/api/1/runs/{run_id}")],
+            50,
+        ),
+        (
+            "/api/1/runs?count=1000",
+            vec!["/api/1/runs?count=1000".to_owned()],
+            100,
+        ),
+    ];
+    for (label, paths, passes) in kinds {
+        let mut latencies = Vec::new();
+        let mut bytes = 0;
+        // The first pass warms the server's caches; it is not counted.
+        for pass in 0..=passes {
+            for path in &paths {
+                let started = Instant::now();
+                let reply = client.get(format!("{base}{path}")).send().await.unwrap();
+                assert_eq!(reply.status(), 200, "{path}");
+                bytes = reply.bytes().await.unwrap().len();
+                if pass > 0 {
+                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "  {label}: {} requests one at a time, p50 {:.1} ms, p99 {:.1} ms ({bytes} bytes the last)",
+            latencies.len(),
+            at(0.5),
+            at(0.99)
+        );
+    }
+    println!(
+        "  server peak RSS {} MB",
+        proc_status(server.id(), "VmHWM:") / 1024
+    );
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[tokio::main]
@@ -181,6 +284,7 @@ async fn main() {
         job_ms: 2000,
         threads,
         without_identity: false,
+        serve_after: false,
     };
     let mut cases = vec![
         case(200, 50, None),
@@ -190,6 +294,14 @@ async fn main() {
     ];
     if all {
         cases.push(case(1000, 100, None));
+    }
+    // `ten-thousand`: 10,000 accounts x 20 with the shipped defaults (1,000 at once), then the
+    // operator's endpoints over what it stored.
+    if std::env::args().any(|arg| arg == "ten-thousand") {
+        cases = vec![Case {
+            serve_after: true,
+            ..case(10_000, 20, None)
+        }];
     }
     // AARDVARK_BENCH_ONLY=200x50 runs only the scenarios of that size (for profiling); another
     // size (AARDVARK_BENCH_ONLY=2000x20) runs that size alone, every account at once

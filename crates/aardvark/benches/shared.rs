@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sim::{RateLimit, Scenario};
-use common::{calls_per_account, postgres_database, proc_status, SimProcess};
+use common::{calls_per_account, postgres_database, proc_status, slots_bound, SimProcess};
 
 const THREADS: usize = 50;
 const RATE: f64 = 10.0;
@@ -221,15 +221,11 @@ async fn main() {
         burst: BURST,
     });
     let (calls, principals) = calls_per_account(&scenario, true);
-    let paced = (calls - f64::from(BURST)) / RATE;
     let tail = (JOB_MS + LATENCY_MS) as f64 / 1000.0;
     println!(
         "shared collection {accounts}x20 (P={principals}), latency {LATENCY_MS} ms, {RATE}/s per account, jobs done on poll 2 and after {JOB_MS} ms, UPDATER_NUM_THREADS={THREADS} per worker, {calls:.0} calls per account:"
     );
-    let bound = |workers: usize| {
-        let in_flight = (THREADS * workers) as f64;
-        f64::from(accounts) / in_flight * paced + tail
-    };
+    let bound = |workers: usize| slots_bound(accounts, THREADS * workers, calls, BURST, RATE, tail);
     let alone = run(&scenario, 0, bound(1)).await;
     let mut one_shared = 0.0;
     for workers in [1, 2, 4] {

@@ -842,9 +842,33 @@ async fn the_operator_api_says_which_accounts_failed_and_why(backend: Backend) {
             .await
             .json()
     );
-    let detail: BTreeMap<String, serde_json::Value> = latest["accounts"]
-        .as_array()
-        .unwrap()
+    let every = latest["accounts"].as_array().unwrap();
+    assert_eq!(latest["total"], report.accounts.len());
+    assert_eq!(latest["count"], report.accounts.len());
+    // Pages of accounts are slices of the whole, in the order they were recorded.
+    for (page, count) in [(1, 2), (2, 2), (3, 1000)] {
+        let paged = app
+            .get(&format!(
+                "/api/1/runs/{}?page={page}&count={count}",
+                report.run_id
+            ))
+            .await
+            .json();
+        let expected: Vec<_> = every
+            .iter()
+            .skip((page - 1) * count)
+            .take(count)
+            .cloned()
+            .collect();
+        assert_eq!(paged["accounts"], serde_json::Value::from(expected.clone()));
+        assert_eq!(paged["count"], expected.len());
+        assert_eq!(paged["page"], page);
+        assert_eq!(paged["total"], report.accounts.len());
+    }
+    app.get(&format!("/api/1/runs/{}?count=1001", report.run_id))
+        .await
+        .assert_error(400, "count");
+    let detail: BTreeMap<String, serde_json::Value> = every
         .iter()
         .map(|a| (a["id"].as_str().unwrap().to_owned(), a.clone()))
         .collect();

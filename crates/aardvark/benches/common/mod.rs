@@ -137,3 +137,18 @@ pub fn calls_per_account(scenario: &aws_sim::Scenario, identity: bool) -> (f64, 
         principals,
     )
 }
+
+/// The least time `accounts` take when `in_flight` are collected at once, more accounts than
+/// that: each of the `in_flight` slots collects its accounts one after another, an account's
+/// `calls` going no faster than AWS allows (`burst` at once, the rest at `rate` a second), and
+/// the last account's job (`tail`: its time and a call's latency) ends the run.
+pub fn slots_bound(
+    accounts: u32,
+    in_flight: usize,
+    calls: f64,
+    burst: u32,
+    rate: f64,
+    tail: f64,
+) -> f64 {
+    f64::from(accounts) / in_flight as f64 * (calls - f64::from(burst)) / rate + tail
+}

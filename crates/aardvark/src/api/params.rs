@@ -46,6 +46,11 @@ impl RequestParams {
         Self::parse(uri.query(), None, &[])
     }
 
+    /// Whether the query string or form body names `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.values.iter().any(|(key, _)| key == name) || self.json.contains_key(name)
+    }
+
     /// `page` and `count` of a list of section 6.2 (`count` at most [`MAX_LIST_COUNT`]).
     pub fn list_paging(&self) -> Result<Paging, ApiError> {
         self.paging(Some(MAX_LIST_COUNT))

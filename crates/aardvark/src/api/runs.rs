@@ -201,12 +201,19 @@ impl From<AccountRecord> for RunAccount {
 /// A run and what it did in each account.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
+    /// This page of the run's accounts, in the order they were recorded.
     accounts: Vec<RunAccount>,
+    /// Accounts on this page.
+    count: usize,
     finished: Option<String>,
     id: i64,
+    /// The page of accounts (1 when every account is given).
+    page: i64,
     principals: PrincipalCounts,
     started: String,
     status: &'static str,
+    /// Accounts recorded in the run.
+    total: i64,
 }
 
 /// Runs, newest first.
@@ -243,7 +250,11 @@ pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, Ap
     get,
     path = "/api/1/runs/{id}",
     tag = "operations",
-    params(("id" = String, Path, pattern = "^(latest|[0-9]{1,18})$", description = "A run's id, or `latest`")),
+    params(
+        ("id" = String, Path, pattern = "^(latest|[0-9]{1,18})$", description = "A run's id, or `latest`"),
+        ("page" = Option<i64>, Query, minimum = 1, maximum = 9223372036854775807_i64, description = "Page of accounts, from 1; with neither `page` nor `count`, every account"),
+        ("count" = Option<i64>, Query, minimum = 0, maximum = 1000, description = "Accounts per page (default 30, at most 1000)"),
+    ),
     responses(
         (status = 200, description = "The run", body = RunDetail),
         (status = 400, description = "The id is neither a number nor `latest`", body = super::ErrorBody),
@@ -254,7 +265,13 @@ pub async fn runs(State(reader): State<Reader>, uri: Uri) -> Result<Response, Ap
 pub async fn run(
     State(reader): State<Reader>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    let params = RequestParams::of_query(&uri)?;
+    // Without `page` or `count`, every account, as before paging was offered.
+    let paging = (params.has("page") || params.has("count"))
+        .then(|| params.list_paging())
+        .transpose()?;
     // Digits only (no sign, no spaces), as the document says.
     let wanted = match id.as_str() {
         "latest" => None,
@@ -279,19 +296,23 @@ pub async fn run(
         });
     };
     let entry = RunEntry::from(&run);
+    let (offset, limit) = paging.map_or((0, i64::MAX), |p| (p.offset(), p.count));
     let accounts: Vec<RunAccount> = db
-        .run_accounts(run.id)
+        .run_accounts_page(run.id, offset, limit)
         .await?
         .into_iter()
         .map(RunAccount::from)
         .collect();
     let body = RunDetail {
+        count: accounts.len(),
         accounts,
         finished: entry.finished,
         id: entry.id,
+        page: paging.map_or(1, |p| p.page),
         principals: entry.principals,
         started: entry.started,
         status: entry.status,
+        total: run.totals.accounts_total,
     };
     Ok(json_response(StatusCode::OK, &body, 4096))
 }

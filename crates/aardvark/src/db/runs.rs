@@ -490,12 +490,29 @@ impl Database {
 
     /// A run's account outcomes, in the order they were recorded.
     pub async fn run_accounts(&self, run_id: i64) -> Result<Vec<AccountRecord>, DbError> {
+        self.run_accounts_page(run_id, 0, i64::MAX).await
+    }
+
+    /// `limit` of a run's account outcomes from `offset`, in the order they were recorded;
+    /// what they name is read for those accounts only.
+    pub async fn run_accounts_page(
+        &self,
+        run_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AccountRecord>, DbError> {
         let mut records: Vec<AccountRecord> = sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id"
+            "SELECT {ACCOUNT_COLUMNS} FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
         ))
         .bind(run_id)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(self.pool())
         .await?;
+        // The page's accounts, as the tables they name are filtered.
+        let on_page =
+            "run_id = $1 AND account_id IN (SELECT account_id FROM aardvark_run_accounts \
+             WHERE run_id = $1 ORDER BY id LIMIT $2 OFFSET $3)";
         // Each account's record by id: a run of thousands of accounts names thousands of ARNs.
         let position: std::collections::HashMap<String, usize> = records
             .iter()
@@ -503,11 +520,13 @@ impl Database {
             .map(|(at, record)| (record.account_id.clone(), at))
             .collect();
         let record_of = |account_id: &str| position.get(account_id).copied();
-        let failures: Vec<(String, String, String, String)> = sqlx::query_as(
+        let failures: Vec<(String, String, String, String)> = sqlx::query_as(&format!(
             "SELECT account_id, arn, error_code, error_message FROM aardvark_run_failures \
-             WHERE run_id = $1 ORDER BY id",
-        )
+             WHERE {on_page} ORDER BY id"
+        ))
         .bind(run_id)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(self.pool())
         .await?;
         for (account_id, arn, code, message) in failures {
@@ -517,10 +536,12 @@ impl Database {
                     .push(RecordedFailure { arn, code, message });
             }
         }
-        let vanished: Vec<(String, String)> = sqlx::query_as(
-            "SELECT account_id, arn FROM aardvark_run_vanished WHERE run_id = $1 ORDER BY id",
-        )
+        let vanished: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT account_id, arn FROM aardvark_run_vanished WHERE {on_page} ORDER BY id"
+        ))
         .bind(run_id)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(self.pool())
         .await?;
         for (account_id, arn) in vanished {
@@ -528,10 +549,12 @@ impl Database {
                 records[at].vanished.push(arn);
             }
         }
-        let named: Vec<(String, String, String)> = sqlx::query_as(
-            "SELECT account_id, arn, outcome FROM aardvark_run_principals WHERE run_id = $1 ORDER BY id",
-        )
+        let named: Vec<(String, String, String)> = sqlx::query_as(&format!(
+            "SELECT account_id, arn, outcome FROM aardvark_run_principals WHERE {on_page} ORDER BY id"
+        ))
         .bind(run_id)
+        .bind(limit)
+        .bind(offset)
         .fetch_all(self.pool())
         .await?;
         for (account_id, arn, outcome) in named {
@@ -543,7 +566,10 @@ impl Database {
                 }
             }
         }
-        for (account_id, part) in self.recorded_parts(Some(run_id)).await? {
+        for (account_id, part) in self
+            .recorded_parts(Some((run_id, on_page, limit, offset)))
+            .await?
+        {
             if let Some(at) = record_of(&account_id) {
                 records[at].parts.push(part);
             }
@@ -551,22 +577,23 @@ impl Database {
         Ok(records)
     }
 
-    /// The parts recorded in run `run_id`, or (`None`) the latest record of each part of each
-    /// account, by account.
+    /// The parts recorded in a run (`Some((run_id, condition, limit, offset))`: the rows
+    /// `condition` keeps, `$1` to `$3` bound to the three numbers), or (`None`) the latest
+    /// record of each part of each account, by account.
     async fn recorded_parts(
         &self,
-        run_id: Option<i64>,
+        in_run: Option<(i64, &str, i64, i64)>,
     ) -> Result<Vec<(String, RecordedPart)>, DbError> {
         let columns = "SELECT account_id, part, status, error_code, error_message FROM aardvark_run_account_parts";
-        let sql = match run_id {
-            Some(_) => format!("{columns} WHERE run_id = $1 ORDER BY id"),
+        let sql = match in_run {
+            Some((_, condition, _, _)) => format!("{columns} WHERE {condition} ORDER BY id"),
             None => format!(
                 "{columns} WHERE id IN (SELECT MAX(id) FROM aardvark_run_account_parts GROUP BY account_id, part) ORDER BY id"
             ),
         };
         let mut query = sqlx::query_as(&sql);
-        if let Some(run_id) = run_id {
-            query = query.bind(run_id);
+        if let Some((run_id, _, limit, offset)) = in_run {
+            query = query.bind(run_id).bind(limit).bind(offset);
         }
         #[derive(sqlx::FromRow)]
         struct PartRow {
