@@ -73,7 +73,11 @@ impl RequestParams {
             .unwrap_or_default();
         let is_json = mime == "application/json"
             || (mime.starts_with("application/") && mime.ends_with("+json"));
-        if is_json && !body.iter().all(u8::is_ascii_whitespace) {
+        // Only JSON's own whitespace makes an empty body: a form feed is not JSON.
+        let blank = body
+            .iter()
+            .all(|byte| matches!(byte, b' ' | b'\t' | b'\n' | b'\r'));
+        if is_json && !blank {
             match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(map)) => params.json = map,
                 Ok(other) => {
@@ -377,6 +381,20 @@ pub fn python_int(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_body_of_whitespace_is_empty_only_in_json_s_own_whitespace() {
+        let json = Some("application/json");
+        assert!(RequestParams::parse(None, json, b" \t\r\n").is_ok());
+        for body in [&b"\x0c"[..], b" \x0b ", b"\xa0"] {
+            let err = RequestParams::parse(None, json, body).unwrap_err();
+            assert!(
+                err.message.contains("malformed"),
+                "{body:?}: {}",
+                err.message
+            );
+        }
+    }
 
     #[test]
     fn python_int_accepts_what_python_accepts() {
