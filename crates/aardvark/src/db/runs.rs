@@ -501,14 +501,14 @@ impl Database {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<AccountRecord>, DbError> {
-        let mut records: Vec<AccountRecord> = sqlx::query_as(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
-        ))
-        .bind(run_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.pool())
-        .await?;
+        let mut records: Vec<AccountRecord> = self
+            .rows_of_page(
+                &format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM aardvark_run_accounts WHERE run_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+                ),
+                (run_id, limit, offset),
+            )
+            .await?;
         // The page's accounts, as the tables they name are filtered.
         let on_page =
             "run_id = $1 AND account_id IN (SELECT account_id FROM aardvark_run_accounts \
@@ -520,15 +520,16 @@ impl Database {
             .map(|(at, record)| (record.account_id.clone(), at))
             .collect();
         let record_of = |account_id: &str| position.get(account_id).copied();
-        let failures: Vec<(String, String, String, String)> = sqlx::query_as(&format!(
-            "SELECT account_id, arn, error_code, error_message FROM aardvark_run_failures \
-             WHERE {on_page} ORDER BY id"
-        ))
-        .bind(run_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.pool())
-        .await?;
+        // What the page's accounts name, each table read for them only.
+        let named_on_page = |columns: &str, table: &str| {
+            format!("SELECT account_id, {columns} FROM {table} WHERE {on_page} ORDER BY id")
+        };
+        let failures: Vec<(String, String, String, String)> = self
+            .rows_of_page(
+                &named_on_page("arn, error_code, error_message", "aardvark_run_failures"),
+                (run_id, limit, offset),
+            )
+            .await?;
         for (account_id, arn, code, message) in failures {
             if let Some(at) = record_of(&account_id) {
                 records[at]
@@ -536,27 +537,23 @@ impl Database {
                     .push(RecordedFailure { arn, code, message });
             }
         }
-        let vanished: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT account_id, arn FROM aardvark_run_vanished WHERE {on_page} ORDER BY id"
-        ))
-        .bind(run_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.pool())
-        .await?;
+        let vanished: Vec<(String, String)> = self
+            .rows_of_page(
+                &named_on_page("arn", "aardvark_run_vanished"),
+                (run_id, limit, offset),
+            )
+            .await?;
         for (account_id, arn) in vanished {
             if let Some(at) = record_of(&account_id) {
                 records[at].vanished.push(arn);
             }
         }
-        let named: Vec<(String, String, String)> = sqlx::query_as(&format!(
-            "SELECT account_id, arn, outcome FROM aardvark_run_principals WHERE {on_page} ORDER BY id"
-        ))
-        .bind(run_id)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.pool())
-        .await?;
+        let named: Vec<(String, String, String)> = self
+            .rows_of_page(
+                &named_on_page("arn, outcome", "aardvark_run_principals"),
+                (run_id, limit, offset),
+            )
+            .await?;
         for (account_id, arn, outcome) in named {
             if let Some(at) = record_of(&account_id) {
                 match outcome.as_str() {
@@ -575,6 +572,20 @@ impl Database {
             }
         }
         Ok(records)
+    }
+
+    /// The rows of `sql`, whose `$1`, `$2` and `$3` are a run, a page's length and its offset.
+    async fn rows_of_page<T>(&self, sql: &str, page: (i64, i64, i64)) -> Result<Vec<T>, DbError>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let (run_id, limit, offset) = page;
+        Ok(sqlx::query_as(sql)
+            .bind(run_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?)
     }
 
     /// The parts recorded in a run (`Some((run_id, condition, limit, offset))`: the rows
