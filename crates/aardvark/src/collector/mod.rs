@@ -489,6 +489,8 @@ async fn collect_accounts(shared: &Arc<RunShared>, run_id: i64) -> Vec<AccountRe
     let mut tasks = tokio::task::JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, Claimed> = HashMap::new();
     let mut reports = Vec::new();
+    // Who records each account: the same process for the whole run, read once.
+    let worker = RunOwner::this_process();
     loop {
         let claiming = !shared.stop.is_set() && !shared.database_lost.load(Ordering::SeqCst);
         if claiming && tasks.len() < most {
@@ -543,7 +545,7 @@ async fn collect_accounts(shared: &Arc<RunShared>, run_id: i64) -> Vec<AccountRe
         let Some(claimed) = in_flight.remove(&id) else {
             continue;
         };
-        if let Some(report) = record(shared, run_id, &claimed, report).await {
+        if let Some(report) = record(shared, run_id, &worker, &claimed, report).await {
             shared.progress.account_done(&report);
             reports.push(report);
         }
@@ -556,10 +558,11 @@ async fn collect_accounts(shared: &Arc<RunShared>, run_id: i64) -> Vec<AccountRe
 async fn record(
     shared: &RunShared,
     run_id: i64,
+    worker: &RunOwner,
     claimed: &Claimed,
     mut report: AccountReport,
 ) -> Option<AccountReport> {
-    report.worker = Some(RunOwner::this_process());
+    report.worker = Some(worker.clone());
     report.attempts = claimed.claim.as_ref().map_or(1, |claim| claim.attempt);
     // A worker that stops hands what it did not finish to the others, if any is at work.
     let give_back = shared.stop.is_set()
