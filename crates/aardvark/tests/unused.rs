@@ -261,19 +261,31 @@ async fn actions_are_replaced_per_principal_and_empty_at_service_level(backend: 
                 entry("s3", "PutObject", 0),
             ]}]}),
         );
-    // A new action-level result replaces them; a service-level one leaves them.
+    // A new action-level result replaces them; a service-level one leaves them. Written in
+    // one group with another principal's actions: each principal's are its own.
     s3.actions = Some(vec![action("GetObject", at.future)]);
-    t.store(&[listed(MIXED, None, vec![s3])]).await;
-    let mut service_level = service("s3", at.future);
-    service_level.actions = None;
-    t.store(&[listed(MIXED, None, vec![service_level])]).await;
-    app.get(&format!("/api/1/actions?arn={MIXED}"))
+    let mut idle_s3 = service("s3", at.inside);
+    idle_s3.actions = Some(vec![action("ListBucket", at.inside)]);
+    let mut new_s3 = service("s3", at.future);
+    new_s3.actions = None;
+    t.store(&[
+        listed(MIXED, None, vec![s3]),
+        listed(IDLE, None, vec![idle_s3]),
+        listed(NEW, None, vec![new_s3.clone()]),
+    ])
+    .await;
+    t.store(&[listed(MIXED, None, vec![new_s3])]).await;
+    app.get("/api/1/actions?account=111111111111")
         .await
         .assert_exact(
             200,
-            &json!({"count": 1, "page": 1, "total": 1, "principals": [{"arn": MIXED, "actions": [
-                entry("s3", "GetObject", at.future),
-            ]}]}),
+            &json!({"count": 4, "page": 1, "total": 4, "principals": [
+                {"arn": MIXED, "actions": [entry("s3", "GetObject", at.future)]},
+                {"arn": IDLE, "actions": [{"action": "ListBucket", "entity": MIXED,
+                    "lastAccessed": at.inside, "region": "eu-west-1", "serviceNamespace": "s3"}]},
+                {"arn": NEW, "actions": []},
+                {"arn": DEVS, "actions": []},
+            ]}),
         );
     // Principals with service-level data only: an empty list each, not an error.
     app.get("/api/1/actions?account=222222222222").await.assert_exact(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::Row;
 
-use super::vocabulary::{HistoryChange, PARAMS_PER_STATEMENT};
+use super::vocabulary::{HistoryChange, ROW_PARAMS_PER_STATEMENT};
 use super::{Database, DbError};
 
 /// One stored change, as `/api/1/history` answers it.
@@ -58,7 +58,7 @@ impl Database {
             .execute(&mut *conn)
             .await?;
         }
-        for chunk in changes.chunks(PARAMS_PER_STATEMENT / COLUMNS) {
+        for chunk in changes.chunks(ROW_PARAMS_PER_STATEMENT / COLUMNS) {
             let sql = format!(
                 "INSERT INTO aardvark_history (item_id, \"serviceNamespace\", \
                  \"lastAuthenticated\", previous, observed_ms, run_id) VALUES {}",
@@ -68,7 +68,7 @@ impl Database {
                     &format!(", {observed_ms}, {run}")
                 )
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for change in chunk {
                 query = query
                     .bind(i32::try_from(change.item_id).unwrap_or(i32::MAX))

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::vocabulary::{
-    borrowed_text, services_by_id, PageTexts, StoredService, PARAMS_PER_STATEMENT,
+    borrowed_text, services_by_id, PageTexts, StoredService, ROW_PARAMS_PER_STATEMENT,
 };
 use super::{Database, DbError};
 
@@ -274,14 +274,14 @@ impl Database {
         texts: &[(i64, &str)],
     ) -> Result<(), DbError> {
         let format = i64::from(self.rendering().format);
-        for chunk in texts.chunks(PARAMS_PER_STATEMENT / 3) {
+        for chunk in texts.chunks(ROW_PARAMS_PER_STATEMENT / 3) {
             let sql = format!(
                 "INSERT INTO {table} (item_id, {column}, format) VALUES {} \
                  ON CONFLICT (item_id) DO UPDATE SET {column} = excluded.{column}, \
                  format = excluded.format",
                 self.dialect().values_placeholders(chunk.len(), 3)
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for &(id, text) in chunk {
                 query = query
                     .bind(i32::try_from(id).unwrap_or(i32::MAX))

@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::Row;
 
 use super::vocabulary::{
-    PrincipalListing, ServiceUsage, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT,
+    PrincipalListing, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT,
+    ROW_PARAMS_PER_STATEMENT,
 };
 use super::{Database, DbError};
 use crate::arn::Arn;
@@ -74,25 +75,113 @@ pub struct DetailedPrincipal {
 impl Database {
     /// Writes the details of principals just stored, inside the write's transaction: their
     /// row in `aardvark_principals`, and, for principals whose result carries regions or
-    /// actions, their regions and actions replaced.
+    /// actions, their regions and actions replaced. A few statements for the whole group, not
+    /// some per principal: each statement is a hand-off to SQLite's thread and back, and while
+    /// a collection keeps the cores busy every hand-off waits its turn (four statements per
+    /// principal made most of a group's 1,000 or so).
     pub(crate) async fn write_usage_details(
         &self,
         conn: &mut sqlx::AnyConnection,
         stored: &[WrittenPrincipal<'_>],
     ) -> Result<(), DbError> {
         self.write_principal_rows(conn, stored).await?;
-        for row in stored {
-            let services = &row.principal.services;
-            let has_regions = services.iter().any(|s| s.region.is_some());
-            let has_actions = services.iter().any(|s| s.actions.is_some());
-            let item_id = i32::try_from(row.item_id).unwrap_or(i32::MAX);
-            if has_regions || has_actions {
-                self.replace_regions(conn, item_id, services).await?;
+        let item_id = |row: &WrittenPrincipal<'_>| i32::try_from(row.item_id).unwrap_or(i32::MAX);
+        let with_actions: Vec<&WrittenPrincipal<'_>> = stored
+            .iter()
+            .filter(|row| row.principal.services.iter().any(|s| s.actions.is_some()))
+            .collect();
+        let with_regions: Vec<&WrittenPrincipal<'_>> = stored
+            .iter()
+            .filter(|row| {
+                row.principal
+                    .services
+                    .iter()
+                    .any(|s| s.region.is_some() || s.actions.is_some())
+            })
+            .collect();
+        let regions: Vec<(i32, &str, &str)> = with_regions
+            .iter()
+            .flat_map(|row| {
+                row.principal.services.iter().filter_map(move |s| {
+                    Some((
+                        item_id(row),
+                        s.service_namespace.as_str(),
+                        s.region.as_deref()?,
+                    ))
+                })
+            })
+            .collect();
+        self.delete_of(conn, "aardvark_service_regions", &with_regions)
+            .await?;
+        for chunk in regions.chunks(ROW_PARAMS_PER_STATEMENT / 3) {
+            let sql = format!(
+                "INSERT INTO aardvark_service_regions (item_id, \"serviceNamespace\", region) \
+                 VALUES {} ON CONFLICT (item_id, \"serviceNamespace\") DO UPDATE SET \
+                 region = excluded.region",
+                self.dialect().values_placeholders(chunk.len(), 3)
+            );
+            let mut query = sqlx::query(&sql).persistent(false);
+            for (item_id, namespace, region) in chunk {
+                query = query.bind(*item_id).bind(*namespace).bind(*region);
             }
-            if has_actions {
-                self.replace_actions(conn, item_id, services).await?;
+            query.execute(&mut *conn).await?;
+        }
+        self.delete_of(conn, "aardvark_actions", &with_actions)
+            .await?;
+        // The last report of an action wins, as for services.
+        let mut actions = BTreeMap::new();
+        for row in &with_actions {
+            for service in &row.principal.services {
+                for action in service.actions.iter().flatten() {
+                    actions.insert(
+                        (
+                            item_id(row),
+                            service.service_namespace.as_str(),
+                            action.action.as_str(),
+                        ),
+                        action,
+                    );
+                }
             }
         }
+        let actions: Vec<_> = actions.into_iter().collect();
+        for chunk in actions.chunks(ROW_PARAMS_PER_STATEMENT / 6) {
+            let sql = format!(
+                "INSERT INTO aardvark_actions (item_id, \"serviceNamespace\", action, \
+                 \"lastAccessed\", entity, region) VALUES {}",
+                self.dialect().values_placeholders(chunk.len(), 6)
+            );
+            let mut query = sqlx::query(&sql).persistent(false);
+            for ((item_id, namespace, name), action) in chunk {
+                query = query
+                    .bind(*item_id)
+                    .bind(*namespace)
+                    .bind(*name)
+                    .bind(action.last_accessed)
+                    .bind(&action.entity)
+                    .bind(&action.region);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the rows of `table` that belong to the principals `of`, in one statement.
+    async fn delete_of(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        table: &str,
+        of: &[&WrittenPrincipal<'_>],
+    ) -> Result<(), DbError> {
+        if of.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = of.iter().map(|row| row.item_id).collect();
+        let (matching, list) = self.dialect().among_ids("item_id", "$1", &ids);
+        sqlx::query(&format!("DELETE FROM {table} WHERE {matching}"))
+            .bind(list)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 
@@ -104,7 +193,7 @@ impl Database {
         stored: &[WrittenPrincipal<'_>],
     ) -> Result<(), DbError> {
         const COLUMNS: usize = 7;
-        for chunk in stored.chunks(PARAMS_PER_STATEMENT / COLUMNS) {
+        for chunk in stored.chunks(ROW_PARAMS_PER_STATEMENT / COLUMNS) {
             let sql = format!(
                 "INSERT INTO aardvark_principals (item_id, account, kind, path, created_ms, \
                  last_used_ms, least_used_ms) VALUES {} ON CONFLICT (item_id) DO UPDATE SET \
@@ -114,7 +203,7 @@ impl Database {
                  last_used_ms = excluded.last_used_ms, least_used_ms = excluded.least_used_ms",
                 self.dialect().values_placeholders(chunk.len(), COLUMNS)
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for row in chunk {
                 let arn = &row.principal.arn;
                 let (kind, _) = kind_and_path(arn);
@@ -127,80 +216,6 @@ impl Database {
                     .bind(listing.and_then(|l| l.created_ms))
                     .bind(row.uses.map(|(newest, _)| newest))
                     .bind(row.uses.map(|(_, oldest)| oldest));
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    /// A principal's `LastAuthenticatedRegion` per service, replaced.
-    async fn replace_regions(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        item_id: i32,
-        services: &[ServiceUsage],
-    ) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM aardvark_service_regions WHERE item_id = $1")
-            .bind(item_id)
-            .execute(&mut *conn)
-            .await?;
-        let regions: Vec<(&str, &str)> = services
-            .iter()
-            .filter_map(|s| Some((s.service_namespace.as_str(), s.region.as_deref()?)))
-            .collect();
-        for chunk in regions.chunks(PARAMS_PER_STATEMENT / 3) {
-            let sql = format!(
-                "INSERT INTO aardvark_service_regions (item_id, \"serviceNamespace\", region) \
-                 VALUES {} ON CONFLICT (item_id, \"serviceNamespace\") DO UPDATE SET \
-                 region = excluded.region",
-                self.dialect().values_placeholders(chunk.len(), 3)
-            );
-            let mut query = sqlx::query(&sql);
-            for (namespace, region) in chunk {
-                query = query.bind(item_id).bind(*namespace).bind(*region);
-            }
-            query.execute(&mut *conn).await?;
-        }
-        Ok(())
-    }
-
-    /// A principal's tracked actions, replaced; the last report of an action wins, as for
-    /// services.
-    async fn replace_actions(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        item_id: i32,
-        services: &[ServiceUsage],
-    ) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM aardvark_actions WHERE item_id = $1")
-            .bind(item_id)
-            .execute(&mut *conn)
-            .await?;
-        let mut actions = BTreeMap::new();
-        for service in services {
-            for action in service.actions.iter().flatten() {
-                actions.insert(
-                    (service.service_namespace.as_str(), action.action.as_str()),
-                    action,
-                );
-            }
-        }
-        let actions: Vec<_> = actions.into_iter().collect();
-        for chunk in actions.chunks(PARAMS_PER_STATEMENT / 6) {
-            let sql = format!(
-                "INSERT INTO aardvark_actions (item_id, \"serviceNamespace\", action, \
-                 \"lastAccessed\", entity, region) VALUES {}",
-                self.dialect().values_placeholders(chunk.len(), 6)
-            );
-            let mut query = sqlx::query(&sql);
-            for ((namespace, name), action) in chunk {
-                query = query
-                    .bind(item_id)
-                    .bind(*namespace)
-                    .bind(*name)
-                    .bind(action.last_accessed)
-                    .bind(&action.entity)
-                    .bind(&action.region);
             }
             query.execute(&mut *conn).await?;
         }

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::vocabulary::{
     HistoryChange, PrincipalUsage, ServiceUsage, WrittenPrincipal, PARAMS_PER_STATEMENT,
-    SERVICE_NAMESPACE_MAX_CHARS, SERVICE_NAME_MAX_CHARS,
+    ROW_PARAMS_PER_STATEMENT, SERVICE_NAMESPACE_MAX_CHARS, SERVICE_NAME_MAX_CHARS,
 };
 use super::{Database, DbError};
 use crate::arn::AccountId;
@@ -410,7 +410,7 @@ impl Database {
         conn: &mut sqlx::AnyConnection,
         writes: &[(i64, &ServiceUsage)],
     ) -> Result<(), DbError> {
-        for chunk in writes.chunks(PARAMS_PER_STATEMENT / 6) {
+        for chunk in writes.chunks(ROW_PARAMS_PER_STATEMENT / 6) {
             let sql = format!(
                 "INSERT INTO advisor_data (item_id, \"serviceNamespace\", \"serviceName\", \
                  \"lastAuthenticated\", \"lastAuthenticatedEntity\", \"totalAuthenticatedEntities\") \
@@ -421,7 +421,7 @@ impl Database {
                  \"totalAuthenticatedEntities\" = excluded.\"totalAuthenticatedEntities\"",
                 self.dialect().values_placeholders(chunk.len(), 6)
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(false);
             for (item_id, service) in chunk {
                 query = query
                     .bind(i32::try_from(*item_id).unwrap_or(i32::MAX))
