@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::Row;
 
 use super::vocabulary::{
-    PrincipalListing, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT,
+    PrincipalListing, ServiceUsage, StoredService, WrittenPrincipal, PARAMS_PER_STATEMENT,
     ROW_PARAMS_PER_STATEMENT,
 };
 use super::{Database, DbError};
@@ -85,34 +85,38 @@ impl Database {
         stored: &[WrittenPrincipal<'_>],
     ) -> Result<(), DbError> {
         self.write_principal_rows(conn, stored).await?;
-        let item_id = |row: &WrittenPrincipal<'_>| i32::try_from(row.item_id).unwrap_or(i32::MAX);
-        let with_actions: Vec<&WrittenPrincipal<'_>> = stored
-            .iter()
-            .filter(|row| row.principal.services.iter().any(|s| s.actions.is_some()))
-            .collect();
-        let with_regions: Vec<&WrittenPrincipal<'_>> = stored
-            .iter()
-            .filter(|row| {
-                row.principal
-                    .services
-                    .iter()
-                    .any(|s| s.region.is_some() || s.actions.is_some())
-            })
-            .collect();
-        let regions: Vec<(i32, &str, &str)> = with_regions
+        let carrying = |wanted: fn(&ServiceUsage) -> bool| -> Vec<&WrittenPrincipal<'_>> {
+            stored
+                .iter()
+                .filter(|row| row.principal.services.iter().any(wanted))
+                .collect()
+        };
+        let with_regions = carrying(|s| s.region.is_some() || s.actions.is_some());
+        self.replace_regions(conn, &with_regions).await?;
+        let with_actions = carrying(|s| s.actions.is_some());
+        self.replace_actions(conn, &with_actions).await
+    }
+
+    /// The principals' `LastAuthenticatedRegion` per service, replaced.
+    async fn replace_regions(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        principals: &[&WrittenPrincipal<'_>],
+    ) -> Result<(), DbError> {
+        self.delete_of(conn, "aardvark_service_regions", principals)
+            .await?;
+        let regions: Vec<(i32, &str, &str)> = principals
             .iter()
             .flat_map(|row| {
                 row.principal.services.iter().filter_map(move |s| {
                     Some((
-                        item_id(row),
+                        bound_id(row),
                         s.service_namespace.as_str(),
                         s.region.as_deref()?,
                     ))
                 })
             })
             .collect();
-        self.delete_of(conn, "aardvark_service_regions", &with_regions)
-            .await?;
         for chunk in regions.chunks(ROW_PARAMS_PER_STATEMENT / 3) {
             let sql = format!(
                 "INSERT INTO aardvark_service_regions (item_id, \"serviceNamespace\", region) \
@@ -126,21 +130,27 @@ impl Database {
             }
             query.execute(&mut *conn).await?;
         }
-        self.delete_of(conn, "aardvark_actions", &with_actions)
-            .await?;
-        // The last report of an action wins, as for services.
+        Ok(())
+    }
+
+    /// The principals' tracked actions, replaced; the last report of an action wins, as for
+    /// services.
+    async fn replace_actions(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        principals: &[&WrittenPrincipal<'_>],
+    ) -> Result<(), DbError> {
+        self.delete_of(conn, "aardvark_actions", principals).await?;
         let mut actions = BTreeMap::new();
-        for row in &with_actions {
+        for row in principals {
             for service in &row.principal.services {
                 for action in service.actions.iter().flatten() {
-                    actions.insert(
-                        (
-                            item_id(row),
-                            service.service_namespace.as_str(),
-                            action.action.as_str(),
-                        ),
-                        action,
+                    let key = (
+                        bound_id(row),
+                        service.service_namespace.as_str(),
+                        action.action.as_str(),
                     );
+                    actions.insert(key, action);
                 }
             }
         }
@@ -209,7 +219,7 @@ impl Database {
                 let (kind, _) = kind_and_path(arn);
                 let listing = row.principal.listing.as_ref();
                 query = query
-                    .bind(i32::try_from(row.item_id).unwrap_or(i32::MAX))
+                    .bind(bound_id(row))
                     .bind(account_of(arn))
                     .bind(kind)
                     .bind(listing.map(|l: &PrincipalListing| l.path.clone()))
@@ -420,4 +430,9 @@ impl Database {
         }
         Ok(KeptUses { version, accounts })
     }
+}
+
+/// A principal's id as its detail tables' `INTEGER` columns bind it.
+fn bound_id(row: &WrittenPrincipal<'_>) -> i32 {
+    i32::try_from(row.item_id).unwrap_or(i32::MAX)
 }
