@@ -28,6 +28,9 @@ pub(crate) const PARAMS_PER_STATEMENT: usize = 360;
 /// 90 statements for its services alone. Below SQLite's limit of 32,766 variables and
 /// PostgreSQL's of 65,535. Such statements are sent unprepared (`persistent(false)`): their
 /// sizes vary with every group, and each size kept prepared would hold its compiled program.
+/// Used by the principals' write path (services, history, principal rows, renderings, regions,
+/// actions), where it was measured; the other statements with anonymous placeholders (identity
+/// details, findings, recommendations, a shared run's work) still carry `PARAMS_PER_STATEMENT`.
 pub(crate) const ROW_PARAMS_PER_STATEMENT: usize = 30_000;
 
 /// One service's last use by a principal, as AWS reports it.
