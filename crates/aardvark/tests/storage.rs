@@ -371,6 +371,73 @@ async fn assert_renderings_current(t: &TestDb) {
     assert_eq!(served, expected);
 }
 
+/// A page of renderings holds its own principals, in id order, each with its own services;
+/// a page past the end and a filter that matches nothing come empty (PostgreSQL sends a page
+/// as one row per principal, or the principals' version alone when there is none).
+async fn pages_hold_exactly_their_principals(backend: Backend) {
+    let Some(t) = fresh_db(backend).await else {
+        return;
+    };
+    let arns: Vec<String> = (1..=3)
+        .map(|n| format!("arn:aws:iam::123456789012:role/R{n}"))
+        .collect();
+    let principals: Vec<_> = arns
+        .iter()
+        .zip(1..)
+        .map(|(arn, n)| principal(arn, vec![service(&format!("svc{n}"), n, None, n)]))
+        .collect();
+    t.db.store_principals(&principals, WriteOptions::default())
+        .await
+        .unwrap();
+    let reader = Reader::new(t.db.clone());
+    let page_of = |filter: AdvisorFilter, page: i64, texts: PageTexts| {
+        let reader = reader.clone();
+        async move {
+            let rendered = reader
+                .rendered_advisors(&filter, page, 2, texts)
+                .await
+                .unwrap();
+            let principals = rendered
+                .entries()
+                .unwrap()
+                .into_iter()
+                .map(|(_, arn, _)| arn.to_owned())
+                .collect::<Vec<_>>();
+            (rendered.total, principals)
+        }
+    };
+    let everything = AdvisorFilter::default();
+    for texts in [PageTexts::Renderings, PageTexts::Digests] {
+        assert_eq!(
+            page_of(everything.clone(), 1, texts).await,
+            (3, arns[..2].to_vec())
+        );
+        assert_eq!(
+            page_of(everything.clone(), 2, texts).await,
+            (3, arns[2..].to_vec())
+        );
+        assert_eq!(page_of(everything.clone(), 3, texts).await, (3, vec![]));
+        let nothing = AdvisorFilter {
+            phrase: Some("no such principal".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(page_of(nothing, 1, texts).await, (0, vec![]));
+    }
+    let first = reader
+        .rendered_advisors(&everything, 1, 2, PageTexts::Renderings)
+        .await
+        .unwrap();
+    let services: Vec<String> = first
+        .principals()
+        .unwrap()
+        .into_iter()
+        .map(|p| p.services.into_owned())
+        .collect();
+    assert_eq!(services.len(), 2);
+    assert!(services[0].contains("svc1") && !services[0].contains("svc2"));
+    assert!(services[1].contains("svc2") && !services[1].contains("svc1"));
+}
+
 /// ARNs whose services are kept rendered, in order.
 async fn kept_rendered(t: &TestDb) -> Vec<String> {
     t.strings(
@@ -640,6 +707,7 @@ async fn postgres_a_rendering_from_before_a_concurrent_change_does_not_stand() {
 
 on_both_backends!(
     renderings_stay_current_whatever_changes_the_rows,
+    pages_hold_exactly_their_principals,
     renderings_of_another_format_are_never_served,
     text_round_trips_exactly,
     reads_follow_writes_from_other_processes,

@@ -200,23 +200,18 @@ impl Dialect {
         }
     }
 
-    /// SQL for `[lastUpdated, services]` of principal `o` as JSON text, the aggregate
-    /// function that joins texts, and the SQL for the character `separator`.
-    pub(crate) fn unrendered_and_concat(self, separator: u8) -> (String, &'static str, String) {
+    /// SQL for `[lastUpdated, services]` of principal `o` as JSON text.
+    pub(crate) fn unrendered(self) -> String {
         let last_updated = self.timestamp_text("o.\"lastUpdated\"");
         let services = self.aggregated_services();
         match self {
             // The outer levels as text: SQLite's JSON functions would parse the aggregate again.
-            Dialect::Sqlite => (
-                format!("'[' || json_quote({last_updated}) || ',' || {services} || ']'"),
-                "group_concat",
-                format!("char({separator})"),
-            ),
-            Dialect::Postgres => (
-                format!("CAST(json_build_array({last_updated}, {services}) AS TEXT)"),
-                "string_agg",
-                format!("chr({separator})"),
-            ),
+            Dialect::Sqlite => {
+                format!("'[' || json_quote({last_updated}) || ',' || {services} || ']'")
+            }
+            Dialect::Postgres => {
+                format!("CAST(json_build_array({last_updated}, {services}) AS TEXT)")
+            }
         }
     }
 

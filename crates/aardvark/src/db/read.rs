@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use futures::TryStreamExt;
@@ -144,17 +143,14 @@ impl Reader {
         page: i64,
         count: i64,
     ) -> Result<AdvisorPage, DbError> {
-        let (total, row) = self
+        let (total, read) = self
             .filtered_page(filter, page, count, PageShape::Stored)
             .await?;
-        Ok(AdvisorPage {
-            total,
-            principals: row.try_get(1)?,
-        })
+        let [principals, _] = read.texts;
+        Ok(AdvisorPage { total, principals })
     }
 
-    /// The number of principals matching `filter`, and the row that holds page `page` of them
-    /// in `shape` (column 0 the principals' version, then the page's text columns).
+    /// The number of principals matching `filter`, and page `page` of them in `shape`.
     ///
     /// One statement in the common case: the page's rows come with the principals' version,
     /// and only if that differs from the directory's is the directory read again and the page
@@ -165,15 +161,14 @@ impl Reader {
         page: i64,
         count: i64,
         shape: PageShape,
-    ) -> Result<(i64, AnyRow), DbError> {
+    ) -> Result<(i64, PageRead), DbError> {
         let directory = self.directory(None).await?;
         let (total, page_ids) = select(&directory, filter, page, count).await;
-        let row = self.db.principals_among(&page_ids, shape).await?;
-        let version: i64 = row.try_get(0)?;
-        if version == directory.version {
-            return Ok((total, row));
+        let read = self.db.principals_among(&page_ids, shape).await?;
+        if read.version == directory.version {
+            return Ok((total, read));
         }
-        let directory = self.directory(Some(version)).await?;
+        let directory = self.directory(Some(read.version)).await?;
         let (total, page_ids) = select(&directory, filter, page, count).await;
         Ok((total, self.db.principals_among(&page_ids, shape).await?))
     }
@@ -225,19 +220,41 @@ impl Database {
         Ok(Directory::new(version, ids, arns))
     }
 
-    /// The principals' version and the principals `ids` in `shape`, in one row: one row per
-    /// request rather than per principal or service (rows are what the drivers pay for, each
-    /// one handed between threads).
-    async fn principals_among(&self, ids: &[i64], shape: PageShape) -> Result<AnyRow, DbError> {
+    /// The principals `ids` in `shape`, with the principals' version they were read at: one
+    /// statement per request, and one row rather than one per principal or service where rows
+    /// are what the driver pays for (SQLite hands each one between threads).
+    async fn principals_among(&self, ids: &[i64], shape: PageShape) -> Result<PageRead, DbError> {
         let (matching, list) = self.dialect().among_ids("o.id", "$1", ids);
         let version = "(SELECT CAST(v.version AS BIGINT) FROM aardvark_principal_version v \
                        WHERE v.id = 1)";
-        let sql = match shape {
-            PageShape::Rendered(texts) => self.rendered_page_sql(version, &matching, texts),
-            PageShape::Stored => self.dialect().stored_page(version, &matching),
-        };
-        Ok(sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?)
+        match shape {
+            PageShape::Rendered(texts) => {
+                let sql = self.rendered_page_sql(version, &matching, texts);
+                let (version, headers, texts) =
+                    Self::fetch_rendered(self.pool(), &sql, list).await?;
+                Ok(PageRead {
+                    version,
+                    texts: [headers, texts],
+                })
+            }
+            PageShape::Stored => {
+                let sql = self.dialect().stored_page(version, &matching);
+                let row = sqlx::query(&sql).bind(list).fetch_one(self.pool()).await?;
+                Ok(PageRead {
+                    version: row.try_get(0)?,
+                    texts: [row.try_get(1)?, None],
+                })
+            }
+        }
     }
+}
+
+/// What a page's statement brought: the principals' version it was read at, then the page's
+/// texts (for [`PageShape::Stored`] the [`AdvisorPage`]'s, for [`PageShape::Rendered`] the
+/// headers and texts of a `RenderedPage`).
+pub(crate) struct PageRead {
+    version: i64,
+    texts: [Option<String>; 2],
 }
 
 impl Reader {
@@ -251,10 +268,16 @@ impl Reader {
         count: i64,
         texts: PageTexts,
     ) -> Result<RenderedPage, DbError> {
-        let (total, row) = self
+        let (total, read) = self
             .filtered_page(filter, page, count, PageShape::Rendered(texts))
             .await?;
-        RenderedPage::from_row(total, &row, self.database().rendering())
+        let [headers, texts] = read.texts;
+        Ok(RenderedPage::new(
+            total,
+            headers,
+            texts,
+            self.database().rendering(),
+        ))
     }
 }
 

@@ -10,14 +10,14 @@
 
 use std::borrow::Cow;
 
+use futures::TryStreamExt;
 use serde::Deserialize;
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::vocabulary::{
     borrowed_text, services_by_id, PageTexts, StoredService, ROW_PARAMS_PER_STATEMENT,
 };
-use super::{Database, DbError};
+use super::{Database, DbError, Dialect};
 
 /// Principals rendered per statement when catching up.
 const RENDER_BATCH: usize = 500;
@@ -79,17 +79,18 @@ pub struct RenderedPage {
 }
 
 impl RenderedPage {
-    pub(super) fn from_row(
+    pub(super) fn new(
         total: i64,
-        row: &AnyRow,
+        headers: Option<String>,
+        texts: Option<String>,
         rendering: Rendering,
-    ) -> Result<Self, DbError> {
-        Ok(RenderedPage {
+    ) -> Self {
+        RenderedPage {
             total,
-            headers: row.try_get(1)?,
-            texts: row.try_get(2)?,
+            headers,
+            texts,
             rendering,
-        })
+        }
     }
 
     /// The page's principals in `id` order, each with its services rendered.
@@ -183,16 +184,21 @@ fn parse_page<'a>(
 }
 
 impl Database {
-    /// SQL for one row: `version`, then the `headers` and `texts` of [`RenderedPage`] for the
-    /// principals `o` matching `matching`.
+    /// SQL for the principals `o` matching `matching`, with `version` (a `BIGINT`) on every
+    /// row. SQLite: one row of `version`, then the `headers` and the `texts` of
+    /// [`RenderedPage`], each joined (a row is a hand-off from SQLite's thread). PostgreSQL: one
+    /// row per principal, `version`, its header and its text, or `version` alone when none
+    /// match; joined by [`Database::fetch_rendered`]. Joined in PostgreSQL (`string_agg`), a
+    /// page of an account's 100 principals grew a text of about 300 kB in fresh memory, and
+    /// perf put most of PostgreSQL's time at a million principals in that memory's page faults
+    /// and copies.
     pub(crate) fn rendered_page_sql(
         &self,
         version: &str,
         matching: &str,
         texts: PageTexts,
     ) -> String {
-        let (unrendered, concat, separator) =
-            self.dialect().unrendered_and_concat(RECORD_SEPARATOR);
+        let unrendered = self.dialect().unrendered();
         let format = self.rendering().format;
         // Principals with a digest never touch their rendering's row (which spans pages).
         let (kind, text, digests, rendering_wanted) = match texts {
@@ -213,13 +219,58 @@ impl Database {
                 "d.item_id IS NULL AND ",
             ),
         };
-        format!(
-            "SELECT {version}, {concat}(o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' \
-             || COALESCE(o.arn, '') || {kind}, ''), \
-             {concat}(COALESCE({text}, {unrendered}), {separator}) \
-             FROM aws_iam_object o {digests}LEFT JOIN aardvark_rendered_services r \
+        let header = format!(
+            "o.id || ' ' || octet_length(COALESCE(o.arn, '')) || ' ' || COALESCE(o.arn, '') \
+             || {kind}"
+        );
+        let text = format!("COALESCE({text}, {unrendered})");
+        let principals = format!(
+            "FROM aws_iam_object o {digests}LEFT JOIN aardvark_rendered_services r \
              ON {rendering_wanted}r.item_id = o.id AND r.format = {format} WHERE {matching}"
-        )
+        );
+        match self.dialect() {
+            Dialect::Sqlite => format!(
+                "SELECT {version}, group_concat({header}, ''), \
+                 group_concat({text}, char({RECORD_SEPARATOR})) {principals}"
+            ),
+            Dialect::Postgres => format!(
+                "SELECT p.version, x.header, x.text FROM (SELECT {version} AS version) p \
+                 LEFT JOIN LATERAL (SELECT {header} AS header, {text} AS text {principals}) x \
+                 ON true"
+            ),
+        }
+    }
+
+    /// Runs [`Database::rendered_page_sql`]'s `sql` with `list` bound as `$1`: the principals'
+    /// version, then the page's headers and texts joined as [`RenderedPage`] holds them
+    /// (`None` for an empty page).
+    pub(crate) async fn fetch_rendered<'e>(
+        executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        sql: &'e str,
+        list: String,
+    ) -> Result<(i64, Option<String>, Option<String>), DbError> {
+        let mut rows = sqlx::query(sql).bind(list).fetch(executor);
+        let (mut version, mut headers, mut texts) = (None, None::<String>, None::<String>);
+        while let Some(row) = rows.try_next().await? {
+            version = Some(row.try_get::<i64, _>(0)?);
+            let header: Option<String> = row.try_get(1)?;
+            let text: Option<String> = row.try_get(2)?;
+            let (Some(header), Some(text)) = (header, text) else {
+                continue;
+            };
+            match (&mut headers, &mut texts) {
+                (Some(headers), Some(texts)) => {
+                    headers.push_str(&header);
+                    texts.push(char::from(RECORD_SEPARATOR));
+                    texts.push_str(&text);
+                }
+                _ => (headers, texts) = (Some(header), Some(text)),
+            }
+        }
+        let version = version.ok_or_else(|| {
+            DbError::undecodable("a page came without the principals' version".to_owned())
+        })?;
+        Ok((version, headers, texts))
     }
 
     /// Renders principals `ids` as they stand in `conn`'s transaction and stores the result.
@@ -234,9 +285,9 @@ impl Database {
             return Ok(());
         }
         let (matching, list) = self.dialect().among_ids("o.id", "$1", ids);
-        let sql = self.rendered_page_sql("0", &matching, PageTexts::Renderings);
-        let row = sqlx::query(&sql).bind(list).fetch_one(&mut *conn).await?;
-        let page = RenderedPage::from_row(0, &row, self.rendering())?;
+        let sql = self.rendered_page_sql("CAST(0 AS BIGINT)", &matching, PageTexts::Renderings);
+        let (_, headers, texts) = Self::fetch_rendered(&mut *conn, &sql, list).await?;
+        let page = RenderedPage::new(0, headers, texts, self.rendering());
         let principals = page.principals()?;
         // Renderings already kept in this format (they come borrowed from the page) stand:
         // only their digests are missing.
