@@ -17,7 +17,7 @@ use sqlx::Row;
 use super::vocabulary::{
     borrowed_text, services_by_id, PageTexts, StoredService, ROW_PARAMS_PER_STATEMENT,
 };
-use super::{Database, DbError, Dialect};
+use super::{Database, DbError};
 
 /// Principals rendered per statement when catching up.
 const RENDER_BATCH: usize = 500;
@@ -184,14 +184,9 @@ fn parse_page<'a>(
 }
 
 impl Database {
-    /// SQL for the principals `o` matching `matching`, with `version` (a `BIGINT`) on every
-    /// row. SQLite: one row of `version`, then the `headers` and the `texts` of
-    /// [`RenderedPage`], each joined (a row is a hand-off from SQLite's thread). PostgreSQL: one
-    /// row per principal, `version`, its header and its text, or `version` alone when none
-    /// match; joined by [`Database::fetch_rendered`]. Joined in PostgreSQL (`string_agg`), a
-    /// page of an account's 100 principals grew a text of about 300 kB in fresh memory, and
-    /// perf put most of PostgreSQL's time at a million principals in that memory's page faults
-    /// and copies.
+    /// SQL for the principals `o` matching `matching`, with `version` (a `BIGINT`): the
+    /// headers and texts of [`RenderedPage`] in the rows [`Dialect::rendered_page`] says, to be
+    /// joined by [`Database::fetch_rendered`].
     pub(crate) fn rendered_page_sql(
         &self,
         version: &str,
@@ -228,17 +223,8 @@ impl Database {
             "FROM aws_iam_object o {digests}LEFT JOIN aardvark_rendered_services r \
              ON {rendering_wanted}r.item_id = o.id AND r.format = {format} WHERE {matching}"
         );
-        match self.dialect() {
-            Dialect::Sqlite => format!(
-                "SELECT {version}, group_concat({header}, ''), \
-                 group_concat({text}, char({RECORD_SEPARATOR})) {principals}"
-            ),
-            Dialect::Postgres => format!(
-                "SELECT p.version, x.header, x.text FROM (SELECT {version} AS version) p \
-                 LEFT JOIN LATERAL (SELECT {header} AS header, {text} AS text {principals}) x \
-                 ON true"
-            ),
-        }
+        self.dialect()
+            .rendered_page(version, &header, &text, &principals, RECORD_SEPARATOR)
     }
 
     /// Runs [`Database::rendered_page_sql`]'s `sql` with `list` bound as `$1`: the principals'
