@@ -533,7 +533,7 @@ pub fn recommendations(
 }
 
 /// Accounts evaluated at once, when every account is evaluated again and as a collection's
-/// accounts end (on SQLite their writes take turns: `Database::write_turn`). Each evaluation
+/// accounts end (on SQLite their writes take turns: `Database::begin_write`). Each evaluation
 /// holds its account's facts and policies: accounts that end together would otherwise hold
 /// all of theirs at once.
 pub const EVALUATIONS_AT_ONCE: usize = 8;

@@ -615,8 +615,7 @@ impl Database {
         let prepared = prepare(evaluation);
         let digest = prepared.digest(evaluation);
         let account = evaluation.account.as_str();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let previous = record_evaluations(&mut tx, self.dialect(), evaluation, now).await?;
         let applied: Option<String> = sqlx::query_scalar(
             "SELECT digest FROM aardvark_findings_applied WHERE account_id = $1",

@@ -358,8 +358,7 @@ impl Database {
         tables: &[&str],
         inserts: &[(&str, &str, &Rows)],
     ) -> Result<(), DbError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         for table in tables {
             sqlx::query(&format!("DELETE FROM {table} WHERE account_id = $1"))
                 .bind(account_id)

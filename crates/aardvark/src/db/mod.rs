@@ -94,11 +94,86 @@ pub struct Database {
     rendering: Rendering,
     /// How this database's collection lock is taken.
     lock_method: lock::LockMethod,
-    /// Turns for this process's collection writers (principals, identity details, findings'
-    /// evaluations), so that on SQLite they wait here, in turn and without a deadline, rather
-    /// than for a pooled connection (30 s at most) or in SQLite's busy handler (which sleeps
-    /// milliseconds at a time); shared by clones.
+    /// The collection writers' own connection, on a SQLite file ([`Database::begin_write`]).
+    writer: Option<AnyPool>,
+    /// Turns for this process's collection writers ([`Database::begin_write`]); shared by
+    /// clones.
     write_turn: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+/// `options` with what every connection of ours needs: the dialect's session settings, then
+/// `extra` statements. sqlx pings a connection before lending it (and again when it comes
+/// back) where that can find it broken.
+fn set_up(
+    options: AnyPoolOptions,
+    dialect: Dialect,
+    extra: &'static [&'static str],
+) -> AnyPoolOptions {
+    options
+        .test_before_acquire(dialect.pings_before_lending())
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                for statement in dialect.session_setup() {
+                    conn.execute(statement.as_str()).await?;
+                }
+                for statement in extra {
+                    conn.execute(*statement).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+/// The URL, dialect and pool options of `target`.
+fn pool_options(
+    target: &DatabaseTarget,
+    max_connections: u32,
+) -> (String, Dialect, AnyPoolOptions) {
+    match target {
+        DatabaseTarget::SqliteFile(path) => {
+            let encoded = percent_encoding::percent_encode(
+                path.as_os_str().as_encoded_bytes(),
+                SQLITE_PATH_ESCAPES,
+            );
+            (
+                format!("sqlite://{encoded}?mode=rwc"),
+                Dialect::Sqlite,
+                AnyPoolOptions::new().max_connections(max_connections),
+            )
+        }
+        // Each connection to `:memory:` is its own database: keep exactly one, forever.
+        DatabaseTarget::SqliteMemory => (
+            "sqlite::memory:".to_owned(),
+            Dialect::Sqlite,
+            AnyPoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+        ),
+        DatabaseTarget::Postgres(url) => (
+            url.clone(),
+            Dialect::Postgres,
+            AnyPoolOptions::new().max_connections(max_connections),
+        ),
+    }
+}
+
+/// The collection writers' own connection ([`Database::begin_write`]), on a SQLite file: one
+/// connection, kept, so that its page cache outlives its transactions.
+fn writer_options(target: &DatabaseTarget, dialect: Dialect) -> Option<AnyPoolOptions> {
+    match target {
+        DatabaseTarget::SqliteFile(_) => Some(set_up(
+            AnyPoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None),
+            dialect,
+            dialect.writer_setup(),
+        )),
+        DatabaseTarget::SqliteMemory | DatabaseTarget::Postgres(_) => None,
+    }
 }
 
 impl Database {
@@ -123,47 +198,7 @@ impl Database {
             DatabaseTarget::SqliteMemory => lock::LockMethod::InProcess(Default::default()),
             DatabaseTarget::Postgres(_) => lock::LockMethod::Advisory,
         };
-        let (url, dialect, options) = match target {
-            DatabaseTarget::SqliteFile(path) => {
-                let encoded = percent_encoding::percent_encode(
-                    path.as_os_str().as_encoded_bytes(),
-                    SQLITE_PATH_ESCAPES,
-                );
-                (
-                    format!("sqlite://{encoded}?mode=rwc"),
-                    Dialect::Sqlite,
-                    AnyPoolOptions::new().max_connections(max_connections),
-                )
-            }
-            // Each connection to `:memory:` is its own database: keep exactly one, forever.
-            DatabaseTarget::SqliteMemory => (
-                "sqlite::memory:".to_owned(),
-                Dialect::Sqlite,
-                AnyPoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None),
-            ),
-            DatabaseTarget::Postgres(url) => (
-                url.clone(),
-                Dialect::Postgres,
-                AnyPoolOptions::new().max_connections(max_connections),
-            ),
-        };
-        // sqlx pings a connection before lending it (and again when it comes back), where
-        // that can find it broken.
-        let options = options
-            .test_before_acquire(dialect.pings_before_lending())
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    for statement in dialect.session_setup() {
-                        conn.execute(statement.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            });
+        let (url, dialect, options) = pool_options(target, max_connections);
         let connect_error = |source| DbError::Connect {
             target: uri::redact_password(&url),
             source,
@@ -176,9 +211,17 @@ impl Database {
                 .await
                 .map_err(connect_error)?;
         }
-        let pool = options.connect(&url).await.map_err(connect_error)?;
+        let pool = set_up(options, dialect, &[])
+            .connect(&url)
+            .await
+            .map_err(connect_error)?;
+        let writer = match writer_options(target, dialect) {
+            Some(options) => Some(options.connect(&url).await.map_err(connect_error)?),
+            None => None,
+        };
         Ok(Self {
             pool,
+            writer,
             dialect,
             rendering,
             lock_method,
@@ -186,13 +229,28 @@ impl Database {
         })
     }
 
-    /// This process's turn to write, for writers that would otherwise wait in SQLite's busy
-    /// handler; `None` on PostgreSQL, whose writers of different rows go side by side.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.dialect {
-            Dialect::Sqlite => Some(self.write_turn.lock().await),
+    /// A collection writer's transaction (principals, identity details, findings'
+    /// evaluations, recommendations), begun in this process's turn to write. On SQLite the
+    /// writers wait here, in turn and without a deadline, rather than for a pooled connection
+    /// (30 s at most) or in SQLite's busy handler (which sleeps milliseconds at a time), and
+    /// write on a connection of their own ([`Dialect::writer_setup`]); on PostgreSQL, whose
+    /// writers of different rows go side by side, the turn is `None`. Keep the turn until the
+    /// transaction has ended.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<
+        (
+            Option<tokio::sync::OwnedMutexGuard<()>>,
+            sqlx::Transaction<'static, sqlx::Any>,
+        ),
+        DbError,
+    > {
+        let turn = match self.dialect {
+            Dialect::Sqlite => Some(self.write_turn.clone().lock_owned().await),
             Dialect::Postgres => None,
-        }
+        };
+        let tx = self.writer.as_ref().unwrap_or(&self.pool).begin().await?;
+        Ok((turn, tx))
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -302,6 +360,82 @@ impl Database {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAIN: Rendering = Rendering {
+        format: 1,
+        render: |_, _| String::new(),
+        digest: |_| None,
+    };
+
+    async fn pragma(conn: &mut sqlx::AnyConnection, name: &str) -> i64 {
+        sqlx::query_scalar(&format!("PRAGMA {name}"))
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    }
+
+    async fn sqlite_file() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:///{}", dir.path().join("a.db").display());
+        let db = Database::connect(&uri, PLAIN).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn collection_writers_write_on_a_sqlite_connection_of_their_own() {
+        let (_dir, db) = sqlite_file().await;
+        let (turn, mut tx) = db.begin_write().await.unwrap();
+        assert!(turn.is_some());
+        assert_eq!(pragma(&mut tx, "cache_size").await, -16384);
+        assert_eq!(pragma(&mut tx, "temp_store").await, 2, "MEMORY");
+        assert_eq!(pragma(&mut tx, "wal_autocheckpoint").await, 8192);
+        drop((tx, turn));
+        // The other connections keep SQLite's defaults but the checkpoint's.
+        let mut reader = db.pool().acquire().await.unwrap();
+        assert_eq!(pragma(&mut reader, "temp_store").await, 0, "DEFAULT");
+        assert_eq!(pragma(&mut reader, "cache_size").await, -2000);
+        assert_eq!(pragma(&mut reader, "wal_autocheckpoint").await, 8192);
+    }
+
+    #[tokio::test]
+    async fn a_write_abandoned_midway_leaves_nothing_and_the_next_writer_free() {
+        let (_dir, db) = sqlite_file().await;
+        db.pool()
+            .execute("CREATE TABLE t (v INTEGER)")
+            .await
+            .unwrap();
+        {
+            let (_turn, mut tx) = db.begin_write().await.unwrap();
+            tx.execute("INSERT INTO t VALUES (1)").await.unwrap();
+        }
+        // The writers' one connection comes back rolled back, not held: a deadline instead
+        // of the pool's 30 s.
+        let (_turn, mut tx) = tokio::time::timeout(Duration::from_secs(5), db.begin_write())
+            .await
+            .expect("the writers' connection came back")
+            .unwrap();
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(count, 0);
+        tx.execute("INSERT INTO t VALUES (2)").await.unwrap();
+        tx.commit().await.unwrap();
+        let seen: i64 = sqlx::query_scalar("SELECT v FROM t")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(seen, 2);
+        db.close().await;
     }
 }

@@ -253,8 +253,7 @@ impl Database {
         now: &str,
     ) -> Result<RecommendationChanges, DbError> {
         let digests: Vec<String> = fresh.iter().map(|r| text_digest(&r.body)).collect();
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let current = current_recommendations(&mut *tx, account_id).await?;
         let (changes, retire, insert) = plan(fresh, &digests, &current);
         sqlx::query(

@@ -286,11 +286,10 @@ impl Database {
         if received.is_empty() {
             return Ok(WriteSummary::default());
         }
-        // On SQLite, writers queue for their turn here, without a deadline: thousands of
-        // principals finishing at once waited for one of the pool's connections instead, and
-        // past the pool's 30 s the collection took the database for lost.
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool().begin().await?;
+        // Thousands of principals finishing at once wait for their turn here, without a
+        // deadline: they once waited for one of the pool's connections instead, and past its
+        // 30 s the collection took the database for lost.
+        let (_turn, mut tx) = self.begin_write().await?;
         let ids = self
             .upsert_principals(&mut tx, received.keys().copied())
             .await?;
