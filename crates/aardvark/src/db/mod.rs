@@ -396,7 +396,7 @@ mod tests {
         let (_dir, db) = sqlite_file().await;
         let (turn, mut tx) = db.begin_write().await.unwrap();
         assert!(turn.is_some());
-        assert_eq!(pragma(&mut tx, "cache_size").await, -16384);
+        assert_eq!(pragma(&mut tx, "cache_size").await, -8192);
         assert_eq!(pragma(&mut tx, "temp_store").await, 2, "MEMORY");
         assert_eq!(pragma(&mut tx, "wal_autocheckpoint").await, 8192);
         drop((tx, turn));
