@@ -215,10 +215,11 @@ impl Database {
             .connect(&url)
             .await
             .map_err(connect_error)?;
-        let writer = match writer_options(target, dialect) {
-            Some(options) => Some(options.connect(&url).await.map_err(connect_error)?),
-            None => None,
-        };
+        // Opened at the first write: most commands never write.
+        let writer = writer_options(target, dialect)
+            .map(|options| options.connect_lazy(&url))
+            .transpose()
+            .map_err(connect_error)?;
         Ok(Self {
             pool,
             writer,
