@@ -69,9 +69,9 @@ impl Dialect {
         match self {
             // An 8 MB page cache (SQLite's default is 2 MB), valid between the writer's
             // transactions because no other connection writes the pages they change; 16 MB
-            // was no faster and held more memory in small collections. Statement journals (the pages a multi-row statement changes,
-            // kept until it ends) in memory: in a temporary file they were a third of the
-            // pages a collection wrote.
+            // was no faster and held more memory in small collections. Statement journals
+            // (the pages a multi-row statement changes, kept until it ends) in memory: in a
+            // temporary file they were a third of the pages a collection wrote.
             Dialect::Sqlite => &["PRAGMA cache_size = -8192", "PRAGMA temp_store = MEMORY"],
             Dialect::Postgres => &[],
         }
