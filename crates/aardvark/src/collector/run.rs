@@ -71,8 +71,11 @@ type Written = tokio::sync::oneshot::Sender<Result<(), Failure>>;
 /// so a few dozen at once keep pace with accounts whose principals take tens of seconds.
 pub(super) const DETAILS_AT_ONCE: usize = 64;
 
-/// The most principals one transaction writes.
-const MOST_AT_ONCE: usize = 256;
+/// The most principals one transaction writes. When the collector's CPU is the brake, the
+/// writer's every statement waits its turn behind a thousand accounts' tasks, so principals
+/// pile up while it writes; 1,024 per transaction instead of 256 collected 1,000 x 100 about
+/// a tenth sooner (BENCHMARKS.md).
+const MOST_AT_ONCE: usize = 1024;
 
 /// Writes one principal, with those waiting beside it; transient database errors are retried,
 /// and a database that stays unreachable marks the run as having lost it.
@@ -80,17 +83,18 @@ pub(super) async fn store(run: &RunShared, usage: PrincipalUsage) -> Result<(), 
     let (written, mut outcome) = tokio::sync::oneshot::channel();
     lock(&run.writes.waiting).push((usage, written));
     loop {
-        let _turn = run.writes.turn.lock().await;
         // Written in an earlier turn, by whoever held it (or given up: its writer was
-        // dropped before it could say).
+        // dropped before it could say). A principal written while it waits leaves the queue
+        // for the turn at once: otherwise the turn passes through each principal of the last
+        // group, one task wake-up after another, before the next group can be written.
+        let _turn = tokio::select! {
+            biased;
+            result = &mut outcome => return result.unwrap_or_else(|_| Err(abandoned())),
+            turn = run.writes.turn.lock() => turn,
+        };
         match outcome.try_recv() {
             Ok(result) => return result,
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
-                return Err(Failure::new(
-                    "DatabaseError",
-                    "the write of this principal was abandoned",
-                ))
-            }
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
             Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
         }
         let batch: Vec<_> = {
@@ -103,6 +107,11 @@ pub(super) async fn store(run: &RunShared, usage: PrincipalUsage) -> Result<(), 
             let _ = sender.send(result);
         }
     }
+}
+
+/// Why a principal's write has no outcome: whoever took it was dropped before it could say.
+fn abandoned() -> Failure {
+    Failure::new("DatabaseError", "the write of this principal was abandoned")
 }
 
 /// The principals of `batch` whose accounts this process still holds; the others are
