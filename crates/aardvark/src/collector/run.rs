@@ -71,10 +71,10 @@ type Written = tokio::sync::oneshot::Sender<Result<(), Failure>>;
 /// so a few dozen at once keep pace with accounts whose principals take tens of seconds.
 pub(super) const DETAILS_AT_ONCE: usize = 64;
 
-/// The most principals one transaction writes. When the collector's CPU is the brake, the
-/// writer's every statement waits its turn behind a thousand accounts' tasks, so principals
-/// pile up while it writes; 1,024 per transaction instead of 256 collected 1,000 x 100 about
-/// a tenth sooner (BENCHMARKS.md).
+/// The most principals one transaction writes. When the collector's CPU is the brake, a
+/// group spends most of its time waiting between statements and principals pile up while it
+/// is written; 1,024 per transaction instead of 256 collected 1,000 x 100 about a tenth
+/// sooner (BENCHMARKS.md).
 const MOST_AT_ONCE: usize = 1024;
 
 /// Writes one principal, with those waiting beside it; transient database errors are retried,
