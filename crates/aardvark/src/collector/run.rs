@@ -86,17 +86,19 @@ pub(super) async fn store(run: &RunShared, usage: PrincipalUsage) -> Result<(), 
         // Written in an earlier turn, by whoever held it (or given up: its writer was
         // dropped before it could say). A principal written while it waits leaves the queue
         // for the turn at once: otherwise the turn passes through each principal of the last
-        // group, one task wake-up after another, before the next group can be written.
+        // group, one task wake-up after another, before the next group can be written. The
+        // outcome is looked at first, so a turn that comes with it is passed on unused (a
+        // holder answers its group before it lets the turn go).
         let _turn = tokio::select! {
             biased;
-            result = &mut outcome => return result.unwrap_or_else(|_| Err(abandoned())),
+            result = &mut outcome => {
+                return result.unwrap_or_else(|_| Err(Failure::new(
+                    "DatabaseError",
+                    "the write of this principal was abandoned",
+                )))
+            }
             turn = run.writes.turn.lock() => turn,
         };
-        match outcome.try_recv() {
-            Ok(result) => return result,
-            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => return Err(abandoned()),
-            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
-        }
         let batch: Vec<_> = {
             let mut waiting = lock(&run.writes.waiting);
             let oldest = waiting.len().min(MOST_AT_ONCE);
@@ -107,11 +109,6 @@ pub(super) async fn store(run: &RunShared, usage: PrincipalUsage) -> Result<(), 
             let _ = sender.send(result);
         }
     }
-}
-
-/// Why a principal's write has no outcome: whoever took it was dropped before it could say.
-fn abandoned() -> Failure {
-    Failure::new("DatabaseError", "the write of this principal was abandoned")
 }
 
 /// The principals of `batch` whose accounts this process still holds; the others are
