@@ -328,6 +328,45 @@ async fn transient_faults_are_retried_and_everything_is_collected() {
     assert_same(&stored(&db.db).await, sim.expected());
 }
 
+/// `UPDATER_PRINCIPALS_IN_FLIGHT` bounds the principals between their job and their write over
+/// the whole run, whatever each account's own concurrency allows, and every principal is still
+/// stored. The same run without the bound shows that the simulator sees the difference.
+#[tokio::test]
+async fn principals_in_flight_are_bounded_over_every_account() {
+    const ACCOUNTS: u64 = 3;
+    const PLACES: usize = 2;
+    for bounded in [true, false] {
+        let Some(db) = fresh_db(Backend::Sqlite).await else {
+            return;
+        };
+        let mut scenario = Scenario::generated(12, ACCOUNTS as u32, 12);
+        scenario.defaults.latency_ms = 20;
+        let sim = aws_sim::start(scenario).await.unwrap();
+        let mut settings = settings_for(&sim, &db);
+        settings.updater_identity_details = false;
+        settings.updater_principal_concurrency = 32;
+        if bounded {
+            settings.updater_principals_in_flight = PLACES;
+        }
+        let report = collect(&sim, &db.db, settings, UpdateRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(report.exit_code(), 0, "{}", report.summary());
+        assert_same(&stored(&db.db).await, sim.expected());
+        // Besides the principals' calls, each account has at most one listing call in flight.
+        let most = sim.stats().peak_in_flight_total;
+        let allowed = PLACES as u64 + ACCOUNTS;
+        if bounded {
+            assert!(most <= allowed, "{most} requests in flight at once");
+        } else {
+            assert!(
+                most > allowed,
+                "unbounded, only {most} requests in flight at once"
+            );
+        }
+    }
+}
+
 /// A call that takes longer than its attempt timeout is retried, then fails its account with
 /// the reason; the other accounts are unaffected.
 #[tokio::test]

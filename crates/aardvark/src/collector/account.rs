@@ -301,8 +301,17 @@ async fn collect_principals(
         granularity: run.settings.updater_granularity,
         stop: &run.stop,
     };
+    let places = run.writes.places();
     futures::stream::iter(arns)
-        .map(|arn| async move {
+        // A principal takes its place in the run (`UPDATER_PRINCIPALS_IN_FLIGHT`) before its future is made,
+        // so that those waiting for one hold nothing but their ARN. The run's semaphore is
+        // never closed: there is always a place to wait for.
+        .then(move |arn| {
+            let places = places.clone();
+            async move { (arn, places.acquire_owned().await.ok()) }
+        })
+        .map(|(arn, place)| async move {
+            let _place = place;
             // Once the run is asked to stop, or another worker took the account over, no new
             // principal starts.
             if run.stop.is_set() || run.work.is_lost(account) {

@@ -407,7 +407,7 @@ impl Collector {
                 run_id: Some(run_id),
             },
             database_lost: AtomicBool::new(false),
-            writes: Default::default(),
+            writes: run::WriteQueue::new(self.settings.updater_principals_in_flight),
             details_turns: tokio::sync::Semaphore::new(run::DETAILS_AT_ONCE),
             evaluation_turns: tokio::sync::Semaphore::new(crate::findings::EVALUATIONS_AT_ONCE),
             work,

@@ -223,6 +223,8 @@ settings! {
     updater_granularity: Granularity = Granularity::Action, "UPDATER_GRANULARITY" => read::name(true);
     /// Principals collected at once within one account.
     updater_principal_concurrency: usize = 32, "UPDATER_PRINCIPAL_CONCURRENCY" => read::whole(1, 1_000);
+    /// Principals of the whole run between their job's generation and their write, at most.
+    updater_principals_in_flight: usize = 8_192, "UPDATER_PRINCIPALS_IN_FLIGHT" => read::whole(1, 1_000_000);
     /// Requests per second sent to one account's IAM (0: unpaced).
     updater_account_rate_limit: f64 = 10.0, "UPDATER_ACCOUNT_RATE_LIMIT" => read::rate;
     /// Requests one account may receive at once before pacing starts (default: half the
