@@ -303,9 +303,9 @@ async fn collect_principals(
     };
     let places = run.writes.places();
     futures::stream::iter(arns)
-        // A principal takes its place in the run (`UPDATER_PRINCIPALS_IN_FLIGHT`) before its future is made,
-        // so that those waiting for one hold nothing but their ARN. The run's semaphore is
-        // never closed: there is always a place to wait for.
+        // A principal takes its place in the run (`UPDATER_PRINCIPALS_IN_FLIGHT`) before its
+        // future is made, so that those waiting for one hold nothing but their ARN. The run's
+        // semaphore is never closed: there is always a place to wait for.
         .then(move |arn| {
             let places = places.clone();
             async move { (arn, places.acquire_owned().await.ok()) }

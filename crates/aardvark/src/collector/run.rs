@@ -81,9 +81,7 @@ impl WriteQueue {
             places: Arc::new(tokio::sync::Semaphore::new(places)),
         }
     }
-}
 
-impl WriteQueue {
     /// The run's places (shared, so that a stream of principals can wait for one).
     pub(super) fn places(&self) -> Arc<tokio::sync::Semaphore> {
         self.places.clone()
