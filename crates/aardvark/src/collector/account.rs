@@ -2,7 +2,7 @@
 //! asks for, collect them concurrently (each stored as soon as it is complete), prune after a
 //! complete listing, and report. Never fails: every failure ends up in the account's report.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -46,11 +46,8 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
         session.current().await?;
         Box::pin(list_principals(&session, &pacer)).await
     };
-    let (listed, listings): (Vec<String>, HashMap<String, PrincipalListing>) = match listing.await {
-        Ok(listed) => (
-            listed.iter().map(|(arn, _)| arn.clone()).collect(),
-            listed.into_iter().collect(),
-        ),
+    let listed = match listing.await {
+        Ok(listed) => listed,
         Err(failure) => {
             tracing::warn!(account, code = %failure.code, message = %failure.message, "account failed");
             return AccountReport::failed_account(
@@ -66,17 +63,11 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     // report's generation waits while the jobs run. Each stage boxed: every account in flight
     // holds this future, which would otherwise keep room for all of them (22 kB) all along.
     let (outcomes, identity) = tokio::join!(
-        Box::pin(collect_principals(
-            run,
-            account,
-            &session,
-            &pacer,
-            wanted(run, &listed),
-            &listings,
-        )),
+        Box::pin(collect_principals(run, account, &session, &pacer, &listed,)),
         Box::pin(super::identity::collect(run, account, &session, &pacer)),
     );
     log_pacing_and_sessions(run, account, &pacer, &session);
+    let listed: Vec<String> = listed.into_iter().map(|(arn, _)| arn).collect();
     // A worker whose lease on the account was lost leaves the rest to the one that took it.
     run.work.before_writing().await;
     let writing = || !run.database_lost.load(Ordering::SeqCst) && !run.work.is_lost(account);
@@ -252,16 +243,11 @@ fn listing(path: &str, created: Option<&aws_sdk_iam::primitives::DateTime>) -> P
     }
 }
 
-/// The listed principals this run collects: all of them, or those `-r` names.
-fn wanted(run: &RunShared, listed: &[String]) -> Vec<String> {
-    match &run.only_arns {
-        Some(only) => listed
-            .iter()
-            .filter(|arn| only.contains(&arn.to_lowercase()))
-            .cloned()
-            .collect(),
-        None => listed.to_vec(),
-    }
+/// Whether this run collects a listed principal: all of them, or those `-r` names.
+fn wanted(run: &RunShared, arn: &str) -> bool {
+    run.only_arns
+        .as_ref()
+        .is_none_or(|only| only.contains(&arn.to_lowercase()))
 }
 
 /// The `-r` ARNs of `account` that its listing does not hold.
@@ -278,15 +264,15 @@ fn not_found(run: &RunShared, account: &str, listed: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Collects and stores `arns`, `UPDATER_PRINCIPAL_CONCURRENCY` at a time. Returns each
-/// principal's outcome; those the run was stopped before are `Interrupted`.
+/// Collects and stores the `wanted` principals of `listed`, `UPDATER_PRINCIPAL_CONCURRENCY`
+/// at a time. Returns each principal's outcome; those the run was stopped before are
+/// `Interrupted`.
 async fn collect_principals(
     run: &RunShared,
     account: &str,
     session: &AccountSession<'_>,
     pacer: &Pacer,
-    arns: Vec<String>,
-    listings: &HashMap<String, PrincipalListing>,
+    listed: &[(String, PrincipalListing)],
 ) -> Vec<(String, Result<(), PrincipalError>)> {
     let polling = Polling {
         first_interval: run.settings.updater_poll_interval,
@@ -302,26 +288,29 @@ async fn collect_principals(
         stop: &run.stop,
     };
     let places = run.writes.places();
-    futures::stream::iter(arns)
+    // By index: with references as the stream's items, its closures are not general enough
+    // over their lifetimes for the account's spawned task (a limit of rustc's inference).
+    futures::stream::iter((0..listed.len()).filter(|&index| wanted(run, &listed[index].0)))
         // A principal takes its place in the run (`UPDATER_PRINCIPALS_IN_FLIGHT`) before its
         // future is made, so that those waiting for one hold nothing but their ARN. The run's
         // semaphore is never closed: there is always a place to wait for.
-        .then(move |arn| {
+        .then(move |index| {
             let places = places.clone();
-            async move { (arn, places.acquire_owned().await.ok()) }
+            async move { (index, places.acquire_owned().await.ok()) }
         })
-        .map(|(arn, place)| async move {
+        .map(|(index, place)| async move {
+            let (arn, listing) = &listed[index];
             let _place = place;
             // Once the run is asked to stop, or another worker took the account over, no new
             // principal starts.
             if run.stop.is_set() || run.work.is_lost(account) {
-                return (arn, Err(PrincipalError::Interrupted));
+                return (arn.clone(), Err(PrincipalError::Interrupted));
             }
-            let listing = listings.get(&arn).cloned();
-            let outcome = collect_principal(run, session, context, &arn, listing).await;
+            let listing = Some(listing.clone());
+            let outcome = collect_principal(run, session, context, arn, listing).await;
             run.progress.principal_done();
-            log_outcome(run, account, &arn, &outcome);
-            (arn, outcome)
+            log_outcome(run, account, arn, &outcome);
+            (arn.clone(), outcome)
         })
         .buffer_unordered(run.settings.updater_principal_concurrency)
         .collect()
