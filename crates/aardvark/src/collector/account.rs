@@ -63,7 +63,7 @@ pub(super) async fn collect(run: &RunShared, target: TargetAccount) -> AccountRe
     // report's generation waits while the jobs run. Each stage boxed: every account in flight
     // holds this future, which would otherwise keep room for all of them (22 kB) all along.
     let (outcomes, identity) = tokio::join!(
-        Box::pin(collect_principals(run, account, &session, &pacer, &listed,)),
+        Box::pin(collect_principals(run, account, &session, &pacer, &listed)),
         Box::pin(super::identity::collect(run, account, &session, &pacer)),
     );
     log_pacing_and_sessions(run, account, &pacer, &session);
@@ -292,8 +292,8 @@ async fn collect_principals(
     // over their lifetimes for the account's spawned task (a limit of rustc's inference).
     futures::stream::iter((0..listed.len()).filter(|&index| wanted(run, &listed[index].0)))
         // A principal takes its place in the run (`UPDATER_PRINCIPALS_IN_FLIGHT`) before its
-        // future is made, so that those waiting for one hold nothing but their ARN. The run's
-        // semaphore is never closed: there is always a place to wait for.
+        // future is made, so that those waiting for one hold nothing beyond their listing. The
+        // run's semaphore is never closed: there is always a place to wait for.
         .then(move |index| {
             let places = places.clone();
             async move { (index, places.acquire_owned().await.ok()) }
