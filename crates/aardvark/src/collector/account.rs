@@ -287,7 +287,7 @@ async fn collect_principals(
         granularity: run.settings.updater_granularity,
         stop: &run.stop,
     };
-    let places = run.writes.places();
+    let places = &run.principal_places;
     // By index: with references as the stream's items, its closures are not general enough
     // over their lifetimes for the account's spawned task (a limit of rustc's inference).
     futures::stream::iter((0..listed.len()).filter(|&index| wanted(run, &listed[index].0)))
@@ -306,7 +306,6 @@ async fn collect_principals(
             if run.stop.is_set() || run.work.is_lost(account) {
                 return (arn.clone(), Err(PrincipalError::Interrupted));
             }
-            let listing = Some(listing.clone());
             let outcome = collect_principal(run, session, context, arn, listing).await;
             run.progress.principal_done();
             log_outcome(run, account, arn, &outcome);
@@ -323,7 +322,7 @@ async fn collect_principal(
     session: &AccountSession<'_>,
     context: JobContext<'_>,
     arn: &str,
-    listing: Option<PrincipalListing>,
+    listing: &PrincipalListing,
 ) -> Result<(), PrincipalError> {
     if run.database_lost.load(Ordering::SeqCst) {
         return Err(PrincipalError::Failed(Failure::new(
@@ -337,7 +336,7 @@ async fn collect_principal(
     let usage = PrincipalUsage {
         arn: arn.to_owned(),
         services,
-        listing,
+        listing: Some(listing.clone()),
     };
     Box::pin(store(run, usage))
         .await

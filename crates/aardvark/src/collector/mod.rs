@@ -407,7 +407,10 @@ impl Collector {
                 run_id: Some(run_id),
             },
             database_lost: AtomicBool::new(false),
-            writes: run::WriteQueue::new(self.settings.updater_principals_in_flight),
+            writes: Default::default(),
+            principal_places: Arc::new(tokio::sync::Semaphore::new(
+                self.settings.updater_principals_in_flight,
+            )),
             details_turns: tokio::sync::Semaphore::new(run::DETAILS_AT_ONCE),
             evaluation_turns: tokio::sync::Semaphore::new(crate::findings::EVALUATIONS_AT_ONCE),
             work,

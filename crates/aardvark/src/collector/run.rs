@@ -43,6 +43,13 @@ pub(super) struct RunShared {
     pub(super) database_lost: AtomicBool,
     /// Principals waiting to be written.
     pub(super) writes: WriteQueue,
+    /// Places for principals, from before their job is generated until they are written
+    /// (`UPDATER_PRINCIPALS_IN_FLIGHT`, over every account). A thousand accounts' principals
+    /// finish their jobs in waves faster than one writer stores them: without a bound, 25,000
+    /// of them waited with their data at 1,000 x 100; with 8,192, peak RSS there fell by a
+    /// quarter at no cost in wall time, where 4,096 made the run slower (BENCHMARKS.md).
+    /// Shared, so that an account's stream of principals can wait for one.
+    pub(super) principal_places: Arc<tokio::sync::Semaphore>,
     /// Turns for an account's authorization details, from their first page until they are
     /// stored (`DETAILS_AT_ONCE`).
     pub(super) details_turns: tokio::sync::Semaphore,
@@ -57,36 +64,14 @@ pub(super) struct RunShared {
 /// Principals waiting to be written, and the turn to write them: whoever takes the turn
 /// writes every principal waiting then, in one transaction (a group commit), so that
 /// thousands of principals finishing at once cost a few transactions instead of one each.
-/// A principal takes one of the run's places before its job is generated and keeps it until
-/// it is written, so that the principals whose data waits for the writer are bounded.
+#[derive(Default)]
 pub(super) struct WriteQueue {
     waiting: std::sync::Mutex<Vec<(PrincipalUsage, Written)>>,
     turn: tokio::sync::Mutex<()>,
-    places: Arc<tokio::sync::Semaphore>,
 }
 
 /// Where a waiting principal's outcome is sent.
 type Written = tokio::sync::oneshot::Sender<Result<(), Failure>>;
-
-impl WriteQueue {
-    /// A queue whose run lets `places` principals be between their job's generation and
-    /// their write (`UPDATER_PRINCIPALS_IN_FLIGHT`). A thousand accounts' principals finish
-    /// their jobs in waves faster than one writer stores them: without a bound, 25,000 of them
-    /// waited with their data at 1,000 x 100; with 8,192, peak RSS there fell by a quarter at
-    /// no cost in wall time, where 4,096 made the run slower (BENCHMARKS.md).
-    pub(super) fn new(places: usize) -> Self {
-        Self {
-            waiting: Default::default(),
-            turn: Default::default(),
-            places: Arc::new(tokio::sync::Semaphore::new(places)),
-        }
-    }
-
-    /// The run's places (shared, so that a stream of principals can wait for one).
-    pub(super) fn places(&self) -> Arc<tokio::sync::Semaphore> {
-        self.places.clone()
-    }
-}
 
 /// How many accounts' authorization details may be in memory at once. Each account's are
 /// read whole and stored in one transaction, and a thousand accounts starting together held
