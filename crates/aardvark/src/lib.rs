@@ -2,6 +2,7 @@
 //! Netflix Aardvark's schema, and serves it over upstream's JSON API.
 //! See ARCHITECTURE.md for the map of modules.
 
+mod allocator;
 pub mod api;
 pub mod arn;
 pub mod auth;

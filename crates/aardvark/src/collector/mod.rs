@@ -263,6 +263,7 @@ impl Collector {
         progress: Progress,
         started: Instant,
     ) -> Result<RunReport, CollectorError> {
+        let _freed_memory_back_sooner = crate::allocator::collecting();
         crate::findings::keep_rules_current(&self.db, &self.settings.finding_rules()).await;
         let heartbeat = tokio::spawn(heartbeat(self.db.clone(), run_id));
         let _stop_beating = AbortOnDropHandle::new(heartbeat);
