@@ -12,10 +12,10 @@ use libmimalloc_sys::mi_option_t;
 /// How long freed pages are kept while a collection runs. mimalloc's default, 1,000 ms (in
 /// mimalloc 3), holds every buffer a collection freed in the last second on top of what it
 /// holds now, and a collection frees in waves (its principals' jobs finish thousands at a
-/// time): at 1,000 accounts x 100 principals the collection's peak RSS was 248 to 268 MB with
-/// it, 209 to 224 MB with 10 ms (mimalloc 2's default), for about 4% more CPU. The server keeps
+/// time): at 1,000 accounts x 100 principals the collection's peak RSS was 241 to 268 MB with
+/// it, 209 to 225 MB with 10 ms (mimalloc 2's default), for about 4% more CPU. The server keeps
 /// the default between collections: it reuses its answers' buffers, and with 10 ms several of
-/// its query kinds served 10 to 25% fewer requests a second (BENCHMARKS.md).
+/// its query kinds served 5 to 41% fewer requests a second (BENCHMARKS.md).
 const COLLECTING_PURGE_DELAY_MS: c_long = 10;
 
 /// `mi_option_purge_delay` in `mimalloc.h`'s `mi_option_e`, which libmimalloc-sys does not
