@@ -22,8 +22,23 @@ const COLLECTING_PURGE_DELAY_MS: c_long = 10;
 /// name (the test below checks the number against mimalloc's default for that option).
 const MI_OPTION_PURGE_DELAY: mi_option_t = 15;
 
-/// Collections in flight in this process, and the purge delay before the first of them.
-static COLLECTIONS: Mutex<(usize, c_long)> = Mutex::new((0, 0));
+/// The collections in flight in this process.
+struct InFlight {
+    collections: usize,
+    /// The purge delay before the first of them, given back after the last.
+    delay_before: c_long,
+}
+
+static IN_FLIGHT: Mutex<InFlight> = Mutex::new(InFlight {
+    collections: 0,
+    delay_before: 0,
+});
+
+fn in_flight() -> std::sync::MutexGuard<'static, InFlight> {
+    IN_FLIGHT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Held by a running collection: freed memory goes back to the kernel after
 /// [`COLLECTING_PURGE_DELAY_MS`] until the last collection of the process drops its own.
@@ -31,25 +46,21 @@ pub(crate) struct Collecting(());
 
 /// Shortens the purge delay until the returned value, and every other, is dropped.
 pub(crate) fn collecting() -> Collecting {
-    let mut collections = COLLECTIONS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if collections.0 == 0 {
-        collections.1 = purge_delay();
+    let mut in_flight = in_flight();
+    if in_flight.collections == 0 {
+        in_flight.delay_before = purge_delay();
         set_purge_delay(COLLECTING_PURGE_DELAY_MS);
     }
-    collections.0 += 1;
+    in_flight.collections += 1;
     Collecting(())
 }
 
 impl Drop for Collecting {
     fn drop(&mut self) {
-        let mut collections = COLLECTIONS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        collections.0 -= 1;
-        if collections.0 == 0 {
-            set_purge_delay(collections.1);
+        let mut in_flight = in_flight();
+        in_flight.collections -= 1;
+        if in_flight.collections == 0 {
+            set_purge_delay(in_flight.delay_before);
         }
     }
 }
